@@ -1,0 +1,81 @@
+"""Corpus building (deterministic, from the packages) and corpus reading (bad files refused)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.corpus import CorpusError, build_corpora, read_items
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    pytest.importorskip("pyarrow")
+    a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
+    build_corpora(a)
+    build_corpora(b)
+    return a, b
+
+
+def test_build_is_deterministic_and_matches_committed(built: tuple[Path, Path]) -> None:
+    a, b = built
+    prov_a = json.loads((a / "corpora.json").read_text())
+    prov_b = json.loads((b / "corpora.json").read_text())
+    assert prov_a == prov_b
+    committed = json.loads((RESOURCES / "corpora.json").read_text())
+    for name, entry in prov_a.items():
+        assert (a / entry["file"]).read_bytes() == (b / entry["file"]).read_bytes()
+        assert (a / entry["file"]).read_bytes() == (RESOURCES / entry["file"]).read_bytes()
+        assert entry["sha256"] == committed[name]["sha256"]
+
+
+def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
+    a, _ = built
+    prov = json.loads((a / "corpora.json").read_text())
+    assert {k: v["items"] for k, v in prov.items()} == {
+        "names": 29910,
+        "names-female": 18309,
+        "names-male": 14160,
+        "surnames": 88799,
+    }
+    names = (a / "names.txt").read_text().splitlines()
+    assert names[:3] == ["emma", "liam", "olivia"]  # ordered by popularity in 2017
+    female, male = (set((a / f"names-{s}.txt").read_text().split()) for s in ("female", "male"))
+    assert female | male == set(names)
+    surnames = (a / "surnames.txt").read_text().splitlines()
+    assert surnames[:2] == ["smith", "johnson"]
+    for entry in prov.values():
+        assert entry["source"] and entry["licence"] and entry["built_by"]
+
+
+def test_read_items_lowercases_and_dedupes(tmp_path: Path) -> None:
+    p = tmp_path / "c.txt"
+    p.write_text("Anna\n\nanna\n" + "\n".join(f"name{chr(97 + i)}" for i in range(10)) + "\n")
+    items, sha = read_items(p)
+    assert items[0] == "anna" and len(items) == 11 and len(sha) == 64
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found"),
+        (b"", "empty"),
+        (b"\n \n", "empty"),
+        (b"ann\nbob\ncid\n", "3 distinct items; at least 10"),
+        (b"\xff\xfe\x00bad", "not UTF-8"),
+        ("\n".join(f"a.{i}" for i in range(12)).encode(), "cannot be modelled"),
+    ],
+)
+def test_bad_corpus_is_refused_with_the_file_named(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    p = tmp_path / "bad.txt"
+    if content is not None:
+        p.write_bytes(content)
+    with pytest.raises(CorpusError, match=message) as info:
+        read_items(p)
+    assert str(p) in str(info.value)

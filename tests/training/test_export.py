@@ -1,0 +1,117 @@
+"""Export: the TorchScript checkpoint matches the eager model, carries complete metadata, loads
+without training/, and is written atomically."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.corpus import read_items
+from training.export import ITEMS_FILE, META_FILE, save_checkpoint
+from training.train import TrainConfig, build_meta, train_model
+
+TINY = dict(n_embd=8, hidden=(16, 16, 16, 16), dropout=0.1, steps=30, batch_size=32,
+            eval_interval=15, progress=False, threads=1)
+
+
+@pytest.fixture(scope="module")
+def exported(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    items, sha = read_items(small_corpus)
+    cfg = TrainConfig(corpus=str(small_corpus), name="tiny", **TINY)
+    result = train_model(cfg, items)
+    meta = build_meta(cfg, result, small_corpus, sha, len(items))
+    path = save_checkpoint(result.model, meta, items, tmp_path_factory.mktemp("ck") / "tiny.pt")
+    return result, items, path
+
+
+def load(path: Path) -> tuple[torch.jit.ScriptModule, dict, list[str]]:  # type: ignore[type-arg]
+    extra = {META_FILE: "", ITEMS_FILE: ""}
+    module = torch.jit.load(str(path), _extra_files=extra)
+    text = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
+    return module, json.loads(text[META_FILE]), text[ITEMS_FILE].splitlines()
+
+
+def test_checkpoint_logits_equal_eager_model(exported) -> None:  # type: ignore[no-untyped-def]
+    result, _, path = exported
+    model = result.model.eval()
+    module, _, _ = load(path)
+    ctx = model.context_length
+    torch.manual_seed(1)
+    idx = torch.randint(1, len(result.vocab), (6, ctx + 7))
+    idx[:, : ctx - 1] = 0
+    with torch.inference_mode():
+        eager, _ = model(idx)  # (B, T - ctx + 1, V)
+        for t in range(eager.size(1)):
+            window = idx[:, t : t + ctx]
+            assert (module(window) - eager[:, t]).abs().max().item() <= 1e-5
+        # shorter input is left-padded with the boundary; longer is cut to the last ctx tokens
+        assert torch.allclose(module(idx[:, -3:]), module(torch.cat([torch.zeros(6, ctx - 3, dtype=torch.long), idx[:, -3:]], 1)))
+        assert torch.allclose(module(idx), eager[:, -1], atol=1e-5)
+
+
+def test_incremental_steps_equal_forward(exported) -> None:  # type: ignore[no-untyped-def]
+    result, _, path = exported
+    module, meta, _ = load(path)
+    ctx = meta["context_length"]
+    torch.manual_seed(2)
+    B, T = 4, ctx + 9  # longer than the context, so the queues must forget correctly
+    tokens = torch.randint(0, len(result.vocab), (B, T))
+    with torch.inference_mode():
+        state = module.init_state(B)
+        history = torch.zeros(B, 0, dtype=torch.long)
+        for t in range(T):
+            logits, state = module.step(tokens[:, t], state)
+            history = torch.cat([history, tokens[:, t : t + 1]], 1)
+            full = module(torch.cat([torch.zeros(B, 1, dtype=torch.long), history], 1))
+            assert (logits - full).abs().max().item() <= 1e-5, f"step {t}"
+
+
+def test_metadata_is_complete(exported) -> None:  # type: ignore[no-untyped-def]
+    result, items, path = exported
+    _, meta, stored_items = load(path)
+    assert stored_items == items
+    for key in ["format_version", "name", "description", "vocab", "context_length", "architecture",
+                "parameters", "metrics", "corpus", "training", "torch_version", "created_at"]:
+        assert key in meta, key
+    assert meta["name"] == "tiny" and meta["vocab"][0] == "." and meta["context_length"] == 16
+    assert meta["parameters"] == result.model.num_parameters()
+    for key in ["train_loss", "val_loss", "test_loss", "split"]:
+        assert key in meta["metrics"]
+    assert meta["metrics"]["split"]["sizes"] == [320, 40, 40]
+    for key in ["name", "source", "licence", "items", "sha256"]:
+        assert key in meta["corpus"]
+    assert meta["corpus"]["items"] == 400
+    assert meta["training"]["wall_time_s"] >= 0 and meta["training"]["settings"]["steps"] == 30
+
+
+def test_loads_without_training_package(exported) -> None:  # type: ignore[no-untyped-def]
+    _, _, path = exported
+    code = (
+        "import sys; sys.modules['training'] = None\n"  # any import of training/ now fails
+        "import torch\n"
+        f"m = torch.jit.load({str(path)!r})\n"
+        "x = torch.zeros(2, 5, dtype=torch.long)\n"
+        "s = m.init_state(2); l, s = m.step(x[:, 0], s)\n"
+        "print(tuple(m(x).shape), tuple(l.shape))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(2, 27) (2, 27)"
+
+
+def test_failed_save_leaves_no_file(exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    result, items, _ = exported
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        Path(args[1]).write_bytes(b"partial")  # as if the disk filled up mid-write
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch.jit, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(result.model, {"name": "x"}, items, tmp_path / "x.pt")
+    assert list(tmp_path.iterdir()) == []

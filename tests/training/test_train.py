@@ -1,0 +1,103 @@
+"""Training: a tiny model learns, the run is reproducible, and bad input writes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.__main__ import main
+from training.corpus import read_items
+from training.train import TrainConfig, split_items, train_model
+
+TINY = dict(n_embd=8, hidden=(16, 16, 16), dropout=0.0, steps=150, batch_size=32, eval_interval=50,
+            warmup_steps=10, progress=False, threads=1)
+
+
+def test_tiny_model_learns(small_corpus: Path) -> None:
+    items, _ = read_items(small_corpus)
+    result = train_model(TrainConfig(corpus=str(small_corpus), name="tiny", **TINY), items)
+    m = result.metrics
+    uniform = math.log(len(result.vocab))
+    first_val = result.history[0]["val_loss"]
+    assert m["val_loss"] <= first_val  # best weights kept, never worse than the first check
+    assert m["train_loss"] < uniform - 0.5  # clearly below guessing
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert m["split"]["sizes"] == [320, 40, 40]
+    assert result.vocab[0] == "." and result.vocab[1:] == sorted(set("".join(items)))
+
+
+def test_same_seed_same_result(small_corpus: Path) -> None:
+    items, _ = read_items(small_corpus)
+    cfg = TrainConfig(corpus=str(small_corpus), name="tiny", **{**TINY, "steps": 40, "eval_interval": 20})
+    a, b = train_model(cfg, items), train_model(cfg, items)
+    assert a.metrics == b.metrics
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    cfg.seed = 7
+    c = train_model(cfg, items)
+    assert c.split.test != a.split.test
+
+
+def test_split_is_by_item_and_disjoint() -> None:
+    items = [f"n{i}" for i in range(100)]
+    s = split_items(items, 0.1, 0.1, seed=3)
+    assert (len(s.train), len(s.val), len(s.test)) == (80, 10, 10)
+    assert sorted(s.train + s.val + s.test) == sorted(items)
+    assert split_items(items, 0.1, 0.1, seed=3) == s
+
+
+def test_cli_writes_checkpoint_metrics_and_plot(small_corpus: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "models"
+    code = main(["train", "--corpus", str(small_corpus), "--name", "tiny", "--out", str(out),
+                 "--n-embd", "8", "--hidden", "16,16,16", "--steps", "60", "--batch-size", "32",
+                 "--eval-interval", "30", "--no-progress", "--threads", "1"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["tiny.loss.png", "tiny.metrics.json", "tiny.pt"]
+    report = json.loads((out / "tiny.metrics.json").read_text())
+    assert report["metrics"]["test_loss"] > 0 and len(report["history"]) == 2
+    assert (out / "tiny.loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "tiny.pt: " in capsys.readouterr().out
+
+
+def _ten(tmp_path: Path, n: int) -> Path:
+    p = tmp_path / f"c{n}.txt"
+    p.write_text("".join(f"name{chr(97 + i)}\n" for i in range(n)))
+    return p
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t: ["--corpus", str(t / "missing.txt")], "corpus file not found"),
+        (lambda t: ["--corpus", str(t)], "is a directory"),
+        (lambda t: ["--corpus", str(_ten(t, 0))], "is empty"),
+        (lambda t: ["--corpus", str(_ten(t, 9))], "at least 10"),
+        (lambda t: ["--corpus", str(_ten(t, 12)), "--n-embd", "-4"], "n_embd must be a positive"),
+        (lambda t: ["--corpus", str(_ten(t, 12)), "--steps", "0"], "--steps must be a positive"),
+        (lambda t: ["--corpus", str(_ten(t, 12)), "--val-fraction", "0.01"], "leaves an empty part"),
+        (lambda t: ["--corpus", str(_ten(t, 12)), "--val-fraction", "0.5", "--test-fraction", "0.5"],
+         "must leave a training part"),
+        (lambda t: ["--corpus", str(_ten(t, 12)), "--name", "../evil"], "--name must be"),
+    ],
+)
+def test_bad_input_one_line_error_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_args, message: str  # type: ignore[no-untyped-def]
+) -> None:
+    out = tmp_path / "models"
+    code = main(["train", "--out", str(out), "--no-progress", "--steps", "5", *make_args(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_bad_hidden_flag_is_rejected_by_argparse(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--hidden", "16,-3"])
+    assert info.value.code == 2
+    assert "--hidden" in capsys.readouterr().err

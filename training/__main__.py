@@ -1,0 +1,103 @@
+"""
+namegen's training command line.
+
+    python -m training corpus [--out resources]
+    python -m training train --corpus resources/names.txt --name names --out models
+    python -m training train --help          # every hyperparameter is a flag
+
+Bad input (a missing or tiny corpus, a bad flag value) prints one line `error: ...` and exits 2,
+with nothing written to the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from training.corpus import CorpusError, build_corpora
+from training.train import TrainConfig, run
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+HELP = {
+    "corpus": "one-item-per-line text file to train on",
+    "name": "model name; the checkpoint is written to OUT/NAME.pt",
+    "out": "output folder for NAME.pt, NAME.metrics.json and NAME.loss.png",
+    "description": "model description for /models (default: from resources/corpora.json)",
+    "n_embd": "character embedding size",
+    "hidden": "comma-separated width of each fusion level; context = 2**levels",
+    "dropout": "dropout after each level during training",
+    "steps": "optimisation steps",
+    "batch_size": "items per step",
+    "lr": "peak learning rate (AdamW), reached after warm-up",
+    "min_lr": "learning rate at the end of the cosine decay",
+    "warmup_steps": "linear warm-up steps",
+    "weight_decay": "AdamW weight decay on weight matrices",
+    "grad_clip": "gradient norm clip",
+    "eval_interval": "steps between validation passes; the best weights are kept",
+    "val_fraction": "fraction of items held out for validation",
+    "test_fraction": "fraction of items held out for the final test",
+    "seed": "seed for the split, initialisation, batches and dropout",
+    "threads": "torch intra-op threads (0 = torch default)",
+    "progress": "show a progress bar (--no-progress to hide it)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[1])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    corpus = sub.add_parser("corpus", help="build the corpora in resources/ from their packages")
+    corpus.add_argument("--out", default="resources", help="output folder (default: resources)")
+
+    train = sub.add_parser("train", help="train a model and export its checkpoint")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.name == "progress":
+            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[f.name])
+        elif f.name == "hidden":
+            train.add_argument(flag, type=_sizes, default=default, metavar="H1,H2,...",
+                               help=f"{HELP[f.name]} (default: {','.join(map(str, default))})")
+        else:
+            train.add_argument(flag, type=type(default), default=default,
+                               help=f"{HELP[f.name]} (default: {default!r})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "corpus":
+            prov = build_corpora(Path(args.out))
+            for name, entry in prov.items():
+                print(f"{args.out}/{entry['file']}: {entry['items']} items, sha256 {entry['sha256']}")
+            return 0
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        meta = run(cfg)
+    except (CorpusError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    m = meta["metrics"]
+    print(
+        f"{cfg.out}/{cfg.name}.pt: {meta['parameters']:,} parameters, context {meta['context_length']}, "
+        f"loss train {m['train_loss']:.4f} val {m['val_loss']:.4f} test {m['test_loss']:.4f} nats/char, "
+        f"{meta['training']['wall_time_s']:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""
+Export a trained HierarchicalModel as a TorchScript checkpoint that the service loads with
+`torch.jit.load` and nothing from training/ (the checkpoint contract in the README):
+
+- forward(idx (B, T) int64) -> (B, V) float: next-token logits after the last T tokens (left-padded
+  with the boundary token, or cut to the last context_length tokens);
+- init_state(batch_size) -> list of per-level queues, the state of B sequences that have seen only
+  boundary tokens;
+- step(idx (B,) int64, state) -> ((B, V) logits, new state): feed one token per sequence
+  (Fast WaveNet: each level keeps a queue of its last `dilation` inputs, so a step costs one fused
+  vector per level);
+- extra files: meta.json (metadata, see build_meta in train.py) and items.txt (the corpus items,
+  one per line, so the service can tell known names from new ones).
+
+The file is written under a temporary name and renamed into place, so a failed export never leaves
+a half-written checkpoint.
+"""
+
+# no `from __future__ import annotations` here: TorchScript reads these annotations at runtime
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from training.model import HierarchicalModel
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+ITEMS_FILE = "items.txt"
+
+
+class ScriptedGenerator(nn.Module):
+    """The inference-time view of a trained model, with the methods of the checkpoint contract."""
+
+    context_length: torch.jit.Final[int]
+
+    def __init__(self, model: HierarchicalModel) -> None:
+        super().__init__()
+        self.context_length = model.context_length
+        self.wte = model.wte
+        self.levels = model.levels
+        self.lm_head = model.lm_head
+
+    def forward(self, idx: Tensor) -> Tensor:
+        T = idx.size(1)
+        if T < self.context_length:
+            idx = F.pad(idx, (self.context_length - T, 0), value=0.0)  # boundary = 0
+        elif T > self.context_length:
+            idx = idx[:, T - self.context_length :]
+        x = self.wte(idx)  # (B, ctx, C)
+        for level in self.levels:
+            x = level(x)  # (B, ctx - (sum of dilations so far), H)
+        return self.lm_head(x[:, -1])  # (B, V)
+
+    @torch.jit.export
+    def init_state(self, batch_size: int) -> list[Tensor]:
+        # every level's queue holds what that level saw at the boundary-padded positions
+        x = self.wte.weight[0].unsqueeze(0)  # (1, C)
+        state: list[Tensor] = []
+        for level in self.levels:
+            state.append(x.unsqueeze(1).expand(batch_size, level.dilation, x.size(-1)).clone())
+            x = level.fuse_step(x, x)  # (1, H)
+        return state
+
+    @torch.jit.export
+    def step(self, idx: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        x = self.wte(idx)  # (B, C)
+        new_state: list[Tensor] = []
+        for i, level in enumerate(self.levels):
+            queue = state[i]  # (B, dilation, n_in): inputs at t - dilation .. t - 1
+            new_state.append(torch.cat([queue[:, 1:], x.unsqueeze(1)], dim=1))
+            x = level.fuse_step(queue[:, 0], x)  # (B, n_out)
+        return self.lm_head(x), new_state
+
+
+def script_model(model: HierarchicalModel) -> torch.jit.ScriptModule:
+    model = model.eval()
+    return torch.jit.script(ScriptedGenerator(model))
+
+
+def save_checkpoint(
+    model: HierarchicalModel, meta: dict[str, Any], items: list[str], path: Path
+) -> Path:
+    """Script the model and write it with its metadata and items to `path`, atomically."""
+    scripted = script_model(model)
+    meta = {"format_version": FORMAT_VERSION, **meta}
+    extra = {
+        META_FILE: json.dumps(meta, indent=2, sort_keys=True),
+        ITEMS_FILE: "\n".join(items) + "\n",
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.jit.save(scripted, str(tmp), _extra_files=extra)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,117 @@
+"""
+The hierarchical ("WaveNet-ish") character model, written as a causal dilated convolution.
+
+The seed notebook fuses neighbouring characters in pairs, Linear(2C -> H) -> LayerNorm -> tanh, then
+pairs of pairs, level after level, until a context of 2^levels characters is one vector. At the last
+position of a window that tree is exactly a causal convolution with kernel 2 and dilations 1, 2, 4,
+...: level l combines its input at t - 2^(l-1) with its input at t. Written that way one forward pass
+over a left-padded name gives the next-character logits at every position, so training sees every
+character of every name at once.
+
+    model = HierarchicalModel(ModelConfig(vocab_size=27))
+    logits, loss = model(idx, targets)   # idx (B, T) with T >= context_length
+
+The same modules also run one step at a time with a per-level queue of past inputs (Fast WaveNet,
+Paine et al. 2016): see `fuse_step`, used by the exported checkpoint (training/export.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+IGNORE_INDEX = -1  # target value of padding positions: not counted in the loss
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 27  # characters of the corpus + the boundary token (index 0)
+    n_embd: int = 24  # character embedding size
+    # width of each fusion level; the number of levels sets the context: 2 ** len(hidden)
+    hidden: tuple[int, ...] = (160, 160, 160, 160)
+    dropout: float = 0.1  # after every level's tanh, training only
+
+    @property
+    def context_length(self) -> int:
+        return 2 ** len(self.hidden)
+
+    @property
+    def dilations(self) -> list[int]:
+        return [2**i for i in range(len(self.hidden))]
+
+    def validate(self) -> None:
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size must be at least 2, got {self.vocab_size}")
+        if self.n_embd < 1:
+            raise ValueError(f"n_embd must be a positive integer, got {self.n_embd}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be one or more positive sizes, got {list(self.hidden)}")
+        if len(self.hidden) > 10:
+            raise ValueError(f"at most 10 levels (context 1024), got {len(self.hidden)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class FuseLevel(nn.Module):
+    """One level: fuse the input at t - dilation with the input at t (both (B, *, n_in))."""
+
+    def __init__(self, n_in: int, n_out: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.dilation = dilation
+        self.linear = nn.Linear(2 * n_in, n_out)
+        self.norm = nn.LayerNorm(n_out)
+        self.drop = nn.Dropout(dropout)
+
+    def fuse_step(self, prev: Tensor, cur: Tensor) -> Tensor:
+        # prev, cur: (B, n_in) -> (B, n_out)
+        return torch.tanh(self.norm(self.linear(torch.cat([prev, cur], dim=-1))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # x: (B, T, n_in) -> (B, T - dilation, n_out): position t sees inputs t-d and t
+        d = self.dilation
+        pair = torch.cat([x[:, :-d], x[:, d:]], dim=-1)  # (B, T-d, 2*n_in)
+        return self.drop(torch.tanh(self.norm(self.linear(pair))))
+
+
+class HierarchicalModel(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        sizes = [config.n_embd, *config.hidden]
+        self.levels = nn.ModuleList(
+            FuseLevel(sizes[i], sizes[i + 1], d, config.dropout)
+            for i, d in enumerate(config.dilations)
+        )
+        self.lm_head = nn.Linear(sizes[-1], config.vocab_size)
+
+    @property
+    def context_length(self) -> int:
+        return self.config.context_length
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """idx: (B, T) token ids, left-padded with at least context_length - 1 boundary tokens.
+
+        Returns logits (B, T - context_length + 1, V): the prediction after each of the last
+        T - context_length + 1 tokens, each from the context_length tokens ending there; and, given
+        targets of that shape (IGNORE_INDEX where padding), the mean cross-entropy in nats."""
+        x = self.wte(idx)  # (B, T, C)
+        for level in self.levels:
+            x = level(x)  # (B, T - d, H): the sequence shrinks by each dilation, 2^L - 1 in all
+        logits = self.lm_head(x)  # (B, T - context_length + 1, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)),
+                targets.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+            )
+        return logits, loss
