@@ -15,8 +15,16 @@ from training.corpus import read_items
 from training.export import ITEMS_FILE, META_FILE, save_checkpoint
 from training.train import TrainConfig, build_meta, train_model
 
-TINY = dict(n_embd=8, hidden=(16, 16, 16, 16), dropout=0.1, steps=30, batch_size=32,
-            eval_interval=15, progress=False, threads=1)
+TINY = dict(
+    n_embd=8,
+    hidden=(16, 16, 16, 16),
+    dropout=0.1,
+    steps=30,
+    batch_size=32,
+    eval_interval=15,
+    progress=False,
+    threads=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +58,10 @@ def test_checkpoint_logits_equal_eager_model(exported) -> None:  # type: ignore[
             window = idx[:, t : t + ctx]
             assert (module(window) - eager[:, t]).abs().max().item() <= 1e-5
         # shorter input is left-padded with the boundary; longer is cut to the last ctx tokens
-        assert torch.allclose(module(idx[:, -3:]), module(torch.cat([torch.zeros(6, ctx - 3, dtype=torch.long), idx[:, -3:]], 1)))
+        assert torch.allclose(
+            module(idx[:, -3:]),
+            module(torch.cat([torch.zeros(6, ctx - 3, dtype=torch.long), idx[:, -3:]], 1)),
+        )
         assert torch.allclose(module(idx), eager[:, -1], atol=1e-5)
 
 
@@ -75,8 +86,20 @@ def test_metadata_is_complete(exported) -> None:  # type: ignore[no-untyped-def]
     result, items, path = exported
     _, meta, stored_items = load(path)
     assert stored_items == items
-    for key in ["format_version", "name", "description", "vocab", "context_length", "architecture",
-                "parameters", "metrics", "corpus", "training", "torch_version", "created_at"]:
+    for key in [
+        "format_version",
+        "name",
+        "description",
+        "vocab",
+        "context_length",
+        "architecture",
+        "parameters",
+        "metrics",
+        "corpus",
+        "training",
+        "torch_version",
+        "created_at",
+    ]:
         assert key in meta, key
     assert meta["name"] == "tiny" and meta["vocab"][0] == "." and meta["context_length"] == 16
     assert meta["parameters"] == result.model.num_parameters()

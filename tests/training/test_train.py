@@ -13,8 +13,17 @@ from training.__main__ import main
 from training.corpus import read_items
 from training.train import TrainConfig, split_items, train_model
 
-TINY = dict(n_embd=8, hidden=(16, 16, 16), dropout=0.0, steps=150, batch_size=32, eval_interval=50,
-            warmup_steps=10, progress=False, threads=1)
+TINY = dict(
+    n_embd=8,
+    hidden=(16, 16, 16),
+    dropout=0.0,
+    steps=150,
+    batch_size=32,
+    eval_interval=50,
+    warmup_steps=10,
+    progress=False,
+    threads=1,
+)
 
 
 def test_tiny_model_learns(small_corpus: Path) -> None:
@@ -35,7 +44,7 @@ def test_same_seed_same_result(small_corpus: Path) -> None:
     cfg = TrainConfig(corpus=str(small_corpus), name="tiny", **{**TINY, "steps": 40, "eval_interval": 20})
     a, b = train_model(cfg, items), train_model(cfg, items)
     assert a.metrics == b.metrics
-    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
     cfg.seed = 7
     c = train_model(cfg, items)
@@ -50,12 +59,34 @@ def test_split_is_by_item_and_disjoint() -> None:
     assert split_items(items, 0.1, 0.1, seed=3) == s
 
 
-def test_cli_writes_checkpoint_metrics_and_plot(small_corpus: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_checkpoint_metrics_and_plot(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "models"
-    code = main(["train", "--corpus", str(small_corpus), "--name", "tiny", "--out", str(out),
-                 "--n-embd", "8", "--hidden", "16,16,16", "--steps", "60", "--batch-size", "32",
-                 "--eval-interval", "30", "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "train",
+            "--corpus",
+            str(small_corpus),
+            "--name",
+            "tiny",
+            "--out",
+            str(out),
+            "--n-embd",
+            "8",
+            "--hidden",
+            "16,16,16",
+            "--steps",
+            "60",
+            "--batch-size",
+            "32",
+            "--eval-interval",
+            "30",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == ["tiny.loss.png", "tiny.metrics.json", "tiny.pt"]
     report = json.loads((out / "tiny.metrics.json").read_text())
@@ -80,13 +111,18 @@ def _ten(tmp_path: Path, n: int) -> Path:
         (lambda t: ["--corpus", str(_ten(t, 12)), "--n-embd", "-4"], "n_embd must be a positive"),
         (lambda t: ["--corpus", str(_ten(t, 12)), "--steps", "0"], "--steps must be a positive"),
         (lambda t: ["--corpus", str(_ten(t, 12)), "--val-fraction", "0.01"], "leaves an empty part"),
-        (lambda t: ["--corpus", str(_ten(t, 12)), "--val-fraction", "0.5", "--test-fraction", "0.5"],
-         "must leave a training part"),
+        (
+            lambda t: ["--corpus", str(_ten(t, 12)), "--val-fraction", "0.5", "--test-fraction", "0.5"],
+            "must leave a training part",
+        ),
         (lambda t: ["--corpus", str(_ten(t, 12)), "--name", "../evil"], "--name must be"),
     ],
 )
 def test_bad_input_one_line_error_nothing_written(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], make_args, message: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make_args,
+    message: str,  # type: ignore[no-untyped-def]
 ) -> None:
     out = tmp_path / "models"
     code = main(["train", "--out", str(out), "--no-progress", "--steps", "5", *make_args(tmp_path)])

@@ -1,0 +1,54 @@
+"""Dependencies shared by the routers, as Annotated aliases, and the checks that need a model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Depends, HTTPException, Request
+
+from app.config import Settings, get_settings
+from app.registry import LoadedModel, Registry
+
+Where = Literal["query", "body"]
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry | None = getattr(request.app.state, "registry", None)
+    if registry is None:  # only between process start and the end of the lifespan start-up
+        raise HTTPException(503, "models are not loaded yet", headers={"Retry-After": "1"})
+    return registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def field_error(where: Where, field: str, msg: str, value: object) -> HTTPException:
+    """A 422 in the same shape as FastAPI's own validation errors, naming the field."""
+    return HTTPException(
+        422, detail=[{"loc": [where, field], "msg": msg, "type": "value_error", "input": value}]
+    )
+
+
+def resolve_model(registry: Registry, name: str | None) -> LoadedModel:
+    """The loaded model called `name` (the default when None); 404 naming the models there are.
+    Names are only ever looked up in the registry, never turned into paths."""
+    model = registry.models.get(registry.default if name is None else name)
+    if model is None:
+        raise HTTPException(404, f"model {name!r} not found; available models: {', '.join(registry.names())}")
+    return model
+
+
+def check_text(model: LoadedModel, text: str, where: Where, field: str) -> str:
+    """`text` lowercased, or a 422 listing the characters outside the model's alphabet."""
+    lowered = text.lower()
+    bad = model.unknown_chars(lowered)
+    if bad:
+        raise field_error(
+            where,
+            field,
+            f"{field} has characters outside the alphabet of model {model.name!r}: "
+            f"{''.join(bad)!r}; allowed (any case): {model.alphabet!r}",
+            text,
+        )
+    return lowered

@@ -1,0 +1,85 @@
+"""
+The namegen HTTP service: builds the FastAPI app and wires its routers.
+
+    uvicorn app.main:app --port 8000
+
+Models are loaded in the lifespan, never at import: every *.pt in NAMEGEN_MODELS_DIR is loaded and
+checked, and the service refuses to start, naming the bad file, if one fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.config import Settings, get_settings
+from app.logs import configure_logging
+from app.registry import CheckpointError, load_registry
+from app.routes import generate, health, models, next_char, score
+
+logger = logging.getLogger("namegen.main")
+
+DESCRIPTION = """
+Sample names from small character-level hierarchical ("WaveNet-ish") models.
+
+- `GET /models`: what is loaded, with each model's measured quality
+- `POST|GET /generate`: new names (count, temperature, top-k/top-p, seed, prefix, lengths, unique, novel)
+- `POST|GET /next-char`: the probability of every next character after a prefix
+- `POST /score`: how name-like a string is
+"""
+
+
+def current_settings(app: FastAPI) -> Settings:
+    """The settings in force: get_settings, unless a test overrides it."""
+    provider = app.dependency_overrides.get(get_settings, get_settings)
+    settings: Settings = provider()
+    return settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = current_settings(app)
+    configure_logging(settings.log_format, settings.log_level)
+    torch.set_num_threads(settings.torch_threads)
+    t0 = time.perf_counter()
+    try:
+        registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
+    except CheckpointError as e:
+        logger.error("cannot start: %s", e)
+        raise CheckpointError(str(e)) from None
+    app.state.registry = registry
+    logger.info(
+        "ready: %d models (%s), default %s, loaded in %.0f ms",
+        len(registry.models),
+        ", ".join(registry.names()),
+        registry.default,
+        (time.perf_counter() - t0) * 1000,
+    )
+    yield
+    app.state.registry = None
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="namegen", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.registry = None
+    settings = get_settings()
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=False,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    for module in (health, models, generate, next_char, score):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,98 @@
+"""Sample new names: POST with a JSON body, or GET with the same fields as query parameters."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+import torch
+from fastapi import APIRouter, Query
+
+from app.config import Settings
+from app.deps import RegistryDep, SettingsDep, Where, check_text, field_error, resolve_model
+from app.registry import Registry
+from app.sampling import SampleSpec, sample_names
+from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse
+
+router = APIRouter(prefix="/generate", tags=["generate"])
+
+DEFAULT_MAX_LENGTH = 32  # longest name when the request sets no max_length
+ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "no such model"},
+    422: {"model": ErrorResponse, "description": "a field is out of range or has bad characters"},
+}
+
+
+def generate(req: GenerateRequest, registry: Registry, settings: Settings, where: Where) -> GenerateResponse:
+    model = resolve_model(registry, req.model)
+    if req.n > settings.max_n:
+        raise field_error(where, "n", f"n must be between 1 and {settings.max_n}, got {req.n}", req.n)
+    if len(req.prefix) > settings.max_prefix_length:
+        raise field_error(
+            where,
+            "prefix",
+            f"prefix may have at most {settings.max_prefix_length} characters, got {len(req.prefix)}",
+            req.prefix,
+        )
+    prefix = check_text(model, req.prefix, where, "prefix")
+    max_length = req.max_length if req.max_length is not None else max(DEFAULT_MAX_LENGTH, len(prefix))
+    min_length = req.min_length if req.min_length is not None else 1
+    if len(prefix) > max_length:
+        raise field_error(
+            where,
+            "max_length",
+            f"max_length ({max_length}) is shorter than the prefix ({len(prefix)} characters)",
+            req.max_length,
+        )
+    if min_length > max_length:
+        raise field_error(
+            where,
+            "min_length",
+            f"min_length ({min_length}) must not be greater than max_length ({max_length})",
+            req.min_length,
+        )
+    seed = req.seed if req.seed is not None else secrets.randbelow(2**32)
+    spec = SampleSpec(
+        n=req.n,
+        temperature=req.temperature,
+        top_k=req.top_k,
+        top_p=req.top_p,
+        prefix=prefix,
+        min_length=min_length,
+        max_length=max_length,
+        unique=req.unique,
+        novel=req.novel,
+        max_rounds=settings.max_rounds,
+    )
+    result = sample_names(model, spec, torch.Generator().manual_seed(seed))
+    names = result.names if req.lowercase else [s.capitalize() for s in result.names]
+    note = None
+    if not result.complete:
+        note = (
+            f"only {len(names)} of {req.n} names met the constraints in {result.rounds} batches "
+            f"({result.sampled} samples); relax prefix, lengths, unique or novel to get more"
+        )
+    return GenerateResponse(
+        model=model.name,
+        names=names,
+        seed=seed,
+        count=len(names),
+        requested=req.n,
+        complete=result.complete,
+        rounds=result.rounds,
+        sampled=result.sampled,
+        rejected=result.rejected,
+        note=note,
+    )
+
+
+@router.post("", summary="Generate names (JSON body)", responses=ERRORS)
+def post_generate(req: GenerateRequest, registry: RegistryDep, settings: SettingsDep) -> GenerateResponse:
+    return generate(req, registry, settings, "body")
+
+
+@router.get("", summary="Generate names (query parameters)", responses=ERRORS)
+def get_generate(
+    req: Annotated[GenerateRequest, Query()], registry: RegistryDep, settings: SettingsDep
+) -> GenerateResponse:
+    return generate(req, registry, settings, "query")

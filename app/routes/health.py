@@ -1,0 +1,29 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from app.registry import Registry
+from app.schemas import HealthResponse, ReadyResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def get_health() -> HealthResponse:
+    return HealthResponse(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: models are loaded",
+    responses={503: {"model": ReadyResponse, "description": "models are not loaded (yet)"}},
+)
+def get_ready(request: Request, response: Response) -> ReadyResponse:
+    registry: Registry | None = getattr(request.app.state, "registry", None)
+    if registry is None:
+        response.status_code = 503
+        response.headers["Retry-After"] = "1"
+        return ReadyResponse(status="loading", models=[])
+    return ReadyResponse(status="ready", models=registry.names(), default=registry.default)

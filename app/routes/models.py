@@ -1,0 +1,52 @@
+"""What is loaded: every model's metadata and measured quality."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import RegistryDep, SettingsDep, resolve_model
+from app.registry import LoadedModel
+from app.schemas import CorpusInfo, ErrorResponse, Limits, ModelInfo, ModelList, ModelMetrics
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def model_info(model: LoadedModel, default: str) -> ModelInfo:
+    meta = model.meta
+    return ModelInfo(
+        name=model.name,
+        description=meta["description"],
+        default=model.name == default,
+        vocab=model.vocab,
+        alphabet=model.alphabet,
+        context_length=model.context_length,
+        parameters=meta["parameters"],
+        architecture=meta["architecture"],
+        metrics=ModelMetrics(**meta["metrics"]),
+        corpus=CorpusInfo(**meta["corpus"]),
+        created_at=meta["created_at"],
+        torch_version=meta.get("torch_version"),
+        sha256=model.sha256,
+        size_bytes=model.size_bytes,
+        incremental=model.incremental,
+    )
+
+
+@router.get("", summary="List the loaded models")
+def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
+    data = [model_info(registry.models[n], registry.default) for n in registry.names()]
+    limits = Limits(
+        max_n=settings.max_n,
+        max_prefix_length=settings.max_prefix_length,
+        max_score_names=settings.max_score_names,
+    )
+    return ModelList(data=data, count=len(data), default=registry.default, limits=limits)
+
+
+@router.get(
+    "/{name}",
+    summary="One model's metadata",
+    responses={404: {"model": ErrorResponse, "description": "no such model"}},
+)
+def get_model(name: str, registry: RegistryDep) -> ModelInfo:
+    return model_info(resolve_model(registry, name), registry.default)

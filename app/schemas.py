@@ -1,0 +1,210 @@
+"""Request and response bodies of the HTTP API (Pydantic v2). Field names are part of the contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.config import LENGTH_CEILING, N_CEILING, PREFIX_CEILING
+
+ModelName = Field(
+    None,
+    min_length=1,
+    max_length=64,
+    description="model to use (see GET /models); default: the service's default model",
+    examples=["names"],
+)
+
+
+def _check_lengths(min_length: int | None, max_length: int | None) -> None:
+    if min_length is not None and max_length is not None and min_length > max_length:
+        raise ValueError(f"min_length ({min_length}) must not be greater than max_length ({max_length})")
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"model": "names", "n": 5, "seed": 7},
+                {"model": "surnames", "n": 3, "prefix": "mc", "temperature": 0.8, "seed": 1},
+                {"n": 10, "novel": True, "top_p": 0.9, "min_length": 4, "max_length": 8},
+            ]
+        },
+    )
+
+    model: str | None = ModelName
+    n: int = Field(10, ge=1, le=N_CEILING, description="how many names (the service's limit: GET /models)")
+    temperature: float = Field(1.0, gt=0, le=5, description="softmax temperature; below 1 is safer")
+    top_k: int | None = Field(None, ge=1, le=1000, description="sample only from the k likeliest characters")
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling: smallest set with this mass")
+    seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="random seed; the one used is echoed back to reproduce"
+    )
+    prefix: str = Field("", max_length=PREFIX_CEILING, description="every name starts with this (any case)")
+    min_length: int | None = Field(
+        None, ge=1, le=LENGTH_CEILING, description="shortest name, prefix included"
+    )
+    max_length: int | None = Field(None, ge=1, le=LENGTH_CEILING, description="longest name, prefix included")
+    unique: bool = Field(True, description="no name twice in one response")
+    novel: bool = Field(False, description="only names that are not in the model's training corpus")
+    lowercase: bool = Field(False, description="return names in lowercase instead of capitalized")
+
+    @model_validator(mode="after")
+    def lengths_in_order(self) -> GenerateRequest:
+        _check_lengths(self.min_length, self.max_length)
+        return self
+
+
+class GenerateResponse(BaseModel):
+    model: str = Field(description="the model that generated the names")
+    names: list[str]
+    seed: int = Field(description="the seed used: send it back with the same fields to get the same names")
+    count: int = Field(description="how many names were returned")
+    requested: int = Field(description="how many were asked for (n)")
+    complete: bool = Field(description="false when the constraints left fewer than n names")
+    rounds: int = Field(description="sampling batches used")
+    sampled: int = Field(description="sequences sampled in all batches")
+    rejected: dict[str, int] = Field(
+        description="samples dropped, by reason: too_long, duplicate, in_corpus; missing = n - count"
+    )
+    note: str | None = Field(None, description="why fewer than n names came back, if they did")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "names",
+                    "names": ["Kaylee", "Jaxon"],
+                    "seed": 7,
+                    "count": 2,
+                    "requested": 2,
+                    "complete": True,
+                    "rounds": 1,
+                    "sampled": 2,
+                    "rejected": {},
+                    "note": None,
+                }
+            ]
+        }
+    )
+
+
+class NextCharRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"model": "names", "prefix": "emm"}]}
+    )
+
+    model: str | None = ModelName
+    prefix: str = Field("", max_length=PREFIX_CEILING, description="text so far (may be empty; any case)")
+    temperature: float = Field(1.0, gt=0, le=5, description="softmax temperature")
+    top_k: int | None = Field(None, ge=1, le=1000, description="keep only the k likeliest; the rest get 0")
+
+
+class CharProb(BaseModel):
+    char: str = Field(description='a character, or "<end>" for the end of the name')
+    prob: float = Field(ge=0, le=1)
+
+
+class NextCharResponse(BaseModel):
+    model: str
+    prefix: str = Field(description="the prefix, lowercased")
+    distribution: list[CharProb] = Field(description="every next character, likeliest first; sums to 1")
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "names", "names": ["emma", "xqzv"]}]},
+    )
+
+    model: str | None = ModelName
+    names: list[str] = Field(
+        min_length=1,
+        max_length=N_CEILING,
+        description=f"names to score (any case, 1-{LENGTH_CEILING} characters each)",
+    )
+
+    @model_validator(mode="after")
+    def names_have_sane_lengths(self) -> ScoreRequest:
+        for i, name in enumerate(self.names):
+            if not 1 <= len(name) <= LENGTH_CEILING:
+                raise ValueError(f"names[{i}] must have 1 to {LENGTH_CEILING} characters, got {len(name)}")
+        return self
+
+
+class NameScore(BaseModel):
+    name: str
+    logprob: float = Field(description="natural log-probability of the name and its end")
+    nats_per_char: float = Field(description="-logprob / (characters + 1): lower is more name-like")
+    perplexity: float = Field(description="exp(nats_per_char)")
+    in_corpus: bool = Field(description="whether the name is in the model's training corpus")
+
+
+class ScoreResponse(BaseModel):
+    model: str
+    scores: list[NameScore]
+
+
+class ModelMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    train_loss: float = Field(description="nats per character on the training split")
+    val_loss: float = Field(description="nats per character on the validation split")
+    test_loss: float = Field(description="nats per character on the held-out test split")
+
+
+class CorpusInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    source: str
+    licence: str
+    items: int
+    sha256: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    description: str
+    default: bool = Field(description="whether requests without a model use this one")
+    vocab: list[str] = Field(description='index 0 is the boundary "."')
+    alphabet: str = Field(description="the characters a prefix or a scored name may use")
+    context_length: int
+    parameters: int
+    architecture: dict[str, Any]
+    metrics: ModelMetrics
+    corpus: CorpusInfo
+    created_at: str
+    torch_version: str | None = None
+    sha256: str = Field(description="sha256 of the checkpoint file")
+    size_bytes: int
+    incremental: bool = Field(description="generation uses cached per-level state (Fast WaveNet)")
+
+
+class Limits(BaseModel):
+    max_n: int = Field(description="most names one /generate may ask for")
+    max_prefix_length: int = Field(description="longest prefix accepted")
+    max_score_names: int = Field(description="most names one /score may ask for")
+
+
+class ModelList(BaseModel):
+    data: list[ModelInfo]
+    count: int
+    default: str
+    limits: Limits
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ReadyResponse(BaseModel):
+    status: str = Field(examples=["ready"])
+    models: list[str]
+    default: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    detail: Any = Field(description="a message, or a list of {loc, msg, type} naming each bad field")

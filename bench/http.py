@@ -1,0 +1,107 @@
+"""
+HTTP load benchmark: wrk (its own process, loopback only, fixed duration and connections, stops by
+itself) against a real uvicorn process serving namegen. GET /healthz is the ceiling: what this
+server, machine and load generator manage with no model work at all. Every other endpoint is
+reported as a ratio to it.
+
+    python -m bench.http                         # 10 s per endpoint, 32 connections
+    python -m bench.http --duration 5 --connections 64 --workers 1
+
+Needs wrk (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.server import serve
+
+ENDPOINTS: list[tuple[str, str, str, dict[str, object] | None]] = [
+    # label, method, path, JSON body
+    ("GET /healthz", "GET", "/healthz", None),
+    ("GET /next-char", "GET", "/next-char?prefix=emm", None),
+    ("GET /generate n=1", "GET", "/generate?n=1", None),
+    ("POST /generate n=100", "POST", "/generate", {"n": 100}),
+]
+
+
+@dataclass
+class Result:
+    label: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # socket errors + non-2xx/3xx responses + timeouts
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(url: str, method: str, body: dict[str, object] | None, duration: int, connections: int,
+            threads: int) -> tuple[float, float, float, int, int]:  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if body is not None:
+            script.write(f'wrk.method = "{method}"\n')
+            script.write(f"wrk.body = {json.dumps(json.dumps(body))}\n")
+            script.write('wrk.headers["Content-Type"] = "application/json"\n')
+    cmd = ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+           "--timeout", "10s", "-s", script.name, url]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    Path(script.name).unlink()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    p50, p99 = (_ms(*re.match(r"([\d.]+)(\w+)", lat[k]).groups()) for k in ("50", "99"))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(x) for x in m.groups())
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    return rps, p50, p99, total, errors
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
+    p.add_argument("--connections", type=int, default=32, help="open connections")
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--torch-threads", type=int, default=1, help="NAMEGEN_TORCH_THREADS")
+    p.add_argument("--uvicorn-args", default="", help="extra uvicorn arguments, space-separated")
+    args = p.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+
+    uv_args = ["--no-access-log", "--workers", str(args.workers), *args.uvicorn_args.split()]
+    env = {"NAMEGEN_TORCH_THREADS": str(args.torch_threads), "NAMEGEN_LOG_LEVEL": "warning"}
+    results: list[Result] = []
+    with serve(env=env, args=uv_args) as srv:
+        for label, method, path, body in ENDPOINTS:
+            run_wrk(srv.url + path, method, body, 2, args.connections, args.wrk_threads)  # warm-up
+            rps, p50, p99, total, errors = run_wrk(
+                srv.url + path, method, body, args.duration, args.connections, args.wrk_threads
+            )
+            results.append(Result(label, rps, p50, p99, total, errors))
+
+    ceiling = results[0].requests_per_s
+    print(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s, uvicorn workers "
+          f"{args.workers}, torch threads {args.torch_threads}\n")  # fmt: skip
+    print(f"| {'endpoint':<22} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'requests':>8} | "
+          f"{'errors':>6} | {'vs ceiling':>10} |")  # fmt: skip
+    print(f"|{'-' * 24}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 12}|")
+    for r in results:
+        print(f"| {r.label:<22} | {r.requests_per_s:>8,.0f} | {r.p50_ms:>7.2f} | {r.p99_ms:>7.2f} | "
+              f"{r.requests:>8,} | {r.errors:>6} | {r.requests_per_s / ceiling:>10.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Start a real uvicorn process serving namegen on a free loopback port, for tests and benchmarks.
+
+with serve(env={"NAMEGEN_TORCH_THREADS": "1"}) as srv:
+    httpx.get(f"{srv.url}/readyz")
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+@contextmanager
+def serve(
+    env: dict[str, str] | None = None, args: list[str] | None = None, ready_timeout: float = 60
+) -> Iterator[Server]:
+    """Run `uvicorn app.main:app` until the block ends; wait for /readyz before yielding."""
+    port = free_port()
+    full_env = {**os.environ, "NAMEGEN_MODELS_DIR": str(REPO / "models"), **(env or {})}
+    with tempfile.TemporaryDirectory(prefix="namegen-uvicorn-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+                 "--port", str(port), *(args or [])],
+                cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            server = Server(f"http://127.0.0.1:{port}", proc, log_path)
+            try:
+                _wait_ready(server, ready_timeout)
+                yield server
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+
+
+def _wait_ready(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.proc.poll() is not None:
+            raise ServerError(f"uvicorn exited with {server.proc.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise ServerError(f"uvicorn was not ready in {timeout} s:\n{server.log()}")
+        time.sleep(0.05)

@@ -1,0 +1,42 @@
+"""App fixtures: the real app, with its lifespan, behind an httpx client on the ASGI transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.config import Settings, get_settings
+from app.main import create_app
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def app_client(**settings: object):  # type: ignore[no-untyped-def]
+    """An async context manager: the app with these settings, started, and a client for it."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app()
+        values = {"models_dir": REPO_MODELS, **settings}
+        app.dependency_overrides[get_settings] = lambda: Settings(**values)  # type: ignore[arg-type]
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://namegen") as client:
+                yield client
+
+    return run()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client() as c:
+        yield c

@@ -1,0 +1,59 @@
+"""The sampler on its own: filters, determinism, batch sampling, bounded rounds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from app.registry import LoadedModel, load_checkpoint
+from app.sampling import SampleSpec, filter_probs, sample_names
+from tests.app.conftest import REPO_MODELS
+
+
+@pytest.fixture(scope="module")
+def model() -> LoadedModel:
+    return load_checkpoint(REPO_MODELS / "names.pt")
+
+
+def test_top_k_keeps_k() -> None:
+    logits = torch.tensor([[3.0, 1.0, 2.0, 0.0, -1.0]])
+    p = filter_probs(logits, 1.0, 2, None)
+    assert (p > 0).sum() == 2 and p[0, 0] > p[0, 2] > 0 and math.isclose(float(p.sum()), 1.0, rel_tol=1e-6)
+
+
+def test_top_p_keeps_the_smallest_set_with_that_mass() -> None:
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    p = filter_probs(probs.log(), 1.0, None, 0.8)
+    assert torch.allclose(p, torch.tensor([[0.5 / 0.8, 0.3 / 0.8, 0.0, 0.0]]))
+    only_top = filter_probs(probs.log(), 1.0, None, 0.1)
+    assert torch.equal(only_top, torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+
+
+def test_temperature_sharpens() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    assert filter_probs(logits, 0.5, None, None)[0, 0] > filter_probs(logits, 1.0, None, None)[0, 0]
+
+
+def test_same_generator_seed_same_names(model: LoadedModel) -> None:
+    spec = SampleSpec(n=100)
+    a = sample_names(model, spec, torch.Generator().manual_seed(5))
+    b = sample_names(model, spec, torch.Generator().manual_seed(5))
+    assert a.names == b.names and len(a.names) == 100 and a.rounds == 1
+
+
+def test_rounds_are_bounded(model: LoadedModel) -> None:
+    spec = SampleSpec(n=50, prefix="emma", max_length=4, novel=True, max_rounds=3)
+    result = sample_names(model, spec, torch.Generator().manual_seed(0))
+    assert result.names == [] and result.rounds == 3 and not result.complete
+    assert result.rejected["in_corpus"] > 0 and result.rejected["missing"] == 50
+
+
+def test_quality_of_samples(model: LoadedModel) -> None:
+    """Samples from the names model look like names: most are real names or close to them."""
+    result = sample_names(model, SampleSpec(n=500, unique=False), torch.Generator().manual_seed(1))
+    real = sum(name in model.items for name in result.names)
+    assert real / 500 > 0.2  # the corpus has 29,910 names; noise would almost never hit one
+    lengths = [len(s) for s in result.names]
+    assert 4 < sum(lengths) / len(lengths) < 9
