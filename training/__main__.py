@@ -67,13 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if f.name == "progress":
-            train.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[f.name])
+            train.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[f.name]
+            )
         elif f.name == "hidden":
-            train.add_argument(flag, type=_sizes, default=default, metavar="H1,H2,...",
-                               help=f"{HELP[f.name]} (default: {','.join(map(str, default))})")
+            train.add_argument(
+                flag,
+                type=_sizes,
+                default=default,
+                metavar="H1,H2,...",
+                help=f"{HELP[f.name]} (default: {','.join(map(str, default))})",
+            )
         else:
-            train.add_argument(flag, type=type(default), default=default,
-                               help=f"{HELP[f.name]} (default: {default!r})")
+            train.add_argument(
+                flag, type=type(default), default=default, help=f"{HELP[f.name]} (default: {default!r})"
+            )
     return parser
 
 
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "corpus":
             prov = build_corpora(Path(args.out))
-            for name, entry in prov.items():
+            for entry in prov.values():
                 print(f"{args.out}/{entry['file']}: {entry['items']} items, sha256 {entry['sha256']}")
             return 0
         cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})

@@ -48,9 +48,9 @@ class ScriptedGenerator(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         T = idx.size(1)
-        if T < self.context_length:
+        if self.context_length > T:
             idx = F.pad(idx, (self.context_length - T, 0), value=0.0)  # boundary = 0
-        elif T > self.context_length:
+        elif self.context_length < T:
             idx = idx[:, T - self.context_length :]
         x = self.wte(idx)  # (B, ctx, C)
         for level in self.levels:
@@ -83,9 +83,7 @@ def script_model(model: HierarchicalModel) -> torch.jit.ScriptModule:
     return torch.jit.script(ScriptedGenerator(model))
 
 
-def save_checkpoint(
-    model: HierarchicalModel, meta: dict[str, Any], items: list[str], path: Path
-) -> Path:
+def save_checkpoint(model: HierarchicalModel, meta: dict[str, Any], items: list[str], path: Path) -> Path:
     """Script the model and write it with its metadata and items to `path`, atomically."""
     scripted = script_model(model)
     meta = {"format_version": FORMAT_VERSION, **meta}

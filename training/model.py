@@ -85,8 +85,7 @@ class HierarchicalModel(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         sizes = [config.n_embd, *config.hidden]
         self.levels = nn.ModuleList(
-            FuseLevel(sizes[i], sizes[i + 1], d, config.dropout)
-            for i, d in enumerate(config.dilations)
+            FuseLevel(sizes[i], sizes[i + 1], d, config.dropout) for i, d in enumerate(config.dilations)
         )
         self.lm_head = nn.Linear(sizes[-1], config.vocab_size)
 

@@ -231,9 +231,7 @@ def train_model(cfg: TrainConfig, items: list[str]) -> TrainResult:
         last = step == cfg.steps - 1
         if (step + 1) % cfg.eval_interval == 0 or last:
             val = evaluate(model, data["val"])
-            history.append(
-                {"step": step + 1, "train_loss": running, "val_loss": val, "lr": lr_at(step, cfg)}
-            )
+            history.append({"step": step + 1, "train_loss": running, "val_loss": val, "lr": lr_at(step, cfg)})
             if val < best_val:
                 best_val, best_step, best_state = val, step + 1, copy.deepcopy(model.state_dict())
             if bar is not None:
@@ -301,7 +299,7 @@ def build_meta(
             "command": "python -m training train " + " ".join(_flags(cfg)),
         },
         "torch_version": torch.__version__,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -309,7 +307,7 @@ def _flags(cfg: TrainConfig) -> list[str]:
     default = TrainConfig()
     out = []
     for k, v in asdict(cfg).items():
-        if k == "progress" or v == getattr(default, k) and k not in ("corpus", "name", "out"):
+        if k == "progress" or (v == getattr(default, k) and k not in ("corpus", "name", "out")):
             continue
         flag = "--" + k.replace("_", "-")
         out += [flag, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
@@ -358,7 +356,9 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     tmp = out / f".{cfg.name}.metrics.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp, out / f"{cfg.name}.metrics.json")
-    plot_history(result.history, f"{cfg.name}: {meta['parameters']:,} parameters", out / f"{cfg.name}.loss.png")
+    plot_history(
+        result.history, f"{cfg.name}: {meta['parameters']:,} parameters", out / f"{cfg.name}.loss.png"
+    )
     return meta
 
 
