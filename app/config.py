@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_prefix_length: int = Field(32, ge=0, le=PREFIX_CEILING, description="longest prefix accepted")
     max_score_names: int = Field(1000, ge=1, le=N_CEILING, description="most names one /score may ask for")
     max_rounds: int = Field(8, ge=1, le=64, description="sampling batches per /generate at most")
+    max_batch_rows: int = Field(
+        8192, ge=1, le=1_000_000, description="rows one micro-batch of concurrent requests may hold"
+    )
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads per process")
     cors_origins: list[str] = Field(["*"], description="origins allowed by CORS; ['*'] allows any")
     log_format: Literal["text", "json"] = Field("text", description="log line format")

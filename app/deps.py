@@ -1,4 +1,7 @@
-"""Dependencies shared by the routers, as Annotated aliases, and the checks that need a model."""
+"""Dependencies shared by the routers, as Annotated aliases, and the checks that need a model.
+
+The dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in its thread
+pool, a thread hop per dependency per request that the hot endpoints cannot afford."""
 
 from __future__ import annotations
 
@@ -6,21 +9,36 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request
 
+from app.batching import BatchRunner
 from app.config import Settings, get_settings
 from app.registry import LoadedModel, Registry
 
 Where = Literal["query", "body"]
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry: Registry | None = getattr(request.app.state, "registry", None)
     if registry is None:  # only between process start and the end of the lifespan start-up
         raise HTTPException(503, "models are not loaded yet", headers={"Retry-After": "1"})
     return registry
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def get_runner(request: Request) -> BatchRunner:
+    runner: BatchRunner | None = getattr(request.app.state, "runner", None)
+    if runner is None:
+        raise HTTPException(503, "models are not loaded yet", headers={"Retry-After": "1"})
+    return runner
+
+
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app started with (get_settings, or a test's override of it)."""
+    settings: Settings | None = getattr(request.app.state, "settings", None)
+    return settings if settings is not None else get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
+RunnerDep = Annotated[BatchRunner, Depends(get_runner)]
 
 
 def field_error(where: Where, field: str, msg: str, value: object) -> HTTPException:
@@ -37,6 +55,18 @@ def resolve_model(registry: Registry, name: str | None) -> LoadedModel:
     if model is None:
         raise HTTPException(404, f"model {name!r} not found; available models: {', '.join(registry.names())}")
     return model
+
+
+def check_prefix(model: LoadedModel, prefix: str, settings: Settings, where: Where) -> str:
+    """The prefix lowercased, or a 422 if it is too long or leaves the model's alphabet."""
+    if len(prefix) > settings.max_prefix_length:
+        raise field_error(
+            where,
+            "prefix",
+            f"prefix may have at most {settings.max_prefix_length} characters, got {len(prefix)}",
+            prefix,
+        )
+    return check_text(model, prefix, where, "prefix")
 
 
 def check_text(model: LoadedModel, text: str, where: Where, field: str) -> str:

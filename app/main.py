@@ -18,6 +18,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.batching import BatchRunner
 from app.config import Settings, get_settings
 from app.logs import configure_logging
 from app.registry import CheckpointError, load_registry
@@ -53,6 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except CheckpointError as e:
         logger.error("cannot start: %s", e)
         raise CheckpointError(str(e)) from None
+    app.state.settings = settings
+    app.state.runner = BatchRunner(registry, settings.max_batch_rows)
     app.state.registry = registry
     logger.info(
         "ready: %d models (%s), default %s, loaded in %.0f ms",
@@ -61,8 +64,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry.default,
         (time.perf_counter() - t0) * 1000,
     )
-    yield
-    app.state.registry = None
+    try:
+        yield
+    finally:
+        app.state.registry = None
+        app.state.runner.close()
+        app.state.runner = None
 
 
 def create_app() -> FastAPI:

@@ -1,13 +1,23 @@
 """
 Sampling, next-character distributions and scoring on a loaded checkpoint. Pure torch: no FastAPI.
 
-All n names of a request are sampled together as one batch, one character per step for the whole
-batch, with the request's own `torch.Generator`: the same model, settings and seed give the same
-names whatever else runs at the same time. Constraints are applied while sampling where that is
-exact (a prefix is fed before sampling starts; the end token is masked until min_length) and by
-rejection where it is not (names longer than max_length, duplicates, names from the training
-corpus). Rejected samples are replaced by further batches, for a bounded number of rounds; the
-result says how many were found.
+Everything runs through one batched engine. A *task* is one request's share of a batch: some rows,
+each with the characters it is forced to read (a prefix, or a name to score), and, for sampling,
+what to do after them. `run_batch` feeds every row of every task one token per step through the
+checkpoint's incremental `step` (a fused vector per level per character), so the n names of a
+request, and the work of many concurrent requests, cost one forward step per character together.
+
+Reproducibility: a task draws its random numbers from its own `torch.Generator`, a fixed number
+per step while it has rows still sampling, and picks each character by inverse CDF of its own
+row's probabilities. Row results do not depend on the rest of the batch: the checkpoint's matrix
+products give one row the same numbers for any batch of at least MIN_ROWS rows (small batches
+take a different kernel), so batches are padded to that size. The same model, fields and seed
+therefore give the same names alone or among dozens of other requests.
+
+Constraints are exact where they can be (a prefix is forced; the end is masked until min_length)
+and by rejection where not (longer than max_length, duplicates, names in the training corpus);
+rejected samples are replaced in further rounds, a bounded number of them, and the result says
+how many were found.
 """
 
 from __future__ import annotations
@@ -21,6 +31,10 @@ from torch import Tensor
 from app.registry import LoadedModel
 
 END = "<end>"
+MIN_ROWS = 4  # pad batches to this many rows: below it the checkpoint's matmuls round differently
+
+
+# -- the tasks ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -35,7 +49,7 @@ class SampleSpec:
     unique: bool = True
     novel: bool = False
     max_rounds: int = 8  # batches sampled at most, the first of exactly n sequences
-    max_batch: int = 16384  # sequences in one batch at most (later rounds oversample)
+    max_batch: int = 16384  # sequences in one round at most (later rounds oversample)
 
 
 @dataclass
@@ -48,6 +62,112 @@ class SampleResult:
     @property
     def complete(self) -> bool:
         return self.rejected.get("missing", 0) == 0
+
+
+class Task:
+    """One request's rows in a batch. Subclasses say what the rows read and what they yield."""
+
+    rows: int
+    forced: list[list[int]]  # per row: the tokens it must read before anything else
+
+    def done(self) -> bool:
+        """Whether the task has its result (else it wants another round)."""
+        return True
+
+
+class SampleTask(Task):
+    def __init__(self, model: LoadedModel, spec: SampleSpec, gen: torch.Generator) -> None:
+        self.model, self.spec, self.gen = model, spec, gen
+        self.prefix = model.encode(spec.prefix)
+        self.names: list[str] = []
+        self.seen: set[str] = set()
+        self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0}
+        self.rounds = self.sampled = 0
+        self.rows = spec.n
+        self.forced = [self.prefix] * self.rows
+
+    def collect(self, samples: list[str | None]) -> None:
+        """Keep the samples of one round that meet the constraints; plan the next round."""
+        spec = self.spec
+        self.rounds += 1
+        for name in samples:
+            if len(self.names) == spec.n:
+                break
+            self.sampled += 1
+            if name is None:
+                self.rejected["too_long"] += 1
+            elif spec.unique and name in self.seen:
+                self.rejected["duplicate"] += 1
+            elif spec.novel and name in self.model.items:
+                self.rejected["in_corpus"] += 1
+            else:
+                self.names.append(name)
+                self.seen.add(name)
+        missing = spec.n - len(self.names)
+        accept = max(len(self.names) / max(self.sampled, 1), 0.02)  # oversample by what got through
+        self.rows = min(spec.max_batch, max(16, math.ceil(1.25 * missing / accept)))
+        self.forced = [self.prefix] * self.rows
+
+    def done(self) -> bool:
+        return len(self.names) == self.spec.n or self.rounds >= self.spec.max_rounds
+
+    def result(self) -> SampleResult:
+        rejected = {k: v for k, v in self.rejected.items() if v}
+        if len(self.names) < self.spec.n:
+            rejected["missing"] = self.spec.n - len(self.names)
+        return SampleResult(list(self.names), self.rounds, self.sampled, rejected)
+
+
+class NextCharTask(Task):
+    """One row: read the prefix, then report the distribution of the next character."""
+
+    def __init__(self, model: LoadedModel, prefix: str, temperature: float, top_k: int | None) -> None:
+        self.model, self.temperature, self.top_k = model, temperature, top_k
+        self.rows = 1
+        self.forced = [model.encode(prefix)]
+        self.logits: Tensor | None = None
+
+    def distribution(self) -> list[tuple[str, float]]:
+        assert self.logits is not None
+        probs = filter_probs(self.logits.unsqueeze(0), self.temperature, self.top_k, None)[0].double()
+        probs = probs / probs.sum()
+        labels = [END, *self.model.vocab[1:]]
+        return sorted(zip(labels, probs.tolist(), strict=True), key=lambda cp: (-cp[1], cp[0]))
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str
+    logprob: float  # natural log of the probability of the name and its end
+    nats_per_char: float  # -logprob / (len(name) + 1)
+    perplexity: float
+    in_corpus: bool
+
+
+class ScoreTask(Task):
+    """A row per name: read the name and its end, adding up the log-probability of each token."""
+
+    def __init__(self, model: LoadedModel, names: list[str]) -> None:
+        self.model, self.names = model, names
+        self.rows = len(names)
+        self.forced = [[*model.encode(s), 0] for s in names]
+        self.logprob: list[float] = [0.0] * self.rows
+
+    def scores(self) -> list[Score]:
+        out = []
+        for s, lp in zip(self.names, self.logprob, strict=True):
+            npc = -lp / (len(s) + 1)
+            out.append(Score(s, lp, npc, math.exp(npc), s in self.model.items))
+        return out
+
+
+class _Padding(Task):
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.forced = [[0]] * rows  # reads the end at once: finished after the first step
+
+
+# -- the engine --------------------------------------------------------------------------------------
 
 
 def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None) -> Tensor:
@@ -66,109 +186,139 @@ def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: f
     return probs
 
 
+def _pick(probs: Tensor, u: Tensor) -> Tensor:
+    """Inverse-CDF sampling: for each row the first token whose cumulative probability exceeds u."""
+    cdf = torch.cumsum(probs, dim=-1)  # (R, V)
+    idx = (cdf < u.unsqueeze(1) * cdf[:, -1:]).sum(dim=1)
+    return idx.clamp_(max=probs.size(1) - 1)
+
+
 @torch.inference_mode()
-def _sample_batch(model: LoadedModel, spec: SampleSpec, batch: int, gen: torch.Generator) -> list[str | None]:
-    """`batch` names that start with the prefix; None for one still going at max_length."""
-    logits, state = model.after(spec.prefix)
-    logits = logits.expand(batch, -1)
-    state = model.expand_state(state, batch)
-    done = torch.zeros(batch, dtype=torch.bool)
-    chars: list[Tensor] = []
-    for length in range(len(spec.prefix), spec.max_length + 1):  # length of the name so far
-        if length < spec.min_length:
-            logits = logits.clone()
-            logits[:, 0] = -math.inf  # the name may not end yet
-        probs = filter_probs(logits, spec.temperature, spec.top_k, spec.top_p)
-        nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (B,)
-        nxt = nxt.masked_fill(done, 0)
-        done = done | (nxt == 0)
-        if length == spec.max_length or bool(done.all()):
+def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
+    """Run every row of every task to its end, one token per step for the whole batch, and hand
+    each task its results (SampleTask.collect, NextCharTask.logits, ScoreTask.logprob)."""
+    if sum(t.rows for t in tasks) < MIN_ROWS:
+        tasks = [*tasks, _Padding(MIN_ROWS - sum(t.rows for t in tasks))]
+    spans, start = [], 0  # each task's rows are [start, start + rows)
+    for t in tasks:
+        spans.append((start, start + t.rows))
+        start += t.rows
+    B = start
+    forced_len = torch.tensor([len(f) for t in tasks for f in t.forced])
+    width = int(forced_len.max())
+    forced = torch.zeros(B, max(width, 1), dtype=torch.long)
+    for r, f in enumerate(f for t in tasks for f in t.forced):
+        forced[r, : len(f)] = torch.tensor(f, dtype=torch.long)
+
+    sampling = [(t, a, b) for t, (a, b) in zip(tasks, spans, strict=True) if isinstance(t, SampleTask)]
+    next_chars = [(t, a) for t, (a, _) in zip(tasks, spans, strict=True) if isinstance(t, NextCharTask)]
+    scoring = [(t, a, b) for t, (a, b) in zip(tasks, spans, strict=True) if isinstance(t, ScoreTask)]
+    # a row is finished once it has read its forced tokens and, if sampling, produced its end
+    finished = torch.zeros(B, dtype=torch.bool)
+    ended = torch.zeros(B, dtype=torch.bool)  # sampling rows that produced the end by max_length
+    min_len = torch.zeros(B, dtype=torch.long)
+    max_len = torch.full((B,), 1 << 30, dtype=torch.long)
+    samples = torch.zeros(B, 0, dtype=torch.long)  # every token each row read or produced
+    is_sampling = torch.zeros(B, dtype=torch.bool)
+    for t, a, b in sampling:
+        is_sampling[a:b] = True
+        min_len[a:b], max_len[a:b] = t.spec.min_length, t.spec.max_length
+    score_lp = torch.zeros(B, dtype=torch.float64)
+
+    logits, state = model.after("")
+    logits, state = logits.expand(B, -1), model.expand_state(state, B)
+    step = 0
+    while True:
+        # logits (B, V): the prediction for token number `step` of every row
+        in_forced = step < forced_len
+        token = forced[:, min(step, width - 1)] if width else torch.zeros(B, dtype=torch.long)
+        token = torch.where(in_forced, token, torch.zeros_like(token))
+        if scoring:
+            lp = torch.log_softmax(logits.double(), dim=-1).gather(1, token.unsqueeze(1)).squeeze(1)
+            score_lp += torch.where(in_forced, lp, torch.zeros_like(lp))
+        for t, a in next_chars:
+            if step == len(t.forced[0]):
+                t.logits = logits[a].clone()
+        choose = is_sampling & ~in_forced & ~finished
+        if bool(choose.any()):
+            token = torch.where(choose, _sample_step(logits, step, sampling, min_len, finished), token)
+            stop = choose & ((token == 0) | (step >= max_len))
+            ended |= stop & (token == 0)
+            finished |= stop
+        finished |= ~is_sampling & (step + 1 >= forced_len) & (forced_len > 0)
+        for t, a in next_chars:  # its row must live until it has read the whole prefix
+            finished[a] = step >= len(t.forced[0])
+        samples = torch.cat([samples, token.unsqueeze(1)], dim=1)
+        if bool(finished.all()):
             break
-        chars.append(nxt)
-        logits, state = model.step(nxt, state)
-    rows = torch.stack(chars, dim=1).tolist() if chars else [[] for _ in range(batch)]
-    out: list[str | None] = []
-    for row, finished in zip(rows, done.tolist(), strict=True):
-        if not finished:
-            out.append(None)
-            continue
-        end = row.index(0) if 0 in row else len(row)
-        out.append(spec.prefix + model.decode(row[:end]))
-    return out
+        logits, state = model.step(token, state)
+        step += 1
+
+    rows = samples.tolist()
+    for t, a, b in sampling:
+        out: list[str | None] = []
+        for r in range(a, b):
+            if not bool(ended[r]):
+                out.append(None)
+                continue
+            tokens = rows[r]
+            out.append(model.decode(tokens[: tokens.index(0)]))
+        t.collect(out)
+    for t, a, b in scoring:
+        t.logprob = score_lp[a:b].tolist()
+
+
+def _sample_step(
+    logits: Tensor,
+    step: int,
+    sampling: list[tuple[SampleTask, int, int]],
+    min_len: Tensor,
+    finished: Tensor,
+) -> Tensor:
+    """Sampled tokens (B,) for the rows of sampling tasks (other rows: 0)."""
+    logits = logits.clone()
+    logits[step < min_len, 0] = -math.inf  # the name may not end yet
+    token = torch.zeros(logits.size(0), dtype=torch.long)
+    for t, a, b in sampling:
+        if step < len(t.prefix) or bool(finished[a:b].all()):
+            continue  # draws only while the task itself samples: its generator sees no one else
+        spec = t.spec
+        probs = filter_probs(logits[a:b], spec.temperature, spec.top_k, spec.top_p)
+        u = torch.rand(b - a, generator=t.gen, dtype=torch.float64).to(probs.dtype)
+        token[a:b] = _pick(probs, u)
+    return token
+
+
+# -- one request at a time (the service batches concurrent ones: app/batching.py) -----------------
+
+
+def run_to_completion(model: LoadedModel, tasks: list[Task]) -> None:
+    """Run batches until every task is done (sampling tasks may need more rounds)."""
+    pending = list(tasks)
+    while pending:
+        run_batch(model, pending)
+        pending = [t for t in pending if not t.done()]
 
 
 def sample_names(model: LoadedModel, spec: SampleSpec, gen: torch.Generator) -> SampleResult:
     """Sample up to spec.n names meeting every constraint, in at most spec.max_rounds batches."""
-    names: list[str] = []
-    seen: set[str] = set()
-    rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0}
-    sampled, rounds, batch = 0, 0, spec.n
-    while len(names) < spec.n and rounds < spec.max_rounds:
-        rounds += 1
-        for name in _sample_batch(model, spec, batch, gen):
-            if len(names) == spec.n:
-                break
-            sampled += 1
-            if name is None:
-                rejected["too_long"] += 1
-            elif spec.unique and name in seen:
-                rejected["duplicate"] += 1
-            elif spec.novel and name in model.items:
-                rejected["in_corpus"] += 1
-            else:
-                names.append(name)
-                seen.add(name)
-        missing = spec.n - len(names)
-        # next round: oversample by the acceptance rate seen so far, within bounds
-        accept = max(len(names) / sampled, 0.02)
-        batch = min(spec.max_batch, max(16, math.ceil(1.25 * missing / accept)))
-    rejected = {k: v for k, v in rejected.items() if v}
-    if len(names) < spec.n:
-        rejected["missing"] = spec.n - len(names)
-    return SampleResult(names=names, rounds=rounds, sampled=sampled, rejected=rejected)
+    task = SampleTask(model, spec, gen)
+    run_to_completion(model, [task])
+    return task.result()
 
 
-@torch.inference_mode()
 def next_char_distribution(
     model: LoadedModel, prefix: str, temperature: float = 1.0, top_k: int | None = None
 ) -> list[tuple[str, float]]:
     """(char, probability) for every vocabulary entry after `prefix`, most likely first;
     the boundary is reported as "<end>"."""
-    logits, _ = model.after(prefix)
-    probs = filter_probs(logits, temperature, top_k, None)[0].double()
-    probs = probs / probs.sum()
-    labels = [END, *model.vocab[1:]]
-    pairs = sorted(zip(labels, probs.tolist(), strict=True), key=lambda cp: (-cp[1], cp[0]))
-    return pairs
+    task = NextCharTask(model, prefix, temperature, top_k)
+    run_to_completion(model, [task])
+    return task.distribution()
 
 
-@dataclass(frozen=True)
-class Score:
-    name: str
-    logprob: float  # natural log of the probability of the name and its end
-    nats_per_char: float  # -logprob / (len(name) + 1)
-    perplexity: float
-    in_corpus: bool
-
-
-@torch.inference_mode()
 def score_names(model: LoadedModel, names: list[str]) -> list[Score]:
     """Log-probability of each (lowercase, in-alphabet, non-empty) name, all in one batch."""
-    B, L = len(names), max(len(s) for s in names)
-    targets = torch.zeros(B, L + 1, dtype=torch.long)  # chars then the end boundary (0)
-    for i, s in enumerate(names):
-        targets[i, : len(s)] = torch.tensor(model.encode(s), dtype=torch.long)
-    lengths = torch.tensor([len(s) + 1 for s in names])
-    logits, state = model.after("")
-    logits, state = logits.expand(B, -1), model.expand_state(state, B)
-    logprob = torch.zeros(B, dtype=torch.float64)
-    for t in range(L + 1):
-        lp = torch.log_softmax(logits.double(), dim=-1).gather(1, targets[:, t : t + 1]).squeeze(1)
-        logprob += torch.where(t < lengths, lp, torch.zeros_like(lp))
-        if t < L:
-            logits, state = model.step(targets[:, t], state)
-    out = []
-    for s, lp_, n in zip(names, logprob.tolist(), lengths.tolist(), strict=True):
-        npc = -lp_ / n
-        out.append(Score(s, lp_, npc, math.exp(npc), s in model.items))
-    return out
+    task = ScoreTask(model, names)
+    run_to_completion(model, [task])
+    return task.scores()

@@ -8,10 +8,11 @@ from typing import Annotated
 import torch
 from fastapi import APIRouter, Query
 
+from app.batching import BatchRunner
 from app.config import Settings
-from app.deps import RegistryDep, SettingsDep, Where, check_text, field_error, resolve_model
+from app.deps import RegistryDep, RunnerDep, SettingsDep, Where, check_prefix, field_error, resolve_model
 from app.registry import Registry
-from app.sampling import SampleSpec, sample_names
+from app.sampling import SampleSpec, SampleTask
 from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse
 
 router = APIRouter(prefix="/generate", tags=["generate"])
@@ -23,34 +24,21 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def generate(req: GenerateRequest, registry: Registry, settings: Settings, where: Where) -> GenerateResponse:
+async def generate(
+    req: GenerateRequest, registry: Registry, runner: BatchRunner, settings: Settings, where: Where
+) -> GenerateResponse:
     model = resolve_model(registry, req.model)
     if req.n > settings.max_n:
         raise field_error(where, "n", f"n must be between 1 and {settings.max_n}, got {req.n}", req.n)
-    if len(req.prefix) > settings.max_prefix_length:
-        raise field_error(
-            where,
-            "prefix",
-            f"prefix may have at most {settings.max_prefix_length} characters, got {len(req.prefix)}",
-            req.prefix,
-        )
-    prefix = check_text(model, req.prefix, where, "prefix")
+    prefix = check_prefix(model, req.prefix, settings, where)
     max_length = req.max_length if req.max_length is not None else max(DEFAULT_MAX_LENGTH, len(prefix))
     min_length = req.min_length if req.min_length is not None else 1
     if len(prefix) > max_length:
-        raise field_error(
-            where,
-            "max_length",
-            f"max_length ({max_length}) is shorter than the prefix ({len(prefix)} characters)",
-            req.max_length,
-        )
+        msg = f"max_length ({max_length}) is shorter than the prefix ({len(prefix)} characters)"
+        raise field_error(where, "max_length", msg, req.max_length)
     if min_length > max_length:
-        raise field_error(
-            where,
-            "min_length",
-            f"min_length ({min_length}) must not be greater than max_length ({max_length})",
-            req.min_length,
-        )
+        msg = f"min_length ({min_length}) must not be greater than max_length ({max_length})"
+        raise field_error(where, "min_length", msg, req.min_length)
     seed = req.seed if req.seed is not None else secrets.randbelow(2**32)
     spec = SampleSpec(
         n=req.n,
@@ -64,7 +52,9 @@ def generate(req: GenerateRequest, registry: Registry, settings: Settings, where
         novel=req.novel,
         max_rounds=settings.max_rounds,
     )
-    result = sample_names(model, spec, torch.Generator().manual_seed(seed))
+    task = SampleTask(model, spec, torch.Generator().manual_seed(seed))
+    await runner.run(model, task)
+    result = task.result()
     names = result.names if req.lowercase else [s.capitalize() for s in result.names]
     note = None
     if not result.complete:
@@ -87,12 +77,14 @@ def generate(req: GenerateRequest, registry: Registry, settings: Settings, where
 
 
 @router.post("", summary="Generate names (JSON body)", responses=ERRORS)
-def post_generate(req: GenerateRequest, registry: RegistryDep, settings: SettingsDep) -> GenerateResponse:
-    return generate(req, registry, settings, "body")
+async def post_generate(
+    req: GenerateRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
+) -> GenerateResponse:
+    return await generate(req, registry, runner, settings, "body")
 
 
 @router.get("", summary="Generate names (query parameters)", responses=ERRORS)
-def get_generate(
-    req: Annotated[GenerateRequest, Query()], registry: RegistryDep, settings: SettingsDep
+async def get_generate(
+    req: Annotated[GenerateRequest, Query()], registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
 ) -> GenerateResponse:
-    return generate(req, registry, settings, "query")
+    return await generate(req, registry, runner, settings, "query")

@@ -11,7 +11,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
-def get_health() -> HealthResponse:
+async def get_health() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
@@ -20,7 +20,7 @@ def get_health() -> HealthResponse:
     summary="Readiness: models are loaded",
     responses={503: {"model": ReadyResponse, "description": "models are not loaded (yet)"}},
 )
-def get_ready(request: Request, response: Response) -> ReadyResponse:
+async def get_ready(request: Request, response: Response) -> ReadyResponse:
     registry: Registry | None = getattr(request.app.state, "registry", None)
     if registry is None:
         response.status_code = 503

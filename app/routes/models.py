@@ -33,7 +33,7 @@ def model_info(model: LoadedModel, default: str) -> ModelInfo:
 
 
 @router.get("", summary="List the loaded models")
-def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
+async def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
     data = [model_info(registry.models[n], registry.default) for n in registry.names()]
     limits = Limits(
         max_n=settings.max_n,
@@ -48,5 +48,5 @@ def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
     summary="One model's metadata",
     responses={404: {"model": ErrorResponse, "description": "no such model"}},
 )
-def get_model(name: str, registry: RegistryDep) -> ModelInfo:
+async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
     return model_info(resolve_model(registry, name), registry.default)

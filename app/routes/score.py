@@ -4,26 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import RegistryDep, SettingsDep, check_text, field_error, resolve_model
+from app.deps import RegistryDep, RunnerDep, SettingsDep, check_text, field_error, resolve_model
 from app.routes.generate import ERRORS
-from app.sampling import score_names
+from app.sampling import ScoreTask
 from app.schemas import NameScore, ScoreRequest, ScoreResponse
 
 router = APIRouter(prefix="/score", tags=["score"])
 
 
 @router.post("", summary="Score names", responses=ERRORS)
-def post_score(req: ScoreRequest, registry: RegistryDep, settings: SettingsDep) -> ScoreResponse:
+async def post_score(
+    req: ScoreRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
+) -> ScoreResponse:
     model = resolve_model(registry, req.model)
     if len(req.names) > settings.max_score_names:
-        raise field_error(
-            "body",
-            "names",
-            f"names may hold at most {settings.max_score_names} items, got {len(req.names)}",
-            len(req.names),
-        )
+        msg = f"names may hold at most {settings.max_score_names} items, got {len(req.names)}"
+        raise field_error("body", "names", msg, len(req.names))
     names = [check_text(model, s, "body", f"names[{i}]") for i, s in enumerate(req.names)]
-    scores = score_names(model, names)
+    task = ScoreTask(model, names)
+    await runner.run(model, task)
     return ScoreResponse(
         model=model.name,
         scores=[
@@ -34,6 +33,6 @@ def post_score(req: ScoreRequest, registry: RegistryDep, settings: SettingsDep) 
                 perplexity=s.perplexity,
                 in_corpus=s.in_corpus,
             )
-            for s in scores
+            for s in task.scores()
         ],
     )

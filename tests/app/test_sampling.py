@@ -8,7 +8,18 @@ import pytest
 import torch
 
 from app.registry import LoadedModel, load_checkpoint
-from app.sampling import SampleSpec, filter_probs, sample_names
+from app.sampling import (
+    NextCharTask,
+    SampleSpec,
+    SampleTask,
+    ScoreTask,
+    Task,
+    filter_probs,
+    next_char_distribution,
+    run_to_completion,
+    sample_names,
+    score_names,
+)
 from tests.app.conftest import REPO_MODELS
 
 
@@ -57,3 +68,24 @@ def test_quality_of_samples(model: LoadedModel) -> None:
     assert real / 500 > 0.2  # the corpus has 29,910 names; noise would almost never hit one
     lengths = [len(s) for s in result.names]
     assert 4 < sum(lengths) / len(lengths) < 9
+
+
+def test_results_do_not_depend_on_the_batch(model: LoadedModel) -> None:
+    """Tasks run together in one batch give what each gives alone: micro-batching concurrent
+    requests cannot change a seeded answer."""
+    specs = [
+        SampleSpec(n=1),
+        SampleSpec(n=3, prefix="ma", temperature=0.8),
+        SampleSpec(n=20, top_k=5, novel=True),
+        SampleSpec(n=7, top_p=0.9, min_length=5, max_length=6),
+        SampleSpec(n=2, prefix="emma", max_length=4, novel=True, max_rounds=3),  # never completes
+    ]
+    alone = [sample_names(model, s, torch.Generator().manual_seed(i)) for i, s in enumerate(specs)]
+    tasks: list[Task] = [SampleTask(model, s, torch.Generator().manual_seed(i)) for i, s in enumerate(specs)]
+    nxt, score = NextCharTask(model, "jo", 1.0, None), ScoreTask(model, ["olivia", "zzyzx"])
+    run_to_completion(model, [*tasks, nxt, score])
+    together = [t.result() for t in tasks if isinstance(t, SampleTask)]
+    assert [r.names for r in together] == [r.names for r in alone]
+    assert [r.rounds for r in together] == [r.rounds for r in alone]
+    assert nxt.distribution() == next_char_distribution(model, "jo")
+    assert score.scores() == score_names(model, ["olivia", "zzyzx"])
