@@ -16,6 +16,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import torch
@@ -34,13 +35,21 @@ class ModelWorker:
         self.max_rows = max_rows
         self.batches = 0  # batches run, for metrics and tests
         self.tasks = 0  # tasks run (a task counts again for every round)
-        self._queue: queue.SimpleQueue[tuple[Task, Future[Task]] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Task, Future[Task] | _LoopFuture] | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=f"namegen-{model.name}", daemon=True)
         self._thread.start()
 
     def submit(self, task: Task) -> Future[Task]:
+        """Queue a task; the future completes (in the worker thread) when the task is done."""
         fut: Future[Task] = Future()
         self._queue.put((task, fut))
+        return fut
+
+    def submit_async(self, task: Task, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Task]:
+        """Queue a task from an event loop; the asyncio future completes in that loop. The worker
+        wakes each loop once per batch, not once per request."""
+        fut: asyncio.Future[Task] = loop.create_future()
+        self._queue.put((task, _LoopFuture(loop, fut)))
         return fut
 
     def close(self) -> None:
@@ -49,7 +58,7 @@ class ModelWorker:
 
     def _loop(self) -> None:
         torch.set_grad_enabled(False)
-        carry: list[tuple[Task, Future[Task]]] = []  # tasks that want another round
+        carry: list[tuple[Task, Future[Task] | _LoopFuture]] = []  # tasks that want another round
         stopping = False
         while not (stopping and not carry):
             batch, rows = carry, sum(t.rows for t, _ in carry)
@@ -69,20 +78,62 @@ class ModelWorker:
                 rows += item[0].rows
             if not batch:
                 continue
+            wakes: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
             try:
                 run_batch(self.model, [t for t, _ in batch])
             except Exception as e:  # a bug, not bad input: fail these requests, keep serving
                 logger.exception("batch of %d tasks failed on model %s", len(batch), self.model.name)
                 for _, fut in batch:
-                    fut.set_exception(e)
-                continue
-            self.batches += 1
-            self.tasks += len(batch)
-            for task, fut in batch:
-                if task.done():
-                    fut.set_result(task)
-                else:
-                    carry.append((task, fut))
+                    _complete(fut, None, e, wakes)
+            else:
+                self.batches += 1
+                self.tasks += len(batch)
+                for task, fut in batch:
+                    if task.done():
+                        _complete(fut, task, None, wakes)
+                    else:
+                        carry.append((task, fut))
+            for loop, callbacks in wakes.items():
+                loop.call_soon_threadsafe(_run_all, callbacks)
+
+
+class _LoopFuture:
+    """An asyncio future of some event loop, completed from the worker thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Task]) -> None:
+        self.loop, self.fut = loop, fut
+
+
+def _complete(
+    fut: Future[Task] | _LoopFuture,
+    task: Task | None,
+    error: BaseException | None,
+    wakes: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]],
+) -> None:
+    """Complete `fut` with the task or the error: a thread future now, a loop's future later,
+    from one callback per loop (collected in `wakes`)."""
+    if isinstance(fut, Future):
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(task)  # type: ignore[arg-type]
+        return
+    target = fut.fut
+
+    def resolve() -> None:
+        if target.cancelled():  # the client went away
+            return
+        if error is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(task)  # type: ignore[arg-type]
+
+    wakes.setdefault(fut.loop, []).append(resolve)
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 class BatchRunner:
@@ -92,7 +143,7 @@ class BatchRunner:
         self.workers = {name: ModelWorker(m, max_rows) for name, m in registry.models.items()}
 
     async def run(self, model: LoadedModel, task: Task) -> Task:
-        return await asyncio.wrap_future(self.workers[model.name].submit(task))
+        return await self.workers[model.name].submit_async(task, asyncio.get_running_loop())
 
     def close(self) -> None:
         for worker in self.workers.values():

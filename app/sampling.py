@@ -204,53 +204,67 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
         spans.append((start, start + t.rows))
         start += t.rows
     B = start
-    forced_len = torch.tensor([len(f) for t in tasks for f in t.forced])
-    width = int(forced_len.max())
-    forced = torch.zeros(B, max(width, 1), dtype=torch.long)
-    for r, f in enumerate(f for t in tasks for f in t.forced):
-        forced[r, : len(f)] = torch.tensor(f, dtype=torch.long)
+    rows_forced = [f for t in tasks for f in t.forced]
+    width = max(len(f) for f in rows_forced)
+    forced_len = torch.tensor([len(f) for f in rows_forced])
+    pad = max(width, 1)
+    forced = torch.tensor([f + [0] * (pad - len(f)) for f in rows_forced], dtype=torch.long)  # (B, pad)
 
     sampling = [(t, a, b) for t, (a, b) in zip(tasks, spans, strict=True) if isinstance(t, SampleTask)]
     next_chars = [(t, a) for t, (a, _) in zip(tasks, spans, strict=True) if isinstance(t, NextCharTask)]
     scoring = [(t, a, b) for t, (a, b) in zip(tasks, spans, strict=True) if isinstance(t, ScoreTask)]
-    # a row is finished once it has read its forced tokens and, if sampling, produced its end
+    # per row, over the whole batch: a row is finished once it has read its forced tokens and, if
+    # sampling, produced its end (ended) or reached max_length without one
     finished = torch.zeros(B, dtype=torch.bool)
-    ended = torch.zeros(B, dtype=torch.bool)  # sampling rows that produced the end by max_length
-    min_len = torch.zeros(B, dtype=torch.long)
-    max_len = torch.full((B,), 1 << 30, dtype=torch.long)
-    samples = torch.zeros(B, 0, dtype=torch.long)  # every token each row read or produced
-    is_sampling = torch.zeros(B, dtype=torch.bool)
-    for t, a, b in sampling:
-        is_sampling[a:b] = True
-        min_len[a:b], max_len[a:b] = t.spec.min_length, t.spec.max_length
+    ended = torch.zeros(B, dtype=torch.bool)
+    rp = _RowParams(B, model.vocab_size, sampling)
+    is_sampling, max_len = rp.is_sampling, rp.max_len
+    steps = max(width, int(max_len.max()) + 1) + 1
+    samples = torch.zeros(B, steps, dtype=torch.long)  # every token each row read or produced
     score_lp = torch.zeros(B, dtype=torch.float64)
 
+    # only unfinished rows are computed: `active` lists them (ascending); logits and state hold
+    # exactly those rows. Finished rows are dropped as they finish, keeping at least MIN_ROWS.
+    active = torch.arange(B)
     logits, state = model.after("")
     logits, state = logits.expand(B, -1), model.expand_state(state, B)
     step = 0
     while True:
-        # logits (B, V): the prediction for token number `step` of every row
-        in_forced = step < forced_len
-        token = forced[:, min(step, width - 1)] if width else torch.zeros(B, dtype=torch.long)
+        # logits (A, V): the prediction for token number `step` of every active row
+        flen = forced_len[active]
+        in_forced = step < flen
+        token = forced[active, min(step, forced.size(1) - 1)]
         token = torch.where(in_forced, token, torch.zeros_like(token))
         if scoring:
             lp = torch.log_softmax(logits.double(), dim=-1).gather(1, token.unsqueeze(1)).squeeze(1)
-            score_lp += torch.where(in_forced, lp, torch.zeros_like(lp))
-        for t, a in next_chars:
-            if step == len(t.forced[0]):
-                t.logits = logits[a].clone()
-        choose = is_sampling & ~in_forced & ~finished
+            score_lp.index_add_(0, active, torch.where(in_forced, lp, torch.zeros_like(lp)))
+        fin = finished[active]
+        choose = is_sampling[active] & ~in_forced & ~fin
         if bool(choose.any()):
-            token = torch.where(choose, _sample_step(logits, step, sampling, min_len, finished), token)
-            stop = choose & ((token == 0) | (step >= max_len))
-            ended |= stop & (token == 0)
-            finished |= stop
-        finished |= ~is_sampling & (step + 1 >= forced_len) & (forced_len > 0)
-        for t, a in next_chars:  # its row must live until it has read the whole prefix
-            finished[a] = step >= len(t.forced[0])
-        samples = torch.cat([samples, token.unsqueeze(1)], dim=1)
-        if bool(finished.all()):
+            sampled = rp.sample(logits, step, active)
+            token = torch.where(choose, sampled, token)
+            stop = choose & ((token == 0) | (step >= max_len[active]))
+            ended[active[stop & (token == 0)]] = True
+            fin = fin | stop
+        fin = fin | (~is_sampling[active] & (step + 1 >= flen) & (flen > 0))
+        for t, a in next_chars:  # its row lives until it has read the whole prefix
+            if step > len(t.forced[0]):
+                continue  # done, and maybe dropped from the active rows
+            pos = int(torch.searchsorted(active, a))
+            if step == len(t.forced[0]):
+                t.logits = logits[pos].clone()
+            fin[pos] = step >= len(t.forced[0])
+        finished[active] = fin
+        samples[active, step] = token
+        if bool(fin.all()):
             break
+        keep = ~fin
+        if not bool(keep.all()):
+            short = MIN_ROWS - int(keep.sum())
+            if short > 0:  # keep some finished rows as padding
+                keep[fin.nonzero().squeeze(1)[:short]] = True
+            active, token, logits = active[keep], token[keep], logits[keep]
+            state = [s[keep] for s in state]
         logits, state = model.step(token, state)
         step += 1
 
@@ -258,35 +272,61 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
     for t, a, b in sampling:
         out: list[str | None] = []
         for r in range(a, b):
-            if not bool(ended[r]):
-                out.append(None)
-                continue
             tokens = rows[r]
-            out.append(model.decode(tokens[: tokens.index(0)]))
+            out.append(model.decode(tokens[: tokens.index(0)]) if bool(ended[r]) else None)
         t.collect(out)
     for t, a, b in scoring:
         t.logprob = score_lp[a:b].tolist()
 
 
-def _sample_step(
-    logits: Tensor,
-    step: int,
-    sampling: list[tuple[SampleTask, int, int]],
-    min_len: Tensor,
-    finished: Tensor,
-) -> Tensor:
-    """Sampled tokens (B,) for the rows of sampling tasks (other rows: 0)."""
-    logits = logits.clone()
-    logits[step < min_len, 0] = -math.inf  # the name may not end yet
-    token = torch.zeros(logits.size(0), dtype=torch.long)
-    for t, a, b in sampling:
-        if step < len(t.prefix) or bool(finished[a:b].all()):
-            continue  # draws only while the task itself samples: its generator sees no one else
-        spec = t.spec
-        probs = filter_probs(logits[a:b], spec.temperature, spec.top_k, spec.top_p)
-        u = torch.rand(b - a, generator=t.gen, dtype=torch.float64).to(probs.dtype)
-        token[a:b] = _pick(probs, u)
-    return token
+class _RowParams:
+    """Per-row sampling settings of a batch, so that each step filters and samples every row of
+    every task with one set of tensor operations whatever the number of tasks."""
+
+    def __init__(self, B: int, V: int, sampling: list[tuple[SampleTask, int, int]]) -> None:
+        self.is_sampling = torch.zeros(B, dtype=torch.bool)
+        self.min_len = torch.zeros(B, dtype=torch.long)
+        self.max_len = torch.zeros(B, dtype=torch.long)
+        self.prefix_len = torch.zeros(B, dtype=torch.long)
+        self.temperature = torch.ones(B)
+        self.top_k = torch.full((B,), V, dtype=torch.long)
+        self.top_p = torch.full((B,), 2.0)  # above 1: no nucleus cut
+        width = max([t.spec.max_length - len(t.prefix) + 1 for t, _, _ in sampling] or [1])
+        # the uniforms each row samples with, one per position it may sample: a task draws its
+        # rows x (max_length - prefix + 1) block from its own generator, whatever the batch holds
+        self.uniform = torch.zeros(B, width, dtype=torch.float64)
+        for t, a, b in sampling:
+            spec = t.spec
+            self.is_sampling[a:b] = True
+            self.min_len[a:b], self.max_len[a:b] = spec.min_length, spec.max_length
+            self.prefix_len[a:b] = len(t.prefix)
+            self.temperature[a:b] = spec.temperature
+            if spec.top_k is not None:
+                self.top_k[a:b] = min(spec.top_k, V)
+            if spec.top_p is not None:
+                self.top_p[a:b] = spec.top_p
+            w = spec.max_length - len(t.prefix) + 1
+            self.uniform[a:b, :w] = torch.rand(b - a, w, generator=t.gen, dtype=torch.float64)
+        self.any_top_k = bool((self.top_k < V).any())
+        self.any_top_p = bool((self.top_p < 1.0).any())
+
+    def sample(self, logits: Tensor, step: int, active: Tensor) -> Tensor:
+        """A sampled token (A,) for every active row; only sampling rows' tokens are used."""
+        logits = logits / self.temperature[active].unsqueeze(1)
+        logits[step < self.min_len[active], 0] = -math.inf  # the name may not end yet
+        if self.any_top_k:
+            ranked = torch.sort(logits, dim=1, descending=True).values
+            kth = ranked.gather(1, (self.top_k[active] - 1).unsqueeze(1))  # (A, 1)
+            logits = logits.masked_fill(logits < kth, -math.inf)
+        probs = torch.softmax(logits, dim=1)
+        if self.any_top_p:
+            sorted_p, order = torch.sort(probs, dim=1, descending=True)
+            before = torch.cumsum(sorted_p, dim=1) - sorted_p  # mass ranked above each token
+            sorted_p = sorted_p.masked_fill(before >= self.top_p[active].unsqueeze(1), 0.0)
+            probs = torch.zeros_like(probs).scatter(1, order, sorted_p)
+        col = (step - self.prefix_len[active]).clamp(0, self.uniform.size(1) - 1)
+        u = self.uniform[active, col].to(probs.dtype)
+        return _pick(probs, u)
 
 
 # -- one request at a time (the service batches concurrent ones: app/batching.py) -----------------
