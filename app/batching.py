@@ -16,6 +16,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -30,9 +31,10 @@ _STOP = object()
 
 
 class ModelWorker:
-    def __init__(self, model: LoadedModel, max_rows: int) -> None:
+    def __init__(self, model: LoadedModel, max_rows: int, wait_s: float = 0.0) -> None:
         self.model = model
         self.max_rows = max_rows
+        self.wait_s = wait_s  # after the first task, how long to wait for more to join the batch
         self.batches = 0  # batches run, for metrics and tests
         self.tasks = 0  # tasks run (a task counts again for every round)
         self._queue: queue.SimpleQueue[tuple[Task, Future[Task] | _LoopFuture] | object] = queue.SimpleQueue()
@@ -63,10 +65,15 @@ class ModelWorker:
         while not (stopping and not carry):
             batch, rows = carry, sum(t.rows for t, _ in carry)
             carry = []
-            block = not batch
+            block, deadline = not batch, 0.0
             while rows < self.max_rows:
                 try:
-                    item = self._queue.get(block=block)
+                    if block:
+                        item = self._queue.get()
+                        deadline = time.monotonic() + self.wait_s
+                    else:
+                        left = deadline - time.monotonic()
+                        item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 block = False
@@ -139,8 +146,8 @@ def _run_all(callbacks: list[Callable[[], None]]) -> None:
 class BatchRunner:
     """One ModelWorker per loaded model; `await run(model, task)` from the event loop."""
 
-    def __init__(self, registry: Registry, max_rows: int = 8192) -> None:
-        self.workers = {name: ModelWorker(m, max_rows) for name, m in registry.models.items()}
+    def __init__(self, registry: Registry, max_rows: int = 8192, wait_s: float = 0.0) -> None:
+        self.workers = {name: ModelWorker(m, max_rows, wait_s) for name, m in registry.models.items()}
 
     async def run(self, model: LoadedModel, task: Task) -> Task:
         return await self.workers[model.name].submit_async(task, asyncio.get_running_loop())

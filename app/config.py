@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_batch_rows: int = Field(
         8192, ge=1, le=1_000_000, description="rows one micro-batch of concurrent requests may hold"
     )
+    batch_wait_ms: float = Field(
+        0.0, ge=0, le=100, description="how long a batch waits for more requests to join it"
+    )
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads per process")
     cors_origins: list[str] = Field(["*"], description="origins allowed by CORS; ['*'] allows any")
     log_format: Literal["text", "json"] = Field("text", description="log line format")

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.batching import BatchRunner
 from app.config import Settings, get_settings
@@ -49,13 +50,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings.log_format, settings.log_level)
     torch.set_num_threads(settings.torch_threads)
     t0 = time.perf_counter()
-    try:
-        registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
-    except CheckpointError as e:
-        logger.error("cannot start: %s", e)
-        raise CheckpointError(str(e)) from None
+    registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
     app.state.settings = settings
-    app.state.runner = BatchRunner(registry, settings.max_batch_rows)
+    app.state.runner = BatchRunner(registry, settings.max_batch_rows, settings.batch_wait_ms / 1000)
     app.state.registry = registry
     logger.info(
         "ready: %d models (%s), default %s, loaded in %.0f ms",
@@ -72,6 +69,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runner = None
 
 
+class StartupFailureMiddleware:
+    """When start-up fails on a bad checkpoint, report the one-line reason (which names the file)
+    instead of the traceback the server would print. Other failures keep their traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_short(message: Message) -> None:
+            text = str(message.get("message", ""))
+            marker = f"{CheckpointError.__module__}.{CheckpointError.__name__}: "
+            if message["type"] == "lifespan.startup.failed" and marker in text:
+                reason = text.rsplit(marker, 1)[1].strip()
+                message = {**message, "message": f"cannot start: {reason}"}
+            await send(message)
+
+        await self.app(scope, receive, send_short)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="namegen", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.registry = None
@@ -84,6 +104,7 @@ def create_app() -> FastAPI:
         allow_headers=["*"],
         expose_headers=["X-Request-ID", "Retry-After"],
     )
+    app.add_middleware(StartupFailureMiddleware)
     for module in (health, models, generate, next_char, score):
         app.include_router(module.router)
     return app

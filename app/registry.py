@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from app.engine import MIN_ROWS, BatchLoop, StepAdapter
+
 logger = logging.getLogger("namegen.registry")
 
 META_FILE = "meta.json"
@@ -64,12 +66,23 @@ class LoadedModel:
     incremental: bool  # exports init_state/step (Fast WaveNet) rather than only forward
     stoi: dict[str, int] = field(init=False)
     alphabet: str = field(init=False)  # every character a prefix or name may use
+    # what drives the checkpoint one token at a time: the checkpoint itself, or an adapter over
+    # its forward(); and the scripted loop that runs a whole batch through it (app/engine.py)
+    stepper: torch.jit.ScriptModule = field(init=False, repr=False)
+    loop: torch.jit.ScriptModule = field(init=False, repr=False)
     # logits (1, V) and state after the start boundary: the same for every request, so made once
     _begin: tuple[Tensor, list[Tensor]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.stoi = {c: i for i, c in enumerate(self.vocab)}
         self.alphabet = "".join(self.vocab[1:])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
+            if self.incremental:
+                self.stepper = self.module
+            else:
+                self.stepper = torch.jit.script(StepAdapter(self.module, self.context_length))
+            self.loop = torch.jit.script(BatchLoop(self.stepper, MIN_ROWS))
         with torch.inference_mode():
             self._begin = self.step(torch.zeros(1, dtype=torch.long), self.start(1))
 
@@ -95,18 +108,13 @@ class LoadedModel:
 
     def start(self, batch_size: int) -> list[Tensor]:
         """State for `batch_size` sequences that have seen only the boundary padding."""
-        if self.incremental:
-            state: list[Tensor] = self.module.init_state(batch_size)
-            return state
-        return [torch.zeros(batch_size, self.context_length, dtype=torch.long)]
+        state: list[Tensor] = self.stepper.init_state(batch_size)
+        return state
 
     def step(self, tokens: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """Feed one token per sequence (B,); return next-token logits (B, V) and the new state."""
-        if self.incremental:
-            logits, new_state = self.module.step(tokens, state)
-            return logits, new_state
-        window = torch.cat([state[0][:, 1:], tokens.unsqueeze(1)], dim=1)  # last ctx tokens
-        return self.module(window), [window]
+        logits, new_state = self.stepper.step(tokens, state)
+        return logits, new_state
 
     def after(self, prefix: str) -> tuple[Tensor, list[Tensor]]:
         """Logits (1, V) and state of one sequence after the start boundary and `prefix`."""
@@ -128,7 +136,8 @@ def _read_extra(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
         try:
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)  # type: ignore[no-untyped-call]
         except Exception as e:  # torch raises RuntimeError, ValueError, zipfile errors...
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            reason = str(e).strip()
+            first = reason.splitlines()[0].split(". ")[0] if reason else type(e).__name__
             raise CheckpointError(f"{path}: not a loadable TorchScript checkpoint ({first})") from None
     text = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for k, v in extra.items()}
     return module, text

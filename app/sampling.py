@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from app.engine import MIN_ROWS
 from app.registry import LoadedModel
 
 END = "<end>"
-MIN_ROWS = 4  # pad batches to this many rows: below it the checkpoint's matmuls round differently
 
 
 # -- the tasks ---------------------------------------------------------------------------------------
@@ -186,17 +186,10 @@ def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: f
     return probs
 
 
-def _pick(probs: Tensor, u: Tensor) -> Tensor:
-    """Inverse-CDF sampling: for each row the first token whose cumulative probability exceeds u."""
-    cdf = torch.cumsum(probs, dim=-1)  # (R, V)
-    idx = (cdf < u.unsqueeze(1) * cdf[:, -1:]).sum(dim=1)
-    return idx.clamp_(max=probs.size(1) - 1)
-
-
-@torch.inference_mode()
 def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
-    """Run every row of every task to its end, one token per step for the whole batch, and hand
-    each task its results (SampleTask.collect, NextCharTask.logits, ScoreTask.logprob)."""
+    """Run every row of every task to its end as one batch (one call of the model's scripted
+    BatchLoop), and hand each task its results (SampleTask.collect, NextCharTask.logits,
+    ScoreTask.logprob)."""
     if sum(t.rows for t in tasks) < MIN_ROWS:
         tasks = [*tasks, _Padding(MIN_ROWS - sum(t.rows for t in tasks))]
     spans, start = [], 0  # each task's rows are [start, start + rows)
@@ -206,82 +199,47 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
     B = start
     rows_forced = [f for t in tasks for f in t.forced]
     width = max(len(f) for f in rows_forced)
-    forced_len = torch.tensor([len(f) for f in rows_forced])
     pad = max(width, 1)
     forced = torch.tensor([f + [0] * (pad - len(f)) for f in rows_forced], dtype=torch.long)  # (B, pad)
+    forced_len = torch.tensor([len(f) for f in rows_forced], dtype=torch.long)
 
     sampling = [(t, a, b) for t, (a, b) in zip(tasks, spans, strict=True) if isinstance(t, SampleTask)]
-    next_chars = [(t, a) for t, (a, _) in zip(tasks, spans, strict=True) if isinstance(t, NextCharTask)]
-    scoring = [(t, a, b) for t, (a, b) in zip(tasks, spans, strict=True) if isinstance(t, ScoreTask)]
-    # per row, over the whole batch: a row is finished once it has read its forced tokens and, if
-    # sampling, produced its end (ended) or reached max_length without one
-    finished = torch.zeros(B, dtype=torch.bool)
-    ended = torch.zeros(B, dtype=torch.bool)
     rp = _RowParams(B, model.vocab_size, sampling)
-    is_sampling, max_len = rp.is_sampling, rp.max_len
-    steps = max(width, int(max_len.max()) + 1) + 1
-    samples = torch.zeros(B, steps, dtype=torch.long)  # every token each row read or produced
-    score_lp = torch.zeros(B, dtype=torch.float64)
+    is_score = torch.zeros(B, dtype=torch.bool)
+    capture = torch.zeros(B, dtype=torch.bool)
+    done_at = forced_len - 1  # a row that only reads is finished after its last forced token...
+    for t, (a, b) in zip(tasks, spans, strict=True):
+        if isinstance(t, ScoreTask):
+            is_score[a:b] = True
+        elif isinstance(t, NextCharTask):
+            capture[a:b] = True
+            done_at[a:b] = forced_len[a:b]  # ...or, for next-char, once it has seen the next logits
+    steps = max(width, int(rp.max_len.max()) + 1) + 1
 
-    # only unfinished rows are computed: `active` lists them (ascending); logits and state hold
-    # exactly those rows. Finished rows are dropped as they finish, keeping at least MIN_ROWS.
-    active = torch.arange(B)
-    logits, state = model.after("")
-    logits, state = logits.expand(B, -1), model.expand_state(state, B)
-    step = 0
-    while True:
-        # logits (A, V): the prediction for token number `step` of every active row
-        flen = forced_len[active]
-        in_forced = step < flen
-        token = forced[active, min(step, forced.size(1) - 1)]
-        token = torch.where(in_forced, token, torch.zeros_like(token))
-        if scoring:
-            lp = torch.log_softmax(logits.double(), dim=-1).gather(1, token.unsqueeze(1)).squeeze(1)
-            score_lp.index_add_(0, active, torch.where(in_forced, lp, torch.zeros_like(lp)))
-        fin = finished[active]
-        choose = is_sampling[active] & ~in_forced & ~fin
-        if bool(choose.any()):
-            sampled = rp.sample(logits, step, active)
-            token = torch.where(choose, sampled, token)
-            stop = choose & ((token == 0) | (step >= max_len[active]))
-            ended[active[stop & (token == 0)]] = True
-            fin = fin | stop
-        fin = fin | (~is_sampling[active] & (step + 1 >= flen) & (flen > 0))
-        for t, a in next_chars:  # its row lives until it has read the whole prefix
-            if step > len(t.forced[0]):
-                continue  # done, and maybe dropped from the active rows
-            pos = int(torch.searchsorted(active, a))
-            if step == len(t.forced[0]):
-                t.logits = logits[pos].clone()
-            fin[pos] = step >= len(t.forced[0])
-        finished[active] = fin
-        samples[active, step] = token
-        if bool(fin.all()):
-            break
-        keep = ~fin
-        if not bool(keep.all()):
-            short = MIN_ROWS - int(keep.sum())
-            if short > 0:  # keep some finished rows as padding
-                keep[fin.nonzero().squeeze(1)[:short]] = True
-            active, token, logits = active[keep], token[keep], logits[keep]
-            state = [s[keep] for s in state]
-        logits, state = model.step(token, state)
-        step += 1
+    with torch.inference_mode():
+        logits, state = model.after("")
+        samples, ended, score_lp, captured = model.loop(
+            logits.expand(B, -1), model.expand_state(state, B), forced, forced_len, done_at,
+            rp.is_sampling, is_score, capture, rp.min_len, rp.max_len, rp.prefix_len,
+            rp.temperature, rp.top_k, rp.top_p, rp.uniform, steps,
+        )  # fmt: skip
 
-    rows = samples.tolist()
-    for t, a, b in sampling:
-        out: list[str | None] = []
-        for r in range(a, b):
-            tokens = rows[r]
-            out.append(model.decode(tokens[: tokens.index(0)]) if bool(ended[r]) else None)
-        t.collect(out)
-    for t, a, b in scoring:
-        t.logprob = score_lp[a:b].tolist()
+    rows, done = samples.tolist(), ended.tolist()
+    for t, (a, b) in zip(tasks, spans, strict=True):
+        if isinstance(t, SampleTask):
+            out: list[str | None] = []
+            for r in range(a, b):
+                tokens = rows[r]
+                out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
+            t.collect(out)
+        elif isinstance(t, ScoreTask):
+            t.logprob = score_lp[a:b].tolist()
+        elif isinstance(t, NextCharTask):
+            t.logits = captured[a].clone()
 
 
 class _RowParams:
-    """Per-row sampling settings of a batch, so that each step filters and samples every row of
-    every task with one set of tensor operations whatever the number of tasks."""
+    """Per-row sampling settings of a batch, as tensors for the scripted loop."""
 
     def __init__(self, B: int, V: int, sampling: list[tuple[SampleTask, int, int]]) -> None:
         self.is_sampling = torch.zeros(B, dtype=torch.bool)
@@ -307,26 +265,6 @@ class _RowParams:
                 self.top_p[a:b] = spec.top_p
             w = spec.max_length - len(t.prefix) + 1
             self.uniform[a:b, :w] = torch.rand(b - a, w, generator=t.gen, dtype=torch.float64)
-        self.any_top_k = bool((self.top_k < V).any())
-        self.any_top_p = bool((self.top_p < 1.0).any())
-
-    def sample(self, logits: Tensor, step: int, active: Tensor) -> Tensor:
-        """A sampled token (A,) for every active row; only sampling rows' tokens are used."""
-        logits = logits / self.temperature[active].unsqueeze(1)
-        logits[step < self.min_len[active], 0] = -math.inf  # the name may not end yet
-        if self.any_top_k:
-            ranked = torch.sort(logits, dim=1, descending=True).values
-            kth = ranked.gather(1, (self.top_k[active] - 1).unsqueeze(1))  # (A, 1)
-            logits = logits.masked_fill(logits < kth, -math.inf)
-        probs = torch.softmax(logits, dim=1)
-        if self.any_top_p:
-            sorted_p, order = torch.sort(probs, dim=1, descending=True)
-            before = torch.cumsum(sorted_p, dim=1) - sorted_p  # mass ranked above each token
-            sorted_p = sorted_p.masked_fill(before >= self.top_p[active].unsqueeze(1), 0.0)
-            probs = torch.zeros_like(probs).scatter(1, order, sorted_p)
-        col = (step - self.prefix_len[active]).clamp(0, self.uniform.size(1) - 1)
-        u = self.uniform[active, col].to(probs.dtype)
-        return _pick(probs, u)
 
 
 # -- one request at a time (the service batches concurrent ones: app/batching.py) -----------------

@@ -49,7 +49,7 @@ def serve(
 ) -> Iterator[Server]:
     """Run `uvicorn app.main:app` until the block ends; wait for /readyz before yielding."""
     port = free_port()
-    full_env = {**os.environ, "NAMEGEN_MODELS_DIR": str(REPO / "models"), **(env or {})}
+    full_env = {"NAMEGEN_MODELS_DIR": str(REPO / "models"), **os.environ, **(env or {})}
     with tempfile.TemporaryDirectory(prefix="namegen-uvicorn-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:

@@ -48,8 +48,8 @@ class TrainConfig:
     hidden: tuple[int, ...] = (160, 160, 160, 160)
     dropout: float = 0.1
     # optimisation
-    steps: int = 6000
-    batch_size: int = 64
+    steps: int = 12000
+    batch_size: int = 128
     lr: float = 3e-3  # peak learning rate, after linear warm-up
     min_lr: float = 3e-4  # cosine decay ends here
     warmup_steps: int = 200
@@ -307,7 +307,7 @@ def _flags(cfg: TrainConfig) -> list[str]:
     default = TrainConfig()
     out = []
     for k, v in asdict(cfg).items():
-        if k == "progress" or (v == getattr(default, k) and k not in ("corpus", "name", "out")):
+        if k in ("progress", "threads") or (v == getattr(default, k) and k not in ("corpus", "name", "out")):
             continue
         flag = "--" + k.replace("_", "-")
         out += [flag, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
