@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         0.0, ge=0, le=100, description="how long a batch waits for more requests to join it"
     )
+    max_in_flight: int = Field(
+        256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"
+    )
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="largest request body (413)")
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads per process")
     cors_origins: list[str] = Field(["*"], description="origins allowed by CORS; ['*'] allows any")
     log_format: Literal["text", "json"] = Field("text", description="log line format")

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 
 from app.batching import BatchRunner
 from app.config import Settings, get_settings
+from app.middleware import Metrics
 from app.registry import LoadedModel, Registry
 
 Where = Literal["query", "body"]
@@ -36,7 +37,13 @@ async def get_app_settings(request: Request) -> Settings:
     return settings if settings is not None else get_settings()
 
 
+async def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 RunnerDep = Annotated[BatchRunner, Depends(get_runner)]
 

@@ -25,13 +25,16 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(fmt: str, level: str) -> None:
-    """Route namegen's loggers to stderr in the chosen format (idempotent)."""
-    logger = logging.getLogger("namegen")
-    logger.setLevel(level.upper())
-    logger.propagate = False
+    """Route namegen's loggers to stderr in the chosen format (idempotent). In JSON, uvicorn's
+    own loggers are switched over too, so that every line on stderr is one JSON object."""
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.handlers[:] = [handler]
+    names = ["namegen"] + (["uvicorn", "uvicorn.error", "uvicorn.access"] if fmt == "json" else [])
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+    logging.getLogger("namegen").setLevel(level.upper())

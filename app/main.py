@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.batching import BatchRunner
 from app.config import Settings, get_settings
 from app.logs import configure_logging
+from app.middleware import Metrics, ServiceMiddleware
 from app.registry import CheckpointError, load_registry
-from app.routes import generate, health, models, next_char, score
+from app.routes import generate, health, metrics, models, next_char, score
 
 logger = logging.getLogger("namegen.main")
 
@@ -52,6 +53,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     t0 = time.perf_counter()
     registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
     app.state.settings = settings
+    app.state.metrics.set_models(
+        (m.name, m.meta["parameters"], m.context_length, m.meta["metrics"]["test_loss"], m.sha256)
+        for m in registry.models.values()
+    )
     app.state.runner = BatchRunner(registry, settings.max_batch_rows, settings.batch_wait_ms / 1000)
     app.state.registry = registry
     logger.info(
@@ -105,7 +110,14 @@ def create_app() -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After"],
     )
     app.add_middleware(StartupFailureMiddleware)
-    for module in (health, models, generate, next_char, score):
+    app.state.metrics = Metrics()
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=app.state.metrics,
+        max_in_flight=settings.max_in_flight,
+        max_body_bytes=settings.max_body_bytes,
+    )  # outermost: it counts, limits and logs every request
+    for module in (health, models, generate, next_char, score, metrics):
         app.include_router(module.router)
     return app
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.server import serve
+from bench.server import ServerError, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -71,3 +72,13 @@ def test_same_seed_same_names_under_concurrent_load(server: str) -> None:
         alone = [client.post("/generate", json=b).json() for b in bodies]
     assert [c["names"] for c in concurrent] == [a["names"] for a in alone] == [g["names"] for g in again]
     assert len({tuple(c["names"]) for c in concurrent}) == 48
+
+
+def test_bad_checkpoint_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ServerError) as info, serve(env={"NAMEGEN_MODELS_DIR": str(tmp_path)}):
+        pass
+    log = str(info.value)
+    assert "uvicorn exited with 3" in log
+    assert f"cannot start: {tmp_path / 'broken.pt'}: not a loadable TorchScript checkpoint" in log
+    assert "Traceback" not in log

@@ -10,7 +10,17 @@ from fastapi import APIRouter, Query
 
 from app.batching import BatchRunner
 from app.config import Settings
-from app.deps import RegistryDep, RunnerDep, SettingsDep, Where, check_prefix, field_error, resolve_model
+from app.deps import (
+    MetricsDep,
+    RegistryDep,
+    RunnerDep,
+    SettingsDep,
+    Where,
+    check_prefix,
+    field_error,
+    resolve_model,
+)
+from app.middleware import Metrics
 from app.registry import Registry
 from app.sampling import SampleSpec, SampleTask
 from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse
@@ -28,7 +38,12 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 
 async def generate(
-    req: GenerateRequest, registry: Registry, runner: BatchRunner, settings: Settings, where: Where
+    req: GenerateRequest,
+    registry: Registry,
+    runner: BatchRunner,
+    settings: Settings,
+    metrics: Metrics,
+    where: Where,
 ) -> GenerateResponse:
     model = resolve_model(registry, req.model)
     if req.n > settings.max_n:
@@ -59,6 +74,7 @@ async def generate(
     await runner.run(model, task)
     result = task.result()
     names = result.names if req.lowercase else [s.capitalize() for s in result.names]
+    metrics.names.labels(model.name).inc(len(names))
     note = None
     if not result.complete:
         note = (
@@ -81,13 +97,17 @@ async def generate(
 
 @router.post("", summary="Generate names (JSON body)", responses=ERRORS)
 async def post_generate(
-    req: GenerateRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
+    req: GenerateRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep, metrics: MetricsDep
 ) -> GenerateResponse:
-    return await generate(req, registry, runner, settings, "body")
+    return await generate(req, registry, runner, settings, metrics, "body")
 
 
 @router.get("", summary="Generate names (query parameters)", responses=ERRORS)
 async def get_generate(
-    req: Annotated[GenerateRequest, Query()], registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
+    req: Annotated[GenerateRequest, Query()],
+    registry: RegistryDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> GenerateResponse:
-    return await generate(req, registry, runner, settings, "query")
+    return await generate(req, registry, runner, settings, metrics, "query")

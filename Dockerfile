@@ -1,0 +1,46 @@
+# namegen service image: CPU-only torch, the service and the shipped models, nothing else.
+#   docker build -t namegen .
+#   docker run -p 8000:8000 namegen
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS build
+# PyTorch's CPU wheel index keeps CUDA out of the image; empty = pip's default index
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# a folder of wheels to install from too (for example torch's CPU wheel mounted into the build)
+ARG PIP_FIND_LINKS=
+ARG TORCH_VERSION=2.13.0
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+RUN set -eu; set --; \
+    if [ -n "${PIP_FIND_LINKS}" ]; then set -- --find-links "${PIP_FIND_LINKS}"; fi; \
+    if [ -n "${TORCH_INDEX_URL}" ]; then \
+        /opt/venv/bin/pip install "$@" --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"; \
+    else \
+        /opt/venv/bin/pip install "$@" "torch==${TORCH_VERSION}"; \
+    fi; \
+    /opt/venv/bin/pip install "$@" . && \
+    /opt/venv/bin/python -c "import torch; assert torch.version.cuda is None, 'not a CPU build'" && \
+    # what serving never uses: C++ headers, test files and tools of torch (about 200 MB), pip
+    site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" && \
+    rm -rf "$site/torch/include" "$site/torch/test" "$site/torch/bin" && \
+    /opt/venv/bin/pip uninstall -y pip && \
+    find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
+
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONWARNINGS="ignore:Failed to initialize NumPy" \
+    NAMEGEN_MODELS_DIR=/app/models
+RUN useradd --no-log-init --uid 10001 --home-dir /app --shell /usr/sbin/nologin namegen
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=root:root models/*.pt ./models/
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

@@ -1,0 +1,99 @@
+"""The service image, built and run in a real container runtime (podman; Docker is not available
+on these machines). Skipped where podman or the base image is missing; CI provides both
+(.ci/run runs shared/container/make-base-image first)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.server import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = os.environ.get("NAMEGEN_BASE_IMAGE", "localhost/namegen-base:bookworm")
+RUNTIME = ["--runtime", "/usr/sbin/runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+pytestmark = pytest.mark.container
+
+
+def podman(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def wheels_dir() -> str:
+    cmd = [sys.executable, "-m", "pip", "config", "get", "global.find-links"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    if podman("image", "exists", BASE, check=False).returncode != 0:
+        pytest.skip(f"base image {BASE} is missing (run shared/container/make-base-image)")
+    tag = "localhost/namegen:test"
+    args = ["build", *RUNTIME, "--format", "docker", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE}"]
+    wheels = wheels_dir()
+    if wheels:
+        args += ["-v", f"{wheels}:/wheels:ro", "--build-arg", "TORCH_INDEX_URL=", "--build-arg",
+                 "PIP_FIND_LINKS=/wheels"]  # fmt: skip
+    build = podman(*args, "-t", tag, str(REPO), timeout=1500, check=False)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return tag
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[tuple[str, str]]:
+    name = f"namegen-test-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    podman("run", "-d", "--name", name, *RUNTIME, "-p", f"127.0.0.1:{port}:8000", image)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                logs = podman("logs", name, check=False)
+                pytest.fail(f"container not ready in 90 s:\n{logs.stdout}\n{logs.stderr}")
+            time.sleep(0.5)
+        yield name, url
+    finally:
+        podman("rm", "-f", name, check=False)
+
+
+def test_container_serves_models_and_names(container: tuple[str, str]) -> None:
+    _, url = container
+    models = httpx.get(f"{url}/models").json()
+    assert models["count"] == 4 and models["default"] == "names"
+    body = {"n": 5, "seed": 7}
+    first = httpx.post(f"{url}/generate", json=body).json()
+    assert first["count"] == 5 and httpx.get(f"{url}/generate", params=body).json()["names"] == first["names"]
+
+
+def test_container_runs_as_non_root_and_is_healthy(container: tuple[str, str]) -> None:
+    name, _ = container
+    uid = podman("exec", name, "python", "-c", "import os; print(os.getuid())").stdout.strip()
+    assert uid != "0" and uid.isdigit()
+    health = podman("healthcheck", "run", name, check=False)
+    assert health.returncode == 0, health.stdout + health.stderr
+
+
+def test_image_holds_no_training_code_or_tests(image: str) -> None:
+    probe = "import importlib.util as u; print(u.find_spec('training'), u.find_spec('pytest'))"
+    out = podman("run", "--rm", *RUNTIME, image, "python", "-c", probe).stdout.strip()
+    assert out == "None None"
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
+    print(f"\nimage {image}: {size / 1e6:.0f} MB")
