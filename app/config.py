@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"
     )
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="largest request body (413)")
+    switch_interval_ms: float = Field(
+        0.2, gt=0, le=100, description="Python's GIL switch interval (sys.setswitchinterval), in ms"
+    )
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads per process")
     cors_origins: list[str] = Field(["*"], description="origins allowed by CORS; ['*'] allows any")
     log_format: Literal["text", "json"] = Field("text", description="log line format")

@@ -8,9 +8,13 @@ event loop serving HTTP needs at the same time. app/sampling.py prepares its inp
 outputs; `StepAdapter` gives checkpoints that only have `forward` the same `init_state`/`step`.
 
 A row reads its forced tokens first (a prefix, or a name and its end to score), then, if it is a
-sampling row, samples until it produces the end (0) or passes max_length. Random numbers come from
-`uniform` (B, W), drawn beforehand from each request's own generator: row r uses
-uniform[r, step - prefix_len[r]], so nothing a row draws depends on the rest of the batch.
+sampling row, samples until it produces the end (0) or passes max_length.
+
+Random numbers are counter-based: the uniform a row uses at a position is a hash (SplitMix64) of its
+task's key (the request's seed and sampling round), its row number within the task and the
+position. Nothing a row draws depends on the rest of the batch, and no generator has to be stepped
+from Python per request: the worker thread holds the GIL, which the event loop needs, for a handful
+of calls per batch.
 """
 
 # no `from __future__ import annotations`: TorchScript reads these annotations at run time
@@ -22,6 +26,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 MIN_ROWS = 4  # batches are padded to this many rows: below it the matmul kernels round differently
+
+
+# SplitMix64 (Steele, Lea and Flood 2014) over torch int64, whose arithmetic wraps like uint64's.
+# TorchScript reads no global constants, so the functions spell theirs out; as signed 64-bit:
+# 0x9E3779B97F4A7C15 = -7046029254386353131, 0xBF58476D1CE4E5B9 = -4658895280553007687,
+# 0x94D049BB133111EB = -7723592293110705685.
+
+
+def _shift_right(z: Tensor, k: int) -> Tensor:
+    """Logical right shift of int64 values (torch's >> is arithmetic)."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def mix(x: Tensor) -> Tensor:
+    """SplitMix64's output function: int64 -> well-mixed int64."""
+    z = x + -7046029254386353131
+    z = (z ^ _shift_right(z, 30)) * -4658895280553007687
+    z = (z ^ _shift_right(z, 27)) * -7723592293110705685
+    return z ^ _shift_right(z, 31)
+
+
+def uniform(key: Tensor) -> Tensor:
+    """A float64 in [0, 1) for each int64 key: the top 53 bits of mix(key)."""
+    return _shift_right(mix(key), 11).double() * (1.0 / 9007199254740992.0)
 
 
 class StepAdapter(nn.Module):
@@ -55,24 +83,39 @@ class BatchLoop(nn.Module):
 
     def forward(
         self,
-        begin_logits: Tensor,  # (B, V) after the start boundary
-        begin_state: list[Tensor],  # the state after the start boundary, for B rows
+        task_rows: Tensor,  # (T,) rows of each task; a task's rows are consecutive
+        task_params: Tensor,  # (T, 7) float64: kind, temperature, top_k, top_p, min_len, max_len,
+        # prefix_len; kind 0 samples, 1 scores (adds up the log-probability of its forced
+        # tokens), 2 captures the logits after its forced tokens (next-char), 3 is padding
         forced: Tensor,  # (B, F) tokens each row must read first, padded with 0
         forced_len: Tensor,  # (B,)
-        done_at: Tensor,  # (B,) non-sampling rows are finished after this step
-        is_sampling: Tensor,  # (B,) bool
-        is_score: Tensor,  # (B,) bool: add up the log-probability of the forced tokens
-        capture: Tensor,  # (B,) bool: keep the logits after the forced tokens (next-char)
-        min_len: Tensor,  # (B,) sampling rows may not end before this many characters
-        max_len: Tensor,  # (B,) ... nor go past this many
-        prefix_len: Tensor,  # (B,)
-        temperature: Tensor,  # (B,)
-        top_k: Tensor,  # (B,) V for none
-        top_p: Tensor,  # (B,) above 1 for none
-        uniform: Tensor,  # (B, W) float64
+        task_keys: Tensor,  # (T,) int64: each task's random key (seed and round)
+        begin_logits: Tensor,  # (1, V) after the start boundary
+        begin_state: list[Tensor],  # the state after the start boundary, batch 1
         steps: int,  # upper bound on the number of steps
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        B, V = begin_logits.size(0), begin_logits.size(1)
+        # per-row settings from per-task ones (here, not in Python: the worker thread then holds
+        # the GIL for a handful of calls per batch, not a handful per task)
+        B, V = forced.size(0), begin_logits.size(1)
+        per_row = task_params.repeat_interleave(task_rows, dim=0)  # (B, 7)
+        kind = per_row[:, 0].long()
+        is_sampling, is_score, capture = kind == 0, kind == 1, kind == 2
+        temperature = per_row[:, 1].float()
+        top_k, top_p = per_row[:, 2].long(), per_row[:, 3].float()
+        min_len, max_len, prefix_len = per_row[:, 4].long(), per_row[:, 5].long(), per_row[:, 6].long()
+        # a row that only reads is finished after its last forced token, or, for next-char, once
+        # it has seen the logits after them
+        done_at = torch.where(capture, forced_len, forced_len - 1)
+        starts = torch.cumsum(task_rows, 0) - task_rows
+        row_key = task_keys.repeat_interleave(task_rows) ^ (  # (B,) a stream per row of a task
+            (torch.arange(B) - starts.repeat_interleave(task_rows)) * -7046029254386353131
+        )
+        logits = begin_logits.expand(B, V)
+        state: list[Tensor] = []
+        for s in begin_state:
+            size: list[int] = s.size()  # type: ignore[assignment]
+            size[0] = B
+            state.append(s.expand(size).contiguous())
         any_top_k = bool((top_k < V).any())
         any_top_p = bool((top_p < 1.0).any())
         any_score = bool(is_score.any())
@@ -85,13 +128,12 @@ class BatchLoop(nn.Module):
         # only unfinished rows are computed: `active` lists them (ascending); logits and state
         # hold exactly those rows, and finished rows are dropped, keeping at least min_rows
         active = torch.arange(B)
-        logits, state = begin_logits, begin_state
         width = forced.size(1)
         step = 0
         while True:
             flen = forced_len.index_select(0, active)
             in_forced = step < flen
-            token = forced.index_select(0, active)[:, min(step, width - 1)]
+            token = forced.select(1, min(step, width - 1)).index_select(0, active)
             token = torch.where(in_forced, token, torch.zeros_like(token))
             if any_score:
                 lp = F.log_softmax(logits.double(), dim=1).gather(1, token.unsqueeze(1)).squeeze(1)
@@ -106,7 +148,7 @@ class BatchLoop(nn.Module):
             choose = sampling & ~in_forced & ~fin
             if bool(choose.any()):
                 sampled = self._sample(
-                    logits, step, active, min_len, prefix_len, temperature, top_k, top_p, uniform,
+                    logits, step, active, min_len, prefix_len, temperature, top_k, top_p, row_key,
                     any_top_k, any_top_p,
                 )  # fmt: skip
                 token = torch.where(choose, sampled, token)
@@ -139,7 +181,7 @@ class BatchLoop(nn.Module):
         temperature: Tensor,
         top_k: Tensor,
         top_p: Tensor,
-        uniform: Tensor,
+        row_key: Tensor,
         any_top_k: bool,
         any_top_p: bool,
     ) -> Tensor:
@@ -157,8 +199,10 @@ class BatchLoop(nn.Module):
             before = torch.cumsum(sorted_p, dim=1) - sorted_p  # mass ranked above each token
             sorted_p = sorted_p.masked_fill(before >= top_p.index_select(0, active).unsqueeze(1), 0.0)
             probs = torch.zeros_like(probs).scatter(1, order, sorted_p)
-        col = (step - prefix_len.index_select(0, active)).clamp(0, uniform.size(1) - 1)
-        u = uniform.index_select(0, active).gather(1, col.unsqueeze(1)).to(probs.dtype)  # (A, 1)
+        position = step - prefix_len.index_select(0, active)  # (A,) characters sampled so far
+        # 0x2545F4914F6CDD1D spreads the positions of one row far apart in the key space
+        key = row_key.index_select(0, active) + position * 0x2545F4914F6CDD1D
+        u = uniform(key).unsqueeze(1).to(probs.dtype)
         cdf = torch.cumsum(probs, dim=1)
         token = (cdf < u * cdf[:, -1:]).sum(dim=1)
         return token.clamp(max=probs.size(1) - 1)

@@ -10,6 +10,7 @@ checked, and the service refuses to start, naming the bad file, if one fails.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,6 +51,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = current_settings(app)
     configure_logging(settings.log_format, settings.log_level)
     torch.set_num_threads(settings.torch_threads)
+    # the batching worker threads need the GIL briefly between batches; with Python's default
+    # 5 ms switch interval each such hand-over waits on the busy event loop for up to 5 ms
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
     t0 = time.perf_counter()
     registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
     app.state.settings = settings

@@ -7,12 +7,11 @@ what to do after them. `run_batch` feeds every row of every task one token per s
 checkpoint's incremental `step` (a fused vector per level per character), so the n names of a
 request, and the work of many concurrent requests, cost one forward step per character together.
 
-Reproducibility: a task draws its random numbers from its own `torch.Generator`, a fixed number
-per step while it has rows still sampling, and picks each character by inverse CDF of its own
-row's probabilities. Row results do not depend on the rest of the batch: the checkpoint's matrix
-products give one row the same numbers for any batch of at least MIN_ROWS rows (small batches
-take a different kernel), so batches are padded to that size. The same model, fields and seed
-therefore give the same names alone or among dozens of other requests.
+Reproducibility: a sampling task's random numbers are a hash of its seed, its round, the row and
+the position (app/engine.py), and row results do not depend on the rest of the batch: the
+checkpoint's matrix products give one row the same numbers for any batch of at least MIN_ROWS rows
+(small batches take a different kernel), so batches are padded to that size. The same model,
+fields and seed therefore give the same names alone or among dozens of other requests.
 
 Constraints are exact where they can be (a prefix is forced; the end is masked until min_length)
 and by rejection where not (longer than max_length, duplicates, names in the training corpus);
@@ -76,8 +75,8 @@ class Task:
 
 
 class SampleTask(Task):
-    def __init__(self, model: LoadedModel, spec: SampleSpec, gen: torch.Generator) -> None:
-        self.model, self.spec, self.gen = model, spec, gen
+    def __init__(self, model: LoadedModel, spec: SampleSpec, seed: int) -> None:
+        self.model, self.spec, self.seed = model, spec, seed
         self.prefix = model.encode(spec.prefix)
         self.names: list[str] = []
         self.seen: set[str] = set()
@@ -110,6 +109,11 @@ class SampleTask(Task):
 
     def done(self) -> bool:
         return len(self.names) == self.spec.n or self.rounds >= self.spec.max_rounds
+
+    def key(self) -> int:
+        """The random key of this round: the seed and the round number, mixed into an int64."""
+        key = (self.seed * 0x9E3779B97F4A7C15 + self.rounds * 0xD1B54A32D192ED03) % (1 << 64)
+        return key - (1 << 64) if key >= 1 << 63 else key
 
     def result(self) -> SampleResult:
         rejected = {k: v for k, v in self.rejected.items() if v}
@@ -192,40 +196,44 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
     ScoreTask.logprob)."""
     if sum(t.rows for t in tasks) < MIN_ROWS:
         tasks = [*tasks, _Padding(MIN_ROWS - sum(t.rows for t in tasks))]
-    spans, start = [], 0  # each task's rows are [start, start + rows)
-    for t in tasks:
-        spans.append((start, start + t.rows))
-        start += t.rows
-    B = start
-    rows_forced = [f for t in tasks for f in t.forced]
-    width = max(len(f) for f in rows_forced)
+    V = model.vocab_size
+    width = max(len(f) for t in tasks for f in t.forced)
     pad = max(width, 1)
-    forced = torch.tensor([f + [0] * (pad - len(f)) for f in rows_forced], dtype=torch.long)  # (B, pad)
-    forced_len = torch.tensor([len(f) for f in rows_forced], dtype=torch.long)
-
-    sampling = [(t, a, b) for t, (a, b) in zip(tasks, spans, strict=True) if isinstance(t, SampleTask)]
-    rp = _RowParams(B, model.vocab_size, sampling)
-    is_score = torch.zeros(B, dtype=torch.bool)
-    capture = torch.zeros(B, dtype=torch.bool)
-    done_at = forced_len - 1  # a row that only reads is finished after its last forced token...
-    for t, (a, b) in zip(tasks, spans, strict=True):
-        if isinstance(t, ScoreTask):
-            is_score[a:b] = True
-        elif isinstance(t, NextCharTask):
-            capture[a:b] = True
-            done_at[a:b] = forced_len[a:b]  # ...or, for next-char, once it has seen the next logits
-    steps = max(width, int(rp.max_len.max()) + 1) + 1
+    params: list[list[float]] = []
+    forced_rows: list[list[int]] = []
+    keys: list[int] = []  # each task's random key: its seed and round, for sampling tasks
+    longest = 0  # the most characters a sampling row may reach
+    for t in tasks:
+        if isinstance(t, SampleTask):
+            spec = t.spec
+            top_k = V if spec.top_k is None else min(spec.top_k, V)
+            top_p = 2.0 if spec.top_p is None else spec.top_p  # above 1: no nucleus cut
+            params.append(
+                [0, spec.temperature, top_k, top_p, spec.min_length, spec.max_length, len(t.prefix)]
+            )
+            keys.append(t.key())
+            longest = max(longest, spec.max_length)
+            forced_rows += [t.prefix + [0] * (pad - len(t.prefix))] * t.rows
+            continue
+        kind = 1 if isinstance(t, ScoreTask) else 2 if isinstance(t, NextCharTask) else 3
+        params.append([kind, 1.0, V, 2.0, 0, 0, 0])
+        keys.append(0)
+        forced_rows += [f + [0] * (pad - len(f)) for f in t.forced]
+    steps = max(width, longest + 1) + 1
+    forced_len = [len(f) for t in tasks for f in t.forced]
 
     with torch.inference_mode():
-        logits, state = model.after("")
+        begin_logits, begin_state = model.after("")
         samples, ended, score_lp, captured = model.loop(
-            logits.expand(B, -1), model.expand_state(state, B), forced, forced_len, done_at,
-            rp.is_sampling, is_score, capture, rp.min_len, rp.max_len, rp.prefix_len,
-            rp.temperature, rp.top_k, rp.top_p, rp.uniform, steps,
+            torch.tensor([t.rows for t in tasks]), torch.tensor(params, dtype=torch.float64),
+            torch.tensor(forced_rows), torch.tensor(forced_len), torch.tensor(keys, dtype=torch.long),
+            begin_logits, begin_state, steps,
         )  # fmt: skip
 
     rows, done = samples.tolist(), ended.tolist()
-    for t, (a, b) in zip(tasks, spans, strict=True):
+    a = 0
+    for t in tasks:
+        b = a + t.rows
         if isinstance(t, SampleTask):
             out: list[str | None] = []
             for r in range(a, b):
@@ -236,35 +244,7 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
             t.logprob = score_lp[a:b].tolist()
         elif isinstance(t, NextCharTask):
             t.logits = captured[a].clone()
-
-
-class _RowParams:
-    """Per-row sampling settings of a batch, as tensors for the scripted loop."""
-
-    def __init__(self, B: int, V: int, sampling: list[tuple[SampleTask, int, int]]) -> None:
-        self.is_sampling = torch.zeros(B, dtype=torch.bool)
-        self.min_len = torch.zeros(B, dtype=torch.long)
-        self.max_len = torch.zeros(B, dtype=torch.long)
-        self.prefix_len = torch.zeros(B, dtype=torch.long)
-        self.temperature = torch.ones(B)
-        self.top_k = torch.full((B,), V, dtype=torch.long)
-        self.top_p = torch.full((B,), 2.0)  # above 1: no nucleus cut
-        width = max([t.spec.max_length - len(t.prefix) + 1 for t, _, _ in sampling] or [1])
-        # the uniforms each row samples with, one per position it may sample: a task draws its
-        # rows x (max_length - prefix + 1) block from its own generator, whatever the batch holds
-        self.uniform = torch.zeros(B, width, dtype=torch.float64)
-        for t, a, b in sampling:
-            spec = t.spec
-            self.is_sampling[a:b] = True
-            self.min_len[a:b], self.max_len[a:b] = spec.min_length, spec.max_length
-            self.prefix_len[a:b] = len(t.prefix)
-            self.temperature[a:b] = spec.temperature
-            if spec.top_k is not None:
-                self.top_k[a:b] = min(spec.top_k, V)
-            if spec.top_p is not None:
-                self.top_p[a:b] = spec.top_p
-            w = spec.max_length - len(t.prefix) + 1
-            self.uniform[a:b, :w] = torch.rand(b - a, w, generator=t.gen, dtype=torch.float64)
+        a = b
 
 
 # -- one request at a time (the service batches concurrent ones: app/batching.py) -----------------
@@ -278,9 +258,10 @@ def run_to_completion(model: LoadedModel, tasks: list[Task]) -> None:
         pending = [t for t in pending if not t.done()]
 
 
-def sample_names(model: LoadedModel, spec: SampleSpec, gen: torch.Generator) -> SampleResult:
-    """Sample up to spec.n names meeting every constraint, in at most spec.max_rounds batches."""
-    task = SampleTask(model, spec, gen)
+def sample_names(model: LoadedModel, spec: SampleSpec, seed: int) -> SampleResult:
+    """Sample up to spec.n names meeting every constraint, in at most spec.max_rounds batches;
+    the same model, spec and seed give the same names."""
+    task = SampleTask(model, spec, seed)
     run_to_completion(model, [task])
     return task.result()
 

@@ -34,9 +34,10 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @torch.inference_mode()
-def seed_generate(model: LoadedModel, n: int, gen: torch.Generator) -> list[str]:
+def seed_generate(model: LoadedModel, n: int, seed: int) -> list[str]:
     """The seed notebook's sampling loop: for each name, start from a context of boundary tokens,
     run the model on the whole window, sample, shift the window, until the boundary comes out."""
+    gen = torch.Generator().manual_seed(seed)
     block_size = model.context_length
     out = []
     for _ in range(n):
@@ -54,21 +55,21 @@ def seed_generate(model: LoadedModel, n: int, gen: torch.Generator) -> list[str]
     return out
 
 
-def service_sampler(model: LoadedModel) -> Callable[[int, torch.Generator], list[str]]:
-    def run(n: int, gen: torch.Generator) -> list[str]:
+def service_sampler(model: LoadedModel) -> Callable[[int, int], list[str]]:
+    def run(n: int, seed: int) -> list[str]:
         # unique=False: every path returns exactly n samples, so names/s compare like for like
-        return sample_names(model, SampleSpec(n=n, unique=False, max_length=64), gen).names
+        return sample_names(model, SampleSpec(n=n, unique=False, max_length=64), seed).names
 
     return run
 
 
-def rate(fn: Callable[[int, torch.Generator], list[str]], n: int, repeats: int) -> float:
+def rate(fn: Callable[[int, int], list[str]], n: int, repeats: int) -> float:
     """Median names per second over `repeats` runs (after one warm-up run on small n)."""
-    fn(min(n, 10), torch.Generator().manual_seed(0))
+    fn(min(n, 10), 0)
     times = []
     for r in range(repeats):
         t0 = time.perf_counter()
-        names = fn(n, torch.Generator().manual_seed(r))
+        names = fn(n, r)
         times.append(time.perf_counter() - t0)
         assert len(names) == n
     return n / statistics.median(times)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from typing import Annotated
 
-import torch
 from fastapi import APIRouter, Query
 
 from app.batching import BatchRunner
@@ -70,7 +69,7 @@ async def generate(
         novel=req.novel,
         max_rounds=settings.max_rounds,
     )
-    task = SampleTask(model, spec, torch.Generator().manual_seed(seed))
+    task = SampleTask(model, spec, seed)
     await runner.run(model, task)
     result = task.result()
     names = result.names if req.lowercase else [s.capitalize() for s in result.names]

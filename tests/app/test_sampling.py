@@ -49,21 +49,21 @@ def test_temperature_sharpens() -> None:
 
 def test_same_generator_seed_same_names(model: LoadedModel) -> None:
     spec = SampleSpec(n=100)
-    a = sample_names(model, spec, torch.Generator().manual_seed(5))
-    b = sample_names(model, spec, torch.Generator().manual_seed(5))
+    a = sample_names(model, spec, 5)
+    b = sample_names(model, spec, 5)
     assert a.names == b.names and len(a.names) == 100 and a.rounds == 1
 
 
 def test_rounds_are_bounded(model: LoadedModel) -> None:
     spec = SampleSpec(n=50, prefix="emma", max_length=4, novel=True, max_rounds=3)
-    result = sample_names(model, spec, torch.Generator().manual_seed(0))
+    result = sample_names(model, spec, 0)
     assert result.names == [] and result.rounds == 3 and not result.complete
     assert result.rejected["in_corpus"] > 0 and result.rejected["missing"] == 50
 
 
 def test_quality_of_samples(model: LoadedModel) -> None:
     """Samples from the names model look like names: most are real names or close to them."""
-    result = sample_names(model, SampleSpec(n=500, unique=False), torch.Generator().manual_seed(1))
+    result = sample_names(model, SampleSpec(n=500, unique=False), 1)
     real = sum(name in model.items for name in result.names)
     assert real / 500 > 0.2  # the corpus has 29,910 names; noise would almost never hit one
     lengths = [len(s) for s in result.names]
@@ -80,8 +80,8 @@ def test_results_do_not_depend_on_the_batch(model: LoadedModel) -> None:
         SampleSpec(n=7, top_p=0.9, min_length=5, max_length=6),
         SampleSpec(n=2, prefix="emma", max_length=4, novel=True, max_rounds=3),  # never completes
     ]
-    alone = [sample_names(model, s, torch.Generator().manual_seed(i)) for i, s in enumerate(specs)]
-    tasks: list[Task] = [SampleTask(model, s, torch.Generator().manual_seed(i)) for i, s in enumerate(specs)]
+    alone = [sample_names(model, s, i) for i, s in enumerate(specs)]
+    tasks: list[Task] = [SampleTask(model, s, i) for i, s in enumerate(specs)]
     nxt, score = NextCharTask(model, "jo", 1.0, None), ScoreTask(model, ["olivia", "zzyzx"])
     run_to_completion(model, [*tasks, nxt, score])
     together = [t.result() for t in tasks if isinstance(t, SampleTask)]
