@@ -23,9 +23,9 @@ RUN set -eu; set --; \
     fi; \
     /opt/venv/bin/pip install "$@" . && \
     /opt/venv/bin/python -c "import torch; assert torch.version.cuda is None, 'not a CPU build'" && \
-    # what serving never uses: C++ headers, test files and tools of torch (about 200 MB), pip
+    # what serving never uses: torch's C++ headers and test files (about 150 MB), pip
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" && \
-    rm -rf "$site/torch/include" "$site/torch/test" "$site/torch/bin" && \
+    rm -rf "$site/torch/include" "$site/torch/test" && \
     /opt/venv/bin/pip uninstall -y pip && \
     find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
 

@@ -65,9 +65,11 @@ def container(image: str) -> Iterator[tuple[str, str]]:
                     break
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline:
+            running = podman("inspect", "--format", "{{.State.Running}}", name, check=False).stdout.strip()
+            if running != "true" or time.monotonic() > deadline:
                 logs = podman("logs", name, check=False)
-                pytest.fail(f"container not ready in 90 s:\n{logs.stdout}\n{logs.stderr}")
+                why = "exited" if running != "true" else "was not ready in 90 s"
+                pytest.fail(f"container {why}:\n{logs.stdout[-3000:]}\n{logs.stderr[-3000:]}")
             time.sleep(0.5)
         yield name, url
     finally:

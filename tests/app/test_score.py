@@ -33,7 +33,7 @@ async def test_logprob_is_the_sum_of_next_char_logprobs(client: httpx.AsyncClien
 
 
 async def test_surname_model_prefers_surnames(client: httpx.AsyncClient) -> None:
-    body = {"names": ["johnson", "jaylynn"]}
+    body = {"names": ["schmidt", "jaylynn"]}
     sur = (await client.post("/score", json={**body, "model": "surnames"})).json()["scores"]
     first = (await client.post("/score", json=body)).json()["scores"]
     assert sur[0]["logprob"] > first[0]["logprob"] and sur[1]["logprob"] < first[1]["logprob"]
