@@ -161,7 +161,8 @@ class BatchLoop(nn.Module):
             if bool(fin.all()) or step + 1 >= steps:
                 break
             keep = ~fin
-            if not bool(keep.all()):
+            n_done = fin.size(0) - int(keep.sum())
+            if n_done * 8 >= fin.size(0):  # drop finished rows once they are an eighth of the batch
                 short = self.min_rows - int(keep.sum())
                 if short > 0:  # keep some finished rows as padding
                     keep.index_fill_(0, fin.nonzero().squeeze(1)[:short], True)
