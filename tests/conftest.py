@@ -1,10 +1,14 @@
-"""Shared fixtures: a tiny real checkpoint, trained in seconds on the head of the real corpus."""
+"""Shared fixtures and helpers: a small real corpus, and reading checkpoints as the tests need."""
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "resources"
@@ -17,3 +21,18 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     items = (RESOURCES / "names.txt").read_text().splitlines()[:400]
     path.write_text("\n".join(items) + "\n")
     return path
+
+
+def read_checkpoint(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
+    """A checkpoint's module and its extra files (meta.json, items.txt) as text."""
+    extra: dict[str, Any] = {"meta.json": "", "items.txt": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
+        module = torch.jit.load(str(path), _extra_files=extra)
+    return module.eval(), {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
+
+
+def load_parts(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any], list[str]]:
+    """A checkpoint's module, its parsed meta.json and its items."""
+    module, extra = read_checkpoint(path)
+    return module, json.loads(extra["meta.json"]), extra["items.txt"].splitlines()

@@ -13,20 +13,13 @@ import torch
 
 from app.registry import CheckpointError, load_checkpoint, load_registry
 from tests.app.conftest import REPO_MODELS, app_client
+from tests.conftest import read_checkpoint
 
 SOURCE = REPO_MODELS / "names-male.pt"
 
 
-def read_extra(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
-    extra = {"meta.json": "", "items.txt": ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(path), _extra_files=extra)
-    return module, {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-
-
 def resave(src: Path, dst: Path, meta: str | None, items: str | None) -> Path:
-    module, _ = read_extra(src)
+    module, _ = read_checkpoint(src)
     files = {}
     if meta is not None:
         files["meta.json"] = meta
@@ -39,7 +32,7 @@ def resave(src: Path, dst: Path, meta: str | None, items: str | None) -> Path:
 
 
 def good_meta() -> dict[str, object]:
-    return json.loads(read_extra(SOURCE)[1]["meta.json"])
+    return json.loads(read_checkpoint(SOURCE)[1]["meta.json"])
 
 
 def corrupt(d: Path) -> Path:
@@ -167,7 +160,7 @@ class ForwardOnly(torch.nn.Module):
 
 @pytest.mark.anyio
 async def test_forward_only_checkpoint_still_works(tmp_path: Path) -> None:
-    module, extra = read_extra(SOURCE)
+    module, extra = read_checkpoint(SOURCE)
     old = torch.jit.script(ForwardOnly(module))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -4,23 +4,15 @@ the same logits as forward() at every position."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import load_parts
+
 MODELS = Path(__file__).resolve().parents[2] / "models"
 SHIPPED = sorted(MODELS.glob("*.pt"))
-
-
-def load(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, object], list[str]]:
-    extra = {"meta.json": "", "items.txt": ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(path), _extra_files=extra)
-    text = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-    return module.eval(), json.loads(text["meta.json"]), text["items.txt"].splitlines()
 
 
 def test_the_four_models_are_shipped() -> None:
@@ -29,7 +21,7 @@ def test_the_four_models_are_shipped() -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_step_equals_forward_at_every_position(path: Path) -> None:
-    module, meta, _ = load(path)
+    module, meta, _ = load_parts(path)
     ctx, V = int(meta["context_length"]), len(meta["vocab"])  # type: ignore[arg-type]
     gen = torch.Generator().manual_seed(0)
     B, T = 32, 2 * ctx + 5  # longer than the context: the queues must forget what falls out of it
@@ -47,7 +39,7 @@ def test_step_equals_forward_at_every_position(path: Path) -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
-    _, meta, items = load(path)
+    _, meta, items = load_parts(path)
     corpora = json.loads((MODELS.parent / "resources" / "corpora.json").read_text())
     corpus = meta["corpus"]
     assert isinstance(corpus, dict)

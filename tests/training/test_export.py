@@ -3,7 +3,6 @@ without training/, and is written atomically."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import load_parts
 from training.corpus import read_items
-from training.export import ITEMS_FILE, META_FILE, save_checkpoint
+from training.export import save_checkpoint
 from training.train import TrainConfig, build_meta, train_model
 
 TINY = dict(
@@ -37,17 +37,10 @@ def exported(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory):  # t
     return result, items, path
 
 
-def load(path: Path) -> tuple[torch.jit.ScriptModule, dict, list[str]]:  # type: ignore[type-arg]
-    extra = {META_FILE: "", ITEMS_FILE: ""}
-    module = torch.jit.load(str(path), _extra_files=extra)
-    text = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-    return module, json.loads(text[META_FILE]), text[ITEMS_FILE].splitlines()
-
-
 def test_checkpoint_logits_equal_eager_model(exported) -> None:  # type: ignore[no-untyped-def]
     result, _, path = exported
     model = result.model.eval()
-    module, _, _ = load(path)
+    module, _, _ = load_parts(path)
     ctx = model.context_length
     torch.manual_seed(1)
     idx = torch.randint(1, len(result.vocab), (6, ctx + 7))
@@ -67,7 +60,7 @@ def test_checkpoint_logits_equal_eager_model(exported) -> None:  # type: ignore[
 
 def test_incremental_steps_equal_forward(exported) -> None:  # type: ignore[no-untyped-def]
     result, _, path = exported
-    module, meta, _ = load(path)
+    module, meta, _ = load_parts(path)
     ctx = meta["context_length"]
     torch.manual_seed(2)
     B, T = 4, ctx + 9  # longer than the context, so the queues must forget correctly
@@ -84,7 +77,7 @@ def test_incremental_steps_equal_forward(exported) -> None:  # type: ignore[no-u
 
 def test_metadata_is_complete(exported) -> None:  # type: ignore[no-untyped-def]
     result, items, path = exported
-    _, meta, stored_items = load(path)
+    _, meta, stored_items = load_parts(path)
     assert stored_items == items
     for key in [
         "format_version",
