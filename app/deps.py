@@ -5,47 +5,37 @@ pool, a thread hop per dependency per request that the hot endpoints cannot affo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request
 
 from app.batching import BatchRunner
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.middleware import Metrics
 from app.registry import LoadedModel, Registry
 
 Where = Literal["query", "body"]
 
 
-async def get_registry(request: Request) -> Registry:
-    registry: Registry | None = getattr(request.app.state, "registry", None)
-    if registry is None:  # only between process start and the end of the lifespan start-up
+@dataclass(frozen=True)
+class Service:
+    """What the handlers need, made once at start-up: one dependency per request, not four."""
+
+    registry: Registry
+    runner: BatchRunner
+    settings: Settings
+    metrics: Metrics
+
+
+async def get_service(request: Request) -> Service:
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is None:  # only between process start and the end of the lifespan start-up
         raise HTTPException(503, "models are not loaded yet", headers={"Retry-After": "1"})
-    return registry
+    return service
 
 
-async def get_runner(request: Request) -> BatchRunner:
-    runner: BatchRunner | None = getattr(request.app.state, "runner", None)
-    if runner is None:
-        raise HTTPException(503, "models are not loaded yet", headers={"Retry-After": "1"})
-    return runner
-
-
-async def get_app_settings(request: Request) -> Settings:
-    """The settings the app started with (get_settings, or a test's override of it)."""
-    settings: Settings | None = getattr(request.app.state, "settings", None)
-    return settings if settings is not None else get_settings()
-
-
-async def get_metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-RunnerDep = Annotated[BatchRunner, Depends(get_runner)]
+ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 def field_error(where: Where, field: str, msg: str, value: object) -> HTTPException:

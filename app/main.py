@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.batching import BatchRunner
 from app.config import Settings, get_settings
+from app.deps import Service
 from app.logs import configure_logging
 from app.middleware import Metrics, ServiceMiddleware
 from app.registry import CheckpointError, load_registry
@@ -56,13 +57,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
     t0 = time.perf_counter()
     registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
-    app.state.settings = settings
     app.state.metrics.set_models(
         (m.name, m.meta["parameters"], m.context_length, m.meta["metrics"]["test_loss"], m.sha256)
         for m in registry.models.values()
     )
-    app.state.runner = BatchRunner(registry, settings.max_batch_rows, settings.batch_wait_ms / 1000)
-    app.state.registry = registry
+    runner = BatchRunner(registry, settings.max_batch_rows, settings.batch_wait_ms / 1000)
+    app.state.service = Service(registry, runner, settings, app.state.metrics)
     logger.info(
         "ready: %d models (%s), default %s, loaded in %.0f ms",
         len(registry.models),
@@ -73,9 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        app.state.registry = None
-        app.state.runner.close()
-        app.state.runner = None
+        app.state.service = None
+        runner.close()
 
 
 class StartupFailureMiddleware:
@@ -103,7 +102,7 @@ class StartupFailureMiddleware:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="namegen", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.state.registry = None
+    app.state.service = None
     settings = get_settings()
     app.add_middleware(
         CORSMiddleware,

@@ -7,20 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.batching import BatchRunner
-from app.config import Settings
-from app.deps import (
-    MetricsDep,
-    RegistryDep,
-    RunnerDep,
-    SettingsDep,
-    Where,
-    check_prefix,
-    field_error,
-    resolve_model,
-)
-from app.middleware import Metrics
-from app.registry import Registry
+from app.deps import Service, ServiceDep, Where, check_prefix, field_error, resolve_model
 from app.sampling import SampleSpec, SampleTask
 from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse
 
@@ -36,15 +23,9 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-async def generate(
-    req: GenerateRequest,
-    registry: Registry,
-    runner: BatchRunner,
-    settings: Settings,
-    metrics: Metrics,
-    where: Where,
-) -> GenerateResponse:
-    model = resolve_model(registry, req.model)
+async def generate(req: GenerateRequest, service: Service, where: Where) -> GenerateResponse:
+    settings = service.settings
+    model = resolve_model(service.registry, req.model)
     if req.n > settings.max_n:
         raise field_error(where, "n", f"n must be between 1 and {settings.max_n}, got {req.n}", req.n)
     prefix = check_prefix(model, req.prefix, settings, where)
@@ -70,10 +51,10 @@ async def generate(
         max_rounds=settings.max_rounds,
     )
     task = SampleTask(model, spec, seed)
-    await runner.run(model, task)
+    await service.runner.run(model, task)
     result = task.result()
     names = result.names if req.lowercase else [s.capitalize() for s in result.names]
-    metrics.names.labels(model.name).inc(len(names))
+    service.metrics.names.labels(model.name).inc(len(names))
     note = None
     if not result.complete:
         note = (
@@ -95,18 +76,10 @@ async def generate(
 
 
 @router.post("", summary="Generate names (JSON body)", responses=ERRORS)
-async def post_generate(
-    req: GenerateRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep, metrics: MetricsDep
-) -> GenerateResponse:
-    return await generate(req, registry, runner, settings, metrics, "body")
+async def post_generate(req: GenerateRequest, service: ServiceDep) -> GenerateResponse:
+    return await generate(req, service, "body")
 
 
 @router.get("", summary="Generate names (query parameters)", responses=ERRORS)
-async def get_generate(
-    req: Annotated[GenerateRequest, Query()],
-    registry: RegistryDep,
-    runner: RunnerDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-) -> GenerateResponse:
-    return await generate(req, registry, runner, settings, metrics, "query")
+async def get_generate(req: Annotated[GenerateRequest, Query()], service: ServiceDep) -> GenerateResponse:
+    return await generate(req, service, "query")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.registry import Registry
+from app.deps import Service
 from app.schemas import HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
@@ -21,9 +21,10 @@ async def get_health() -> HealthResponse:
     responses={503: {"model": ReadyResponse, "description": "models are not loaded (yet)"}},
 )
 async def get_ready(request: Request, response: Response) -> ReadyResponse:
-    registry: Registry | None = getattr(request.app.state, "registry", None)
-    if registry is None:
+    service: Service | None = getattr(request.app.state, "service", None)
+    if service is None:
         response.status_code = 503
         response.headers["Retry-After"] = "1"
         return ReadyResponse(status="loading", models=[])
+    registry = service.registry
     return ReadyResponse(status="ready", models=registry.names(), default=registry.default)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import RegistryDep, SettingsDep, resolve_model
+from app.deps import ServiceDep, resolve_model
 from app.registry import LoadedModel
 from app.schemas import CorpusInfo, ErrorResponse, Limits, ModelInfo, ModelList, ModelMetrics
 
@@ -33,7 +33,8 @@ def model_info(model: LoadedModel, default: str) -> ModelInfo:
 
 
 @router.get("", summary="List the loaded models")
-async def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
+async def list_models(service: ServiceDep) -> ModelList:
+    registry, settings = service.registry, service.settings
     data = [model_info(registry.models[n], registry.default) for n in registry.names()]
     limits = Limits(
         max_n=settings.max_n,
@@ -48,5 +49,6 @@ async def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList
     summary="One model's metadata",
     responses={404: {"model": ErrorResponse, "description": "no such model"}},
 )
-async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
+async def get_model(name: str, service: ServiceDep) -> ModelInfo:
+    registry = service.registry
     return model_info(resolve_model(registry, name), registry.default)

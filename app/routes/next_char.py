@@ -6,10 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.batching import BatchRunner
-from app.config import Settings
-from app.deps import RegistryDep, RunnerDep, SettingsDep, Where, check_prefix, resolve_model
-from app.registry import Registry
+from app.deps import Service, ServiceDep, Where, check_prefix, resolve_model
 from app.routes.generate import ERRORS
 from app.sampling import NextCharTask
 from app.schemas import CharProb, NextCharRequest, NextCharResponse
@@ -17,13 +14,11 @@ from app.schemas import CharProb, NextCharRequest, NextCharResponse
 router = APIRouter(prefix="/next-char", tags=["next-char"])
 
 
-async def next_char(
-    req: NextCharRequest, registry: Registry, runner: BatchRunner, settings: Settings, where: Where
-) -> NextCharResponse:
-    model = resolve_model(registry, req.model)
-    prefix = check_prefix(model, req.prefix, settings, where)
+async def next_char(req: NextCharRequest, service: Service, where: Where) -> NextCharResponse:
+    model = resolve_model(service.registry, req.model)
+    prefix = check_prefix(model, req.prefix, service.settings, where)
     task = NextCharTask(model, prefix, req.temperature, req.top_k)
-    await runner.run(model, task)
+    await service.runner.run(model, task)
     return NextCharResponse(
         model=model.name,
         prefix=prefix,
@@ -32,14 +27,10 @@ async def next_char(
 
 
 @router.post("", summary="Next-character distribution (JSON body)", responses=ERRORS)
-async def post_next_char(
-    req: NextCharRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
-) -> NextCharResponse:
-    return await next_char(req, registry, runner, settings, "body")
+async def post_next_char(req: NextCharRequest, service: ServiceDep) -> NextCharResponse:
+    return await next_char(req, service, "body")
 
 
 @router.get("", summary="Next-character distribution (query parameters)", responses=ERRORS)
-async def get_next_char(
-    req: Annotated[NextCharRequest, Query()], registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
-) -> NextCharResponse:
-    return await next_char(req, registry, runner, settings, "query")
+async def get_next_char(req: Annotated[NextCharRequest, Query()], service: ServiceDep) -> NextCharResponse:
+    return await next_char(req, service, "query")

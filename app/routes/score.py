@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import RegistryDep, RunnerDep, SettingsDep, check_text, field_error, resolve_model
+from app.deps import ServiceDep, check_text, field_error, resolve_model
 from app.routes.generate import ERRORS
 from app.sampling import ScoreTask
 from app.schemas import NameScore, ScoreRequest, ScoreResponse
@@ -13,16 +13,15 @@ router = APIRouter(prefix="/score", tags=["score"])
 
 
 @router.post("", summary="Score names", responses=ERRORS)
-async def post_score(
-    req: ScoreRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep
-) -> ScoreResponse:
-    model = resolve_model(registry, req.model)
+async def post_score(req: ScoreRequest, service: ServiceDep) -> ScoreResponse:
+    settings = service.settings
+    model = resolve_model(service.registry, req.model)
     if len(req.names) > settings.max_score_names:
         msg = f"names may hold at most {settings.max_score_names} items, got {len(req.names)}"
         raise field_error("body", "names", msg, len(req.names))
     names = [check_text(model, s, "body", f"names[{i}]") for i, s in enumerate(req.names)]
     task = ScoreTask(model, names)
-    await runner.run(model, task)
+    await service.runner.run(model, task)
     return ScoreResponse(
         model=model.name,
         scores=[
