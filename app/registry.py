@@ -116,17 +116,9 @@ class LoadedModel:
         logits, new_state = self.stepper.step(tokens, state)
         return logits, new_state
 
-    def after(self, prefix: str) -> tuple[Tensor, list[Tensor]]:
-        """Logits (1, V) and state of one sequence after the start boundary and `prefix`."""
-        logits, state = self._begin
-        for token in self.encode(prefix):
-            logits, state = self.step(torch.tensor([token]), state)
-        return logits, state
-
-    @staticmethod
-    def expand_state(state: list[Tensor], batch_size: int) -> list[Tensor]:
-        """A state of batch 1 repeated for `batch_size` sequences (a shared prefix is fed once)."""
-        return [s.expand(batch_size, *s.shape[1:]).contiguous() for s in state]
+    def begin(self) -> tuple[Tensor, list[Tensor]]:
+        """Logits (1, V) and state of one sequence that has read only the start boundary."""
+        return self._begin
 
 
 def _read_extra(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:

@@ -223,7 +223,7 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
     forced_len = [len(f) for t in tasks for f in t.forced]
 
     with torch.inference_mode():
-        begin_logits, begin_state = model.after("")
+        begin_logits, begin_state = model.begin()
         samples, ended, score_lp, captured = model.loop(
             torch.tensor([t.rows for t in tasks]), torch.tensor(params, dtype=torch.float64),
             torch.tensor(forced_rows), torch.tensor(forced_len), torch.tensor(keys, dtype=torch.long),
