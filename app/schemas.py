@@ -36,7 +36,9 @@ class GenerateRequest(BaseModel):
 
     model: str | None = ModelName
     n: int = Field(10, ge=1, le=N_CEILING, description="how many names (the service's limit: GET /models)")
-    temperature: float = Field(1.0, gt=0, le=5, description="softmax temperature; below 1 is safer")
+    temperature: float = Field(
+        1.0, ge=0.01, le=5, description="softmax temperature, 0.01 to 5; below 1 is safer"
+    )
     top_k: int | None = Field(None, ge=1, le=1000, description="sample only from the k likeliest characters")
     top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling: smallest set with this mass")
     seed: int | None = Field(
@@ -98,7 +100,8 @@ class NextCharRequest(BaseModel):
 
     model: str | None = ModelName
     prefix: str = Field("", max_length=PREFIX_CEILING, description="text so far (may be empty; any case)")
-    temperature: float = Field(1.0, gt=0, le=5, description="softmax temperature")
+    # below 0.01 the scaled logits can overflow float32 and the distribution turns to NaN
+    temperature: float = Field(1.0, ge=0.01, le=5, description="softmax temperature, 0.01 to 5")
     top_k: int | None = Field(None, ge=1, le=1000, description="keep only the k likeliest; the rest get 0")
 
 

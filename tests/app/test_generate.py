@@ -51,6 +51,14 @@ async def test_prefix_is_case_insensitive_and_respected(client: httpx.AsyncClien
     assert same["names"] == data["names"]
 
 
+async def test_extreme_temperatures_still_give_real_names(client: httpx.AsyncClient) -> None:
+    for temperature in (0.01, 5.0):
+        data = (await client.get("/generate", params={"n": 20, "temperature": temperature, "seed": 9})).json()
+        assert data["count"] >= 1 and all(len(n) >= 1 and n.isalpha() for n in data["names"])
+    dist = (await client.get("/next-char", params={"prefix": "ma", "temperature": 0.01})).json()
+    assert dist["distribution"][0]["prob"] > 0.99
+
+
 async def test_length_limits(client: httpx.AsyncClient) -> None:
     data = (
         await client.post("/generate", json={"n": 50, "min_length": 6, "max_length": 7, "seed": 5})
@@ -100,6 +108,8 @@ async def test_every_model_generates(client: httpx.AsyncClient) -> None:
         ({"n": "ten"}, "n"),
         ({"temperature": 0}, "temperature"),
         ({"temperature": -1}, "temperature"),
+        ({"temperature": 5e-324}, "temperature"),  # found by schemathesis: overflowed to NaN
+        ({"temperature": 5.5}, "temperature"),
         ({"top_p": 0}, "top_p"),
         ({"top_p": 1.5}, "top_p"),
         ({"top_k": 0}, "top_k"),
