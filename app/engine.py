@@ -52,6 +52,32 @@ def uniform(key: Tensor) -> Tensor:
     return _shift_right(mix(key), 11).double() * (1.0 / 9007199254740992.0)
 
 
+def filter_rows(
+    logits: Tensor,  # (A, V)
+    temperature: Tensor,  # (A,)
+    top_k: Tensor,  # (A,) V for none
+    top_p: Tensor,  # (A,) above 1 for none
+    any_top_k: bool,
+    any_top_p: bool,
+    no_end: Tensor,  # (A,) bool: the boundary (token 0) may not come next
+) -> Tensor:
+    """Next-token probabilities (A, V) after each row's temperature, top-k and nucleus cut. The
+    nucleus cut is not renormalised: inverse-CDF sampling scales by each row's total anyway."""
+    logits = logits / temperature.unsqueeze(1)
+    logits[:, 0] = torch.where(no_end, torch.full_like(logits[:, 0], -math.inf), logits[:, 0])
+    if any_top_k:
+        ranked = torch.sort(logits, dim=1, descending=True)[0]
+        kth = ranked.gather(1, (top_k - 1).unsqueeze(1))  # (A, 1)
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    probs = torch.softmax(logits, dim=1)
+    if any_top_p:
+        sorted_p, order = torch.sort(probs, dim=1, descending=True)
+        before = torch.cumsum(sorted_p, dim=1) - sorted_p  # mass ranked above each token
+        sorted_p = sorted_p.masked_fill(before >= top_p.unsqueeze(1), 0.0)  # the top one stays
+        probs = torch.zeros_like(probs).scatter(1, order, sorted_p)
+    return probs
+
+
 class StepAdapter(nn.Module):
     """init_state/step for a checkpoint with only forward(): the state is the last
     context_length tokens, and each step runs forward over them."""
@@ -187,19 +213,15 @@ class BatchLoop(nn.Module):
         any_top_p: bool,
     ) -> Tensor:
         """A token (A,) for every active row by inverse CDF; only sampling rows' are used."""
-        logits = logits / temperature.index_select(0, active).unsqueeze(1)
-        early = step < min_len.index_select(0, active)  # the name may not end yet
-        logits[:, 0] = torch.where(early, torch.full_like(logits[:, 0], -math.inf), logits[:, 0])
-        if any_top_k:
-            ranked = torch.sort(logits, dim=1, descending=True)[0]
-            kth = ranked.gather(1, (top_k.index_select(0, active) - 1).unsqueeze(1))  # (A, 1)
-            logits = logits.masked_fill(logits < kth, -math.inf)
-        probs = torch.softmax(logits, dim=1)
-        if any_top_p:
-            sorted_p, order = torch.sort(probs, dim=1, descending=True)
-            before = torch.cumsum(sorted_p, dim=1) - sorted_p  # mass ranked above each token
-            sorted_p = sorted_p.masked_fill(before >= top_p.index_select(0, active).unsqueeze(1), 0.0)
-            probs = torch.zeros_like(probs).scatter(1, order, sorted_p)
+        probs = filter_rows(
+            logits,
+            temperature.index_select(0, active),
+            top_k.index_select(0, active),
+            top_p.index_select(0, active),
+            any_top_k,
+            any_top_p,
+            step < min_len.index_select(0, active),  # the name may not end yet
+        )
         position = step - prefix_len.index_select(0, active)  # (A,) characters sampled so far
         # 0x2545F4914F6CDD1D spreads the positions of one row far apart in the key space
         key = row_key.index_select(0, active) + position * 0x2545F4914F6CDD1D

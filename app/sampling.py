@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from app.engine import MIN_ROWS
+from app.engine import MIN_ROWS, filter_rows
 from app.registry import LoadedModel
 
 END = "<end>"
@@ -175,17 +175,21 @@ class _Padding(Task):
 
 
 def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None) -> Tensor:
-    """Next-token probabilities (B, V) after temperature, top-k and nucleus (top-p) filtering."""
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    probs = torch.softmax(logits, dim=-1)
-    if top_p is not None and top_p < 1.0:
-        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
-        before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass of the tokens ranked above
-        sorted_p = sorted_p.masked_fill(before >= top_p, 0.0)  # the top token always stays
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    """Next-token probabilities (B, V) after temperature, top-k and nucleus (top-p) filtering:
+    the sampler's own filter (app/engine.py), with one setting for every row, renormalised."""
+    B, V = logits.shape
+    k = V if top_k is None else min(top_k, V)
+    p = 2.0 if top_p is None else top_p  # above 1: no nucleus cut
+    probs = filter_rows(
+        logits,
+        torch.full((B,), temperature),
+        torch.full((B,), k, dtype=torch.long),
+        torch.full((B,), p),
+        k < V,
+        p < 1.0,
+        torch.zeros(B, dtype=torch.bool),
+    )
+    if p < 1.0:
         probs = probs / probs.sum(dim=-1, keepdim=True)
     return probs
 
