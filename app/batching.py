@@ -18,7 +18,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 
 import torch
 
@@ -35,17 +34,9 @@ class ModelWorker:
         self.model = model
         self.max_rows = max_rows
         self.wait_s = wait_s  # after the first task, how long to wait for more to join the batch
-        self.batches = 0  # batches run, for metrics and tests
-        self.tasks = 0  # tasks run (a task counts again for every round)
-        self._queue: queue.SimpleQueue[tuple[Task, Future[Task] | _LoopFuture] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Task, _LoopFuture] | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=f"namegen-{model.name}", daemon=True)
         self._thread.start()
-
-    def submit(self, task: Task) -> Future[Task]:
-        """Queue a task; the future completes (in the worker thread) when the task is done."""
-        fut: Future[Task] = Future()
-        self._queue.put((task, fut))
-        return fut
 
     def submit_async(self, task: Task, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Task]:
         """Queue a task from an event loop; the asyncio future completes in that loop. The worker
@@ -60,7 +51,7 @@ class ModelWorker:
 
     def _loop(self) -> None:
         torch.set_grad_enabled(False)
-        carry: list[tuple[Task, Future[Task] | _LoopFuture]] = []  # tasks that want another round
+        carry: list[tuple[Task, _LoopFuture]] = []  # tasks that want another round
         stopping = False
         while not (stopping and not carry):
             batch, rows = carry, sum(t.rows for t, _ in carry)
@@ -93,8 +84,6 @@ class ModelWorker:
                 for _, fut in batch:
                     _complete(fut, None, e, wakes)
             else:
-                self.batches += 1
-                self.tasks += len(batch)
                 for task, fut in batch:
                     if task.done():
                         _complete(fut, task, None, wakes)
@@ -112,19 +101,13 @@ class _LoopFuture:
 
 
 def _complete(
-    fut: Future[Task] | _LoopFuture,
+    fut: _LoopFuture,
     task: Task | None,
     error: BaseException | None,
     wakes: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]],
 ) -> None:
-    """Complete `fut` with the task or the error: a thread future now, a loop's future later,
-    from one callback per loop (collected in `wakes`)."""
-    if isinstance(fut, Future):
-        if error is not None:
-            fut.set_exception(error)
-        else:
-            fut.set_result(task)  # type: ignore[arg-type]
-        return
+    """Complete `fut` with the task or the error, later, from one callback per event loop
+    (collected in `wakes`)."""
     target = fut.fut
 
     def resolve() -> None:
