@@ -84,7 +84,8 @@ class LoadedModel:
                 self.stepper = torch.jit.script(StepAdapter(self.module, self.context_length))
             self.loop = torch.jit.script(BatchLoop(self.stepper, MIN_ROWS))
         with torch.inference_mode():
-            self._begin = self.step(torch.zeros(1, dtype=torch.long), self.start(1))
+            start = self.stepper.init_state(1)
+            self._begin = self.stepper.step(torch.zeros(1, dtype=torch.long), start)
 
     @property
     def context_length(self) -> int:
@@ -103,18 +104,6 @@ class LoadedModel:
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of `text` outside this model's alphabet, in order of first appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.stoi or c == BOUNDARY))
-
-    # -- the two ways to drive a checkpoint one token at a time -----------------------------------
-
-    def start(self, batch_size: int) -> list[Tensor]:
-        """State for `batch_size` sequences that have seen only the boundary padding."""
-        state: list[Tensor] = self.stepper.init_state(batch_size)
-        return state
-
-    def step(self, tokens: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        """Feed one token per sequence (B,); return next-token logits (B, V) and the new state."""
-        logits, new_state = self.stepper.step(tokens, state)
-        return logits, new_state
 
     def begin(self) -> tuple[Tensor, list[Tensor]]:
         """Logits (1, V) and state of one sequence that has read only the start boundary."""
