@@ -6,9 +6,12 @@ pool, a thread hop per dependency per request that the hot endpoints cannot affo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from app.batching import BatchRunner
 from app.config import Settings
@@ -16,6 +19,7 @@ from app.middleware import Metrics
 from app.registry import LoadedModel, Registry
 
 Where = Literal["query", "body"]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -28,14 +32,62 @@ class Service:
     metrics: Metrics
 
 
-async def get_service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
+    """The running service, or a 503 while the models are still loading."""
     service: Service | None = getattr(request.app.state, "service", None)
     if service is None:  # only between process start and the end of the lifespan start-up
         raise HTTPException(503, "models are not loaded yet", headers={"Retry-After": "1"})
     return service
 
 
+async def get_service(request: Request) -> Service:
+    return service_of(request)
+
+
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def parse_query(model: type[M], request: Request) -> M:
+    """The query string read into `model` with one pydantic call.
+
+    For the hot GET endpoints, in place of FastAPI's `Annotated[Model, Query()]` and dependencies:
+    FastAPI reads a query model field by field in Python and resolves each dependency with
+    caching and scope checks, together a fifth of the event loop's time on GET /generate?n=1
+    under load (py-spy), more than the handler. Errors keep FastAPI's shape: a 422 whose `loc` is
+    ["query", field]. A repeated parameter counts once, with its last value, as in FastAPI.
+    Declare the parameters in OpenAPI with `openapi_extra=query_parameters(model)`."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as e:
+        errors = [{**err, "loc": ("query", *err["loc"])} for err in e.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` declaring each field of `model` as a query parameter, as FastAPI does for
+    `Annotated[Model, Query()]`."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    params = [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+            **({"description": prop["description"]} if "description" in prop else {}),
+        }
+        for name, prop in schema["properties"].items()
+    ]
+    return {"parameters": params}
+
+
+def json_response(content: dict[str, Any]) -> Response:
+    """`content` as a JSON response, serialised by pydantic-core with no model in between.
+
+    For the hot endpoints: building the response model and letting FastAPI re-validate and dump it
+    cost about 40 us a request against 9 us here, with the same bytes. The route still declares
+    its response model, for OpenAPI, and the tests check the bodies against it."""
+    return Response(to_json(content), media_type="application/json")
 
 
 def field_error(where: Where, field: str, msg: str, value: object) -> HTTPException:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import random
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Request, Response
 
-from app.deps import Service, ServiceDep, Where, check_prefix, field_error, resolve_model
+from app.deps import (
+    Service,
+    ServiceDep,
+    Where,
+    check_prefix,
+    field_error,
+    json_response,
+    parse_query,
+    query_parameters,
+    resolve_model,
+    service_of,
+)
 from app.sampling import SampleSpec, SampleTask
 from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse
 
@@ -23,7 +33,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-async def generate(req: GenerateRequest, service: Service, where: Where) -> GenerateResponse:
+async def generate(req: GenerateRequest, service: Service, where: Where) -> Response:
     settings = service.settings
     model = resolve_model(service.registry, req.model)
     if req.n > settings.max_n:
@@ -61,25 +71,36 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Gene
             f"only {len(names)} of {req.n} names met the constraints in {result.rounds} batches "
             f"({result.sampled} samples); relax prefix, lengths, unique or novel to get more"
         )
-    return GenerateResponse(
-        model=model.name,
-        names=names,
-        seed=seed,
-        count=len(names),
-        requested=req.n,
-        complete=result.complete,
-        rounds=result.rounds,
-        sampled=result.sampled,
-        rejected=result.rejected,
-        note=note,
+    return json_response(
+        {
+            "model": model.name,
+            "names": names,
+            "seed": seed,
+            "count": len(names),
+            "requested": req.n,
+            "complete": result.complete,
+            "rounds": result.rounds,
+            "sampled": result.sampled,
+            "rejected": result.rejected,
+            "note": note,
+        }
     )
 
 
-@router.post("", summary="Generate names (JSON body)", responses=ERRORS)
-async def post_generate(req: GenerateRequest, service: ServiceDep) -> GenerateResponse:
+@router.post("", summary="Generate names (JSON body)", response_model=GenerateResponse, responses=ERRORS)
+async def post_generate(req: GenerateRequest, service: ServiceDep) -> Response:
     return await generate(req, service, "body")
 
 
-@router.get("", summary="Generate names (query parameters)", responses=ERRORS)
-async def get_generate(req: Annotated[GenerateRequest, Query()], service: ServiceDep) -> GenerateResponse:
-    return await generate(req, service, "query")
+@router.get(
+    "",
+    summary="Generate names (query parameters)",
+    response_model=GenerateResponse,
+    responses=ERRORS,
+    openapi_extra=query_parameters(GenerateRequest),
+)
+async def get_generate(
+    request: Request,
+) -> Response:
+    # no dependencies here: see parse_query
+    return await generate(parse_query(GenerateRequest, request), service_of(request), "query")

@@ -2,35 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Query
-
-from app.deps import Service, ServiceDep, Where, check_prefix, resolve_model
+from app.deps import (
+    Service,
+    ServiceDep,
+    Where,
+    check_prefix,
+    json_response,
+    parse_query,
+    query_parameters,
+    resolve_model,
+    service_of,
+)
 from app.routes.generate import ERRORS
 from app.sampling import NextCharTask
-from app.schemas import CharProb, NextCharRequest, NextCharResponse
+from app.schemas import NextCharRequest, NextCharResponse
 
 router = APIRouter(prefix="/next-char", tags=["next-char"])
 
 
-async def next_char(req: NextCharRequest, service: Service, where: Where) -> NextCharResponse:
+async def next_char(req: NextCharRequest, service: Service, where: Where) -> Response:
     model = resolve_model(service.registry, req.model)
     prefix = check_prefix(model, req.prefix, service.settings, where)
     task = NextCharTask(model, prefix, req.temperature, req.top_k)
     await service.runner.run(model, task)
-    return NextCharResponse(
-        model=model.name,
-        prefix=prefix,
-        distribution=[CharProb(char=c, prob=p) for c, p in task.distribution()],
-    )
+    distribution = [{"char": c, "prob": p} for c, p in task.distribution()]
+    return json_response({"model": model.name, "prefix": prefix, "distribution": distribution})
 
 
-@router.post("", summary="Next-character distribution (JSON body)", responses=ERRORS)
-async def post_next_char(req: NextCharRequest, service: ServiceDep) -> NextCharResponse:
+@router.post(
+    "",
+    summary="Next-character distribution (JSON body)",
+    response_model=NextCharResponse,
+    responses=ERRORS,
+)
+async def post_next_char(req: NextCharRequest, service: ServiceDep) -> Response:
     return await next_char(req, service, "body")
 
 
-@router.get("", summary="Next-character distribution (query parameters)", responses=ERRORS)
-async def get_next_char(req: Annotated[NextCharRequest, Query()], service: ServiceDep) -> NextCharResponse:
-    return await next_char(req, service, "query")
+@router.get(
+    "",
+    summary="Next-character distribution (query parameters)",
+    response_model=NextCharResponse,
+    responses=ERRORS,
+    openapi_extra=query_parameters(NextCharRequest),
+)
+async def get_next_char(
+    request: Request,
+) -> Response:
+    # no dependencies here: see parse_query
+    return await next_char(parse_query(NextCharRequest, request), service_of(request), "query")
