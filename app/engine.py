@@ -64,7 +64,7 @@ def filter_rows(
     """Next-token probabilities (A, V) after each row's temperature, top-k and nucleus cut. The
     nucleus cut is not renormalised: inverse-CDF sampling scales by each row's total anyway."""
     logits = logits / temperature.unsqueeze(1)
-    logits[:, 0] = torch.where(no_end, torch.full_like(logits[:, 0], -math.inf), logits[:, 0])
+    logits.select(1, 0).masked_fill_(no_end, -math.inf)
     if any_top_k:
         ranked = torch.sort(logits, dim=1, descending=True)[0]
         kth = ranked.gather(1, (top_k - 1).unsqueeze(1))  # (A, 1)
@@ -109,21 +109,33 @@ class BatchLoop(nn.Module):
 
     def forward(
         self,
-        task_rows: Tensor,  # (T,) rows of each task; a task's rows are consecutive
-        task_params: Tensor,  # (T, 7) float64: kind, temperature, top_k, top_p, min_len, max_len,
-        # prefix_len; kind 0 samples, 1 scores (adds up the log-probability of its forced
-        # tokens), 2 captures the logits after its forced tokens (next-char), 3 is padding
-        forced: Tensor,  # (B, F) tokens each row must read first, padded with 0
-        forced_len: Tensor,  # (B,)
-        task_keys: Tensor,  # (T,) int64: each task's random key (seed and round)
+        task_rows: list[int],  # (T,) rows of each task; a task's rows are consecutive
+        task_params: list[list[float]],  # (T, 7): kind, temperature, top_k, top_p, min_len,
+        # max_len, prefix_len; kind 0 samples, 1 scores (adds up the log-probability of its forced
+        # tokens), 2 reports the distribution after its forced tokens (next-char), 3 is padding
+        forced: list[list[int]],  # (B, F) tokens each row must read first, padded with 0
+        forced_len: list[int],  # (B,)
+        task_keys: list[int],  # (T,) each task's random key (seed and round), as int64
         begin_logits: Tensor,  # (1, V) after the start boundary
         begin_state: list[Tensor],  # the state after the start boundary, batch 1
         steps: int,  # upper bound on the number of steps
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        label_order: list[int],  # (V,) the tokens in the order their labels sort (next-char ties)
+    ) -> tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]:
+        """Returns, as Python lists: the tokens of each row (B, steps); whether each sampling row
+        ended in time (B,); each row's summed log-probability (B,), for scoring rows; and for the
+        next-char rows, in row order, every token likeliest first (ties in label order) with its
+        probability after temperature and top-k, in float64 summing to 1.
+
+        Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
+        (torch releases it to free the memory), and while the event loop is busy each hand-over
+        waits up to a switch interval. With lists, a batch costs the worker thread one."""
         # per-row settings from per-task ones (here, not in Python: the worker thread then holds
         # the GIL for a handful of calls per batch, not a handful per task)
-        B, V = forced.size(0), begin_logits.size(1)
-        per_row = task_params.repeat_interleave(task_rows, dim=0)  # (B, 7)
+        rows_per_task = torch.tensor(task_rows)
+        forced_t = torch.tensor(forced)
+        forced_len_t = torch.tensor(forced_len)
+        B, V = forced_t.size(0), begin_logits.size(1)
+        per_row = torch.tensor(task_params, dtype=torch.float64).repeat_interleave(rows_per_task, dim=0)
         kind = per_row[:, 0].long()
         is_sampling, is_score, capture = kind == 0, kind == 1, kind == 2
         temperature = per_row[:, 1].float()
@@ -131,19 +143,24 @@ class BatchLoop(nn.Module):
         min_len, max_len, prefix_len = per_row[:, 4].long(), per_row[:, 5].long(), per_row[:, 6].long()
         # a row that only reads is finished after its last forced token, or, for next-char, once
         # it has seen the logits after them
-        done_at = torch.where(capture, forced_len, forced_len - 1)
-        starts = torch.cumsum(task_rows, 0) - task_rows
-        row_key = task_keys.repeat_interleave(task_rows) ^ (  # (B,) a stream per row of a task
-            (torch.arange(B) - starts.repeat_interleave(task_rows)) * -7046029254386353131
+        done_at = torch.where(capture, forced_len_t, forced_len_t - 1)
+        starts = torch.cumsum(rows_per_task, 0) - rows_per_task
+        row_key = torch.tensor(task_keys).repeat_interleave(rows_per_task) ^ (  # (B,) a stream per row
+            (torch.arange(B) - starts.repeat_interleave(rows_per_task)) * -7046029254386353131
         )
+        # the uniform each row uses at each step, all made at once: a hash of the row's stream
+        # and its position (characters sampled so far), 0x2545F4914F6CDD1D spreading the
+        # positions of one row far apart in the key space
+        position = torch.arange(steps).unsqueeze(0) - prefix_len.unsqueeze(1)  # (B, steps)
+        uniforms = uniform(row_key.unsqueeze(1) + position * 0x2545F4914F6CDD1D).float()
         logits = begin_logits.expand(B, V)
         state: list[Tensor] = []
         for s in begin_state:
             size: list[int] = s.size()  # type: ignore[assignment]
             size[0] = B
             state.append(s.expand(size).contiguous())
-        any_top_k = bool((top_k < V).any())
-        any_top_p = bool((top_p < 1.0).any())
+        any_top_k = bool(((top_k < V) & is_sampling).any())
+        any_top_p = bool(((top_p < 1.0) & is_sampling).any())
         any_score = bool(is_score.any())
         any_capture = bool(capture.any())
         finished = torch.zeros(B, dtype=torch.bool)
@@ -152,80 +169,85 @@ class BatchLoop(nn.Module):
         score_lp = torch.zeros(B, dtype=torch.float64)
         captured = torch.zeros(B, V)
         # only unfinished rows are computed: `active` lists them (ascending); logits and state
-        # hold exactly those rows, and finished rows are dropped, keeping at least min_rows
+        # hold exactly those rows, and finished rows are dropped, keeping at least min_rows.
+        # Per-row settings are gathered for the active rows when that set changes, not every step.
+        per_row_settings = [forced_len_t, is_sampling, is_score, capture, min_len, max_len, done_at,
+                            temperature, top_k, top_p, forced_t, uniforms]  # fmt: skip
         active = torch.arange(B)
-        width = forced.size(1)
+        fin = torch.zeros(B, dtype=torch.bool)  # finished and ended, for the active rows
+        ended_a = torch.zeros(B, dtype=torch.bool)
+        settings = per_row_settings
+        width = forced_t.size(1)
         step = 0
         while True:
-            flen = forced_len.index_select(0, active)
+            flen, sampling, scoring, capturing, min_len_a, max_len_a, done_at_a = settings[:7]
+            temperature_a, top_k_a, top_p_a, forced_a, uniforms_a = settings[7:]
             in_forced = step < flen
-            token = forced.select(1, min(step, width - 1)).index_select(0, active)
-            token = torch.where(in_forced, token, torch.zeros_like(token))
+            token = forced_a.select(1, min(step, width - 1)).masked_fill(~in_forced, 0)
             if any_score:
                 lp = F.log_softmax(logits.double(), dim=1).gather(1, token.unsqueeze(1)).squeeze(1)
-                keep_lp = in_forced & is_score.index_select(0, active)
-                score_lp.index_add_(0, active, torch.where(keep_lp, lp, torch.zeros_like(lp)))
+                score_lp.index_add_(0, active, lp.masked_fill(~(in_forced & scoring), 0.0))
             if any_capture:
-                cap = capture.index_select(0, active) & (flen == step)
+                cap = capturing & (flen == step)
                 if bool(cap.any()):
                     captured.index_copy_(0, active[cap], logits[cap])
-            fin = finished.index_select(0, active)
-            sampling = is_sampling.index_select(0, active)
             choose = sampling & ~in_forced & ~fin
             if bool(choose.any()):
-                sampled = self._sample(
-                    logits, step, active, min_len, prefix_len, temperature, top_k, top_p, row_key,
-                    any_top_k, any_top_p,
+                p_next = filter_rows(
+                    logits, temperature_a, top_k_a, top_p_a, any_top_k, any_top_p,
+                    step < min_len_a,  # the name may not end yet
                 )  # fmt: skip
+                # inverse CDF: the first token whose cumulative probability passes u * total
+                cdf = torch.cumsum(p_next, dim=1)
+                u = uniforms_a.select(1, step).unsqueeze(1)
+                sampled = (cdf < u * cdf[:, -1:]).sum(dim=1).clamp(max=V - 1)
                 token = torch.where(choose, sampled, token)
-                stop = choose & ((token == 0) | (step >= max_len.index_select(0, active)))
-                ended.index_fill_(0, active[stop & (token == 0)], True)
+                end = token == 0
+                stop = choose & (end | (step >= max_len_a))
+                ended_a = ended_a | (stop & end)
                 fin = fin | stop
-            fin = fin | (~sampling & (step >= done_at.index_select(0, active)))
-            finished.index_copy_(0, active, fin)
+            fin = fin | (~sampling & (step >= done_at_a))
             samples.select(1, step).index_copy_(0, active, token)
             if bool(fin.all()) or step + 1 >= steps:
                 break
-            keep = ~fin
-            n_done = fin.size(0) - int(keep.sum())
-            if n_done * 8 >= fin.size(0):  # drop finished rows once they are an eighth of the batch
-                short = self.min_rows - int(keep.sum())
+            # drop finished rows once they are an eighth of the batch, keeping min_rows rows
+            n_keep = max(fin.size(0) - int(fin.sum()), self.min_rows)
+            if (fin.size(0) - n_keep) * 8 >= fin.size(0) and n_keep < fin.size(0):
+                keep = ~fin
+                short = n_keep - int(keep.sum())
                 if short > 0:  # keep some finished rows as padding
                     keep.index_fill_(0, fin.nonzero().squeeze(1)[:short], True)
+                finished.index_copy_(0, active, fin)
+                ended.index_copy_(0, active, ended_a)
                 active, token, logits = active[keep], token[keep], logits[keep]
+                fin, ended_a = fin[keep], ended_a[keep]
                 state = [s[keep] for s in state]
+                settings = [t.index_select(0, active) for t in per_row_settings]
             logits, state = self.stepper.step(token, state)  # type: ignore[operator]
             step += 1
-        return samples, ended, score_lp, captured
-
-    def _sample(
-        self,
-        logits: Tensor,
-        step: int,
-        active: Tensor,
-        min_len: Tensor,
-        prefix_len: Tensor,
-        temperature: Tensor,
-        top_k: Tensor,
-        top_p: Tensor,
-        row_key: Tensor,
-        any_top_k: bool,
-        any_top_p: bool,
-    ) -> Tensor:
-        """A token (A,) for every active row by inverse CDF; only sampling rows' are used."""
-        probs = filter_rows(
-            logits,
-            temperature.index_select(0, active),
-            top_k.index_select(0, active),
-            top_p.index_select(0, active),
-            any_top_k,
-            any_top_p,
-            step < min_len.index_select(0, active),  # the name may not end yet
-        )
-        position = step - prefix_len.index_select(0, active)  # (A,) characters sampled so far
-        # 0x2545F4914F6CDD1D spreads the positions of one row far apart in the key space
-        key = row_key.index_select(0, active) + position * 0x2545F4914F6CDD1D
-        u = uniform(key).unsqueeze(1).to(probs.dtype)
-        cdf = torch.cumsum(probs, dim=1)
-        token = (cdf < u * cdf[:, -1:]).sum(dim=1)
-        return token.clamp(max=probs.size(1) - 1)
+        ended.index_copy_(0, active, ended_a)
+        order: list[list[int]] = []
+        next_probs: list[list[float]] = []
+        if any_capture:
+            rows = capture.nonzero().squeeze(1)
+            k = top_k.index_select(0, rows)
+            p = filter_rows(
+                captured.index_select(0, rows),
+                temperature.index_select(0, rows),
+                k,
+                torch.full(k.size(), 2.0),  # no nucleus cut
+                bool((k < V).any()),
+                False,
+                torch.zeros(k.size(), dtype=torch.bool),
+            ).double()
+            p = p / p.sum(dim=1, keepdim=True)
+            by_label = torch.tensor(label_order)
+            # a stable sort of the label-ordered columns: likeliest first, equal ones by label
+            sorted_p, pos = torch.sort(p.index_select(1, by_label), dim=1, descending=True, stable=True)
+            order_rows: list[list[int]] = by_label[pos].tolist()
+            prob_rows: list[list[float]] = sorted_p.tolist()
+            order, next_probs = order_rows, prob_rows
+        tokens: list[list[int]] = samples.tolist()
+        ended_list: list[bool] = ended.tolist()
+        score_list: list[float] = score_lp.tolist()
+        return tokens, ended_list, score_list, order, next_probs

@@ -129,14 +129,13 @@ class NextCharTask(Task):
         self.model, self.temperature, self.top_k = model, temperature, top_k
         self.rows = 1
         self.forced = [model.encode(prefix)]
-        self.logits: Tensor | None = None
+        self.probs: list[tuple[str, float]] | None = None  # set by run_batch
 
     def distribution(self) -> list[tuple[str, float]]:
-        assert self.logits is not None
-        probs = filter_probs(self.logits.unsqueeze(0), self.temperature, self.top_k, None)[0].double()
-        probs = probs / probs.sum()
-        labels = [END, *self.model.vocab[1:]]
-        return sorted(zip(labels, probs.tolist(), strict=True), key=lambda cp: (-cp[1], cp[0]))
+        """(char, probability) for every vocabulary entry, likeliest first, ties by char; the
+        boundary is "<end>". The probabilities sum to 1 in float64."""
+        assert self.probs is not None
+        return self.probs
 
 
 @dataclass(frozen=True)
@@ -196,7 +195,7 @@ def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: f
 
 def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
     """Run every row of every task to its end as one batch (one call of the model's scripted
-    BatchLoop), and hand each task its results (SampleTask.collect, NextCharTask.logits,
+    BatchLoop), and hand each task its results (SampleTask.collect, NextCharTask.probs,
     ScoreTask.logprob)."""
     if sum(t.rows for t in tasks) < MIN_ROWS:
         tasks = [*tasks, _Padding(MIN_ROWS - sum(t.rows for t in tasks))]
@@ -213,29 +212,33 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
             top_k = V if spec.top_k is None else min(spec.top_k, V)
             top_p = 2.0 if spec.top_p is None else spec.top_p  # above 1: no nucleus cut
             params.append(
-                [0, spec.temperature, top_k, top_p, spec.min_length, spec.max_length, len(t.prefix)]
+                [0.0, spec.temperature, top_k, top_p, spec.min_length, spec.max_length, len(t.prefix)]
             )
             keys.append(t.key())
             longest = max(longest, spec.max_length)
             forced_rows += [t.prefix + [0] * (pad - len(t.prefix))] * t.rows
             continue
-        kind = 1 if isinstance(t, ScoreTask) else 2 if isinstance(t, NextCharTask) else 3
-        params.append([kind, 1.0, V, 2.0, 0, 0, 0])
+        if isinstance(t, NextCharTask):
+            top_k = V if t.top_k is None else min(t.top_k, V)
+            params.append([2.0, t.temperature, top_k, 2.0, 0.0, 0.0, 0.0])
+        else:
+            params.append([1.0 if isinstance(t, ScoreTask) else 3.0, 1.0, V, 2.0, 0.0, 0.0, 0.0])
         keys.append(0)
         forced_rows += [f + [0] * (pad - len(f)) for f in t.forced]
+    params = [[float(x) for x in row] for row in params]  # the loop takes float64 lists
     steps = max(width, longest + 1) + 1
     forced_len = [len(f) for t in tasks for f in t.forced]
+    labels = [END, *model.vocab[1:]]
+    label_order = sorted(range(V), key=labels.__getitem__)
 
     with torch.inference_mode():
         begin_logits, begin_state = model.begin()
-        samples, ended, score_lp, captured = model.loop(
-            torch.tensor([t.rows for t in tasks]), torch.tensor(params, dtype=torch.float64),
-            torch.tensor(forced_rows), torch.tensor(forced_len), torch.tensor(keys, dtype=torch.long),
-            begin_logits, begin_state, steps,
+        rows, done, score_lp, order, probs = model.loop(
+            [t.rows for t in tasks], params, forced_rows, forced_len, keys, begin_logits, begin_state,
+            steps, label_order,
         )  # fmt: skip
 
-    rows, done = samples.tolist(), ended.tolist()
-    a = 0
+    a, c = 0, 0  # first row of the task, its next-char row
     for t in tasks:
         b = a + t.rows
         if isinstance(t, SampleTask):
@@ -245,9 +248,10 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
                 out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
             t.collect(out)
         elif isinstance(t, ScoreTask):
-            t.logprob = score_lp[a:b].tolist()
+            t.logprob = score_lp[a:b]
         elif isinstance(t, NextCharTask):
-            t.logits = captured[a].clone()
+            t.probs = [(labels[i], p) for i, p in zip(order[c], probs[c], strict=True)]
+            c += 1
         a = b
 
 
