@@ -107,6 +107,29 @@ class BatchLoop(nn.Module):
         self.stepper = stepper  # has step(idx (B,), state) -> (logits (B, V), state)
         self.min_rows = min_rows  # never compute fewer rows: small batches round differently
 
+    @torch.jit.export
+    def launch(
+        self,
+        task_rows: list[int],
+        task_params: list[list[float]],
+        forced: list[list[int]],
+        forced_len: list[int],
+        task_keys: list[int],
+        begin_logits: Tensor,
+        begin_state: list[Tensor],
+        steps: int,
+        label_order: list[int],
+    ) -> torch.jit.Future[
+        tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
+    ]:
+        """`forward` started on torch's inter-op thread pool: returns at once with a future. The
+        batch then runs with no Python and no GIL at all, and the caller's thread (the event loop)
+        carries on serving HTTP meanwhile."""
+        return torch.jit.fork(
+            self.forward, task_rows, task_params, forced, forced_len, task_keys, begin_logits,
+            begin_state, steps, label_order,
+        )  # fmt: skip
+
     def forward(
         self,
         task_rows: list[int],  # (T,) rows of each task; a task's rows are consecutive

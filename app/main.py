@@ -120,7 +120,8 @@ def create_app() -> FastAPI:
         max_in_flight=settings.max_in_flight,
         max_body_bytes=settings.max_body_bytes,
     )  # outermost: it counts, limits and logs every request
-    for module in (health, models, generate, next_char, score, metrics):
+    # routes are matched router by router, in this order: the probes, then by expected traffic
+    for module in (health, generate, next_char, score, models, metrics):
         app.include_router(module.router)
     return app
 

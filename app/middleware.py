@@ -58,6 +58,24 @@ class Metrics:
             ["model", "parameters", "context_length", "test_loss", "sha256"], registry=self.registry,
         )  # fmt: skip
 
+        # the labelled children, looked up once per label set: labels() costs more than inc()
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._names_children: dict[str, Counter] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = self.requests.labels(route, method, str(status)), self.latency.labels(route, method)
+            self._request_children[route, method, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_names(self, model: str, n: int) -> None:
+        child = self._names_children.get(model)
+        if child is None:
+            child = self._names_children[model] = self.names.labels(model)
+        child.inc(n)
+
     def set_models(self, models: Iterable[tuple[str, int, int, float, str]]) -> None:
         self.model_info.clear()
         for name, params, ctx, test_loss, sha in models:
@@ -148,8 +166,7 @@ class ServiceMiddleware:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
-            self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(elapsed)
+            self.metrics.observe_request(route, method, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %d %.1fms id=%s", method, route, status, elapsed * 1000, request_id,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -193,10 +194,20 @@ def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: f
     return probs
 
 
-def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
-    """Run every row of every task to its end as one batch (one call of the model's scripted
-    BatchLoop), and hand each task its results (SampleTask.collect, NextCharTask.probs,
-    ScoreTask.logprob)."""
+LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
+
+
+@dataclass
+class BatchPlan:
+    """One batch, ready for the model's scripted BatchLoop (app/engine.py)."""
+
+    tasks: list[Task]  # padded to MIN_ROWS rows
+    args: tuple[Any, ...]  # the loop's arguments: Python lists, and the start state
+    labels: list[str]  # what each token is reported as: "<end>" for the boundary
+
+
+def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
+    """Lay out the rows of `tasks` as one batch."""
     if sum(t.rows for t in tasks) < MIN_ROWS:
         tasks = [*tasks, _Padding(MIN_ROWS - sum(t.rows for t in tasks))]
     V = model.vocab_size
@@ -230,16 +241,18 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
     forced_len = [len(f) for t in tasks for f in t.forced]
     labels = [END, *model.vocab[1:]]
     label_order = sorted(range(V), key=labels.__getitem__)
+    begin_logits, begin_state = model.begin()
+    args = ([t.rows for t in tasks], params, forced_rows, forced_len, keys, begin_logits, begin_state,
+            steps, label_order)  # fmt: skip
+    return BatchPlan(tasks, args, labels)
 
-    with torch.inference_mode():
-        begin_logits, begin_state = model.begin()
-        rows, done, score_lp, order, probs = model.loop(
-            [t.rows for t in tasks], params, forced_rows, forced_len, keys, begin_logits, begin_state,
-            steps, label_order,
-        )  # fmt: skip
 
+def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
+    """Hand each task of the batch its results (SampleTask.collect, NextCharTask.probs,
+    ScoreTask.logprob)."""
+    rows, done, score_lp, order, probs = outputs
     a, c = 0, 0  # first row of the task, its next-char row
-    for t in tasks:
+    for t in plan.tasks:
         b = a + t.rows
         if isinstance(t, SampleTask):
             out: list[str | None] = []
@@ -250,9 +263,19 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
         elif isinstance(t, ScoreTask):
             t.logprob = score_lp[a:b]
         elif isinstance(t, NextCharTask):
-            t.probs = [(labels[i], p) for i, p in zip(order[c], probs[c], strict=True)]
+            t.probs = [(plan.labels[i], p) for i, p in zip(order[c], probs[c], strict=True)]
             c += 1
         a = b
+
+
+def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
+    """Run every row of every task to its end as one batch, in this thread (one call of the
+    model's scripted BatchLoop), and hand each task its results. The service runs the same plan
+    on torch's thread pool instead (app/batching.py)."""
+    plan = plan_batch(model, tasks)
+    with torch.inference_mode():
+        outputs = model.loop(*plan.args)
+    finish_batch(model, plan, outputs)
 
 
 # -- one request at a time (the service batches concurrent ones: app/batching.py) -----------------

@@ -64,7 +64,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Resp
     await service.runner.run(model, task)
     result = task.result()
     names = result.names if req.lowercase else [s.capitalize() for s in result.names]
-    service.metrics.names.labels(model.name).inc(len(names))
+    service.metrics.count_names(model.name, len(names))
     note = None
     if not result.complete:
         note = (
