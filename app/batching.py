@@ -30,7 +30,16 @@ from typing import Any
 import torch
 
 from app.registry import LoadedModel, Registry
-from app.sampling import BatchPlan, Task, finish_batch, plan_batch
+from app.sampling import (
+    BatchPlan,
+    NextCharTask,
+    SampleSpec,
+    SampleTask,
+    ScoreTask,
+    Task,
+    finish_batch,
+    plan_batch,
+)
 
 logger = logging.getLogger("namegen.batching")
 
@@ -58,6 +67,21 @@ class ModelBatcher:
             else:
                 self._start()
         return await fut
+
+    def warm_up(self, runs: int = 3) -> None:
+        """Run a small batch of every kind through `launch` a few times, blocking. TorchScript
+        profiles and optimises a method on its first calls, running them slowly and in the calling
+        thread; done here, at start-up, instead of in the first requests' event loop."""
+        m = self.model
+        for _ in range(runs):
+            tasks: list[Task] = [
+                SampleTask(m, SampleSpec(n=2, max_length=8), seed=0),
+                NextCharTask(m, "", 1.0, 2),
+                ScoreTask(m, [m.vocab[1]]),
+            ]
+            plan = plan_batch(m, tasks)
+            with torch.inference_mode():
+                finish_batch(m, plan, m.loop.launch(*plan.args).wait())
 
     def _start(self) -> None:
         self._timer = None
@@ -130,6 +154,8 @@ class BatchRunner:
 
     def __init__(self, registry: Registry, max_rows: int = 8192, wait_s: float = 0.0) -> None:
         self.batchers = {name: ModelBatcher(m, max_rows, wait_s) for name, m in registry.models.items()}
+        for batcher in self.batchers.values():
+            batcher.warm_up()
 
     async def run(self, model: LoadedModel, task: Task) -> Task:
         return await self.batchers[model.name].run(task)
