@@ -77,12 +77,19 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--torch-threads", type=int, default=1, help="NAMEGEN_TORCH_THREADS")
     p.add_argument("--uvicorn-args", default="", help="extra uvicorn arguments, space-separated")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting for this run, e.g. NAMEGEN_MAX_BATCH_ROWS=1; repeatable")  # fmt: skip
     args = p.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
 
     uv_args = ["--no-access-log", "--workers", str(args.workers), *args.uvicorn_args.split()]
     env = {"NAMEGEN_TORCH_THREADS": str(args.torch_threads), "NAMEGEN_LOG_LEVEL": "warning"}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("NAMEGEN_"):
+            p.error(f"--env takes NAMEGEN_NAME=VALUE, got {item!r}")
+        env[name] = value
     results: list[Result] = []
     with serve(env=env, args=uv_args) as srv:
         for label, method, path, body in ENDPOINTS:
@@ -94,7 +101,7 @@ def main() -> None:
 
     ceiling = results[0].requests_per_s
     print(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s, uvicorn workers "
-          f"{args.workers}, torch threads {args.torch_threads}\n")  # fmt: skip
+          f"{args.workers}, torch threads {args.torch_threads} {' '.join(args.env)}\n")  # fmt: skip
     print(f"| {'endpoint':<22} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'requests':>8} | "
           f"{'errors':>6} | {'vs ceiling':>10} |")  # fmt: skip
     print(f"|{'-' * 24}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 12}|")
