@@ -102,7 +102,9 @@ def resolve_model(registry: Registry, name: str | None) -> LoadedModel:
     Names are only ever looked up in the registry, never turned into paths."""
     model = registry.models.get(registry.default if name is None else name)
     if model is None:
-        raise HTTPException(404, f"model {name!r} not found; available models: {', '.join(registry.names())}")
+        shown = name if name is None or len(name) <= 64 else f"{name[:64]}..."  # from a URL path
+        available = ", ".join(registry.names())
+        raise HTTPException(404, f"model {shown!r} not found; available models: {available}")
     return model
 
 

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.batching import BatchRunner
 from app.config import Settings, get_settings
 from app.deps import Service
+from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import Metrics, ServiceMiddleware
 from app.registry import CheckpointError, load_registry
@@ -110,6 +111,7 @@ class StartupFailureMiddleware:
 def create_app() -> FastAPI:
     app = FastAPI(title="namegen", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.service = None
+    install_error_handlers(app)
     settings = get_settings()
     app.add_middleware(
         CORSMiddleware,

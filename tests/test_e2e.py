@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,36 @@ def test_errors(server: str) -> None:
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "n"]
     missing = httpx.get(f"{server}/models/nope")
     assert missing.status_code == 404 and "names-female" in missing.json()["detail"]
+
+
+GET_END = b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+def _raw_request(server: str, request: bytes) -> bytes:
+    """Send bytes as they are (httpx would refuse or normalise them) and read the answer."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_hostile_requests_over_real_http(server: str) -> None:
+    """What only a real server sees: raw paths, a URL too long to parse, bytes that are not JSON."""
+    for path in (b"/models/../../etc/passwd", b"/models/..%2f..%2fetc%2fpasswd", b"/models/%2e%2e%2fmain.py",
+                 b"/generate?model=..%2f..%2fetc%2fpasswd", b"/next-char?prefix=%00%ff"):  # fmt: skip
+        answer = _raw_request(server, b"GET " + path + GET_END)
+        status = answer.split(b" ", 2)[1]
+        assert status in (b"404", b"422"), (path, answer[:200])
+    too_long = b"GET /generate?prefix=" + b"a" * 200_000 + GET_END
+    assert _raw_request(server, too_long).startswith(b"HTTP/1.1 400 ")
+    for body in (b'{"temperature": NaN}', b'{"prefix": "\\ud800"}', b"[" * 100_000, b'{"prefix": "\xff"}'):
+        r = httpx.post(f"{server}/generate", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code in (400, 422), (body[:40], r.status_code, r.text[:200])
+        assert r.json()["detail"]
+    assert httpx.get(f"{server}/healthz").status_code == 200  # and it is still serving
 
 
 def test_same_seed_same_names_under_concurrent_load(server: str) -> None:
