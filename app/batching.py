@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from typing import Any
 
@@ -44,16 +45,24 @@ from app.sampling import (
 logger = logging.getLogger("namegen.batching")
 
 
+BUSY_WINDOW_S = 0.05  # a model whose last batch ended this recently counts as under load
+
+
 class ModelBatcher:
     """The batches of one model; at most one runs at a time. Use from one event loop."""
 
     def __init__(self, model: LoadedModel, max_rows: int, wait_s: float = 0.0) -> None:
         self.model = model
         self.max_rows = max_rows  # a batch takes queued tasks until it has at least this many rows
-        self.wait_s = wait_s  # after a task arrives at an idle batcher, how long to wait for more
+        # under load, how long a task that finds no batch running waits for others to join it:
+        # fewer, larger batches cost the event loop less per request (measured under wrk: 1 ms
+        # took GET /next-char from 0.54 to 0.64 of the /healthz ceiling). On a quiet model (no
+        # batch ended within BUSY_WINDOW_S) a task starts at once: a lone request never waits.
+        self.wait_s = wait_s
         self._queue: deque[tuple[Task, asyncio.Future[Task]]] = deque()
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
+        self._last_end = -math.inf  # event-loop time the last batch ended
 
     async def run(self, task: Task) -> Task:
         """Run `task` to completion in as many batches as it needs (each shared with whatever
@@ -62,7 +71,7 @@ class ModelBatcher:
         fut: asyncio.Future[Task] = loop.create_future()
         self._queue.append((task, fut))
         if not self._running and self._timer is None:
-            if self.wait_s > 0:
+            if self.wait_s > 0 and loop.time() - self._last_end < BUSY_WINDOW_S:
                 self._timer = loop.call_later(self.wait_s, self._start)
             else:
                 self._start()
@@ -116,6 +125,7 @@ class ModelBatcher:
         self, batch: list[tuple[Task, asyncio.Future[Task]]], plan: BatchPlan, done: torch.futures.Future[Any]
     ) -> None:
         self._running = False
+        self._last_end = asyncio.get_running_loop().time()
         try:
             finish_batch(self.model, plan, done.value())
         except Exception as e:  # a bug, not bad input: fail these requests, keep serving

@@ -35,7 +35,11 @@ class Settings(BaseSettings):
         8192, ge=1, le=1_000_000, description="rows one micro-batch of concurrent requests may hold"
     )
     batch_wait_ms: float = Field(
-        0.0, ge=0, le=100, description="how long a batch waits for more requests to join it"
+        1.0,
+        ge=0,
+        le=100,
+        description="under load, how long a request that finds its model idle waits for others to "
+        "join its batch (0: never); on a quiet server requests start at once",
     )
     max_in_flight: int = Field(
         256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"

@@ -168,3 +168,18 @@ async def test_settings_lower_the_limits() -> None:
         assert (await client.get("/generate", params={"n": 20, "prefix": "abc"})).status_code == 200
         limits = (await client.get("/models")).json()["limits"]
         assert limits["max_n"] == 20 and limits["max_prefix_length"] == 3
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_body_is_exactly_the_declared_response_model(client: httpx.AsyncClient, method: str) -> None:
+    """The handlers write their JSON directly (app/deps.py json_response), so nothing else checks
+    that the body keeps the documented GenerateResponse: every field, in order, of the right type."""
+    from app.schemas import GenerateResponse
+
+    fields = {"n": 3, "seed": 5, "prefix": "emma", "max_length": 5, "novel": True}
+    where = {"params": fields} if method == "GET" else {"json": fields}
+    resp = await client.request(method, "/generate", **where)  # type: ignore[arg-type]
+    data = resp.json()
+    assert list(data) == list(GenerateResponse.model_fields)
+    assert GenerateResponse.model_validate(data, strict=True).model_dump(mode="json") == data
+    assert resp.headers["content-type"] == "application/json"

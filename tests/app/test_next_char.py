@@ -70,3 +70,18 @@ async def test_bad_input(client: httpx.AsyncClient, params: dict[str, object], f
 async def test_unknown_model(client: httpx.AsyncClient) -> None:
     resp = await client.get("/next-char", params={"model": "nope"})
     assert resp.status_code == 404 and "surnames" in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_body_is_exactly_the_declared_response_model(client: httpx.AsyncClient, method: str) -> None:
+    """As for /generate: the JSON is written directly, so check it against NextCharResponse."""
+    from app.schemas import NextCharResponse
+
+    fields = {"prefix": "Ann", "top_k": 3, "temperature": 0.7}
+    where = {"params": fields} if method == "GET" else {"json": fields}
+    resp = await client.request(method, "/next-char", **where)  # type: ignore[arg-type]
+    data = resp.json()
+    assert list(data) == list(NextCharResponse.model_fields)
+    assert NextCharResponse.model_validate(data, strict=True).model_dump(mode="json") == data
+    assert [list(d) for d in data["distribution"]] == [["char", "prob"]] * len(data["distribution"])
+    assert sum(d["prob"] > 0 for d in data["distribution"]) == 3
