@@ -6,6 +6,7 @@ reported as a ratio to it.
 
     python -m bench.http                         # 10 s per endpoint, 32 connections
     python -m bench.http --duration 5 --connections 64 --workers 1
+    python -m bench.http --rounds 5 --duration 5    # medians of 5 interleaved rounds
 
 Needs wrk (Debian: apt-get install wrk).
 """
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 from bench.server import serve
 
@@ -73,6 +75,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
     p.add_argument("--connections", type=int, default=32, help="open connections")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every endpoint this many times in turn and report medians: on a "
+                        "noisy machine, ratios to a ceiling measured just before are steadier")  # fmt: skip
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--torch-threads", type=int, default=1, help="NAMEGEN_TORCH_THREADS")
@@ -90,24 +95,37 @@ def main() -> None:
         if not sep or not name.startswith("NAMEGEN_"):
             p.error(f"--env takes NAMEGEN_NAME=VALUE, got {item!r}")
         env[name] = value
-    results: list[Result] = []
+    rounds: list[list[Result]] = []
     with serve(env=env, args=uv_args) as srv:
-        for label, method, path, body in ENDPOINTS:
-            run_wrk(srv.url + path, method, body, 2, args.connections, args.wrk_threads)  # warm-up
-            rps, p50, p99, total, errors = run_wrk(
-                srv.url + path, method, body, args.duration, args.connections, args.wrk_threads
-            )
-            results.append(Result(label, rps, p50, p99, total, errors))
+        for _label, method, path, body in ENDPOINTS:  # warm-up
+            run_wrk(srv.url + path, method, body, 2, args.connections, args.wrk_threads)
+        for _ in range(args.rounds):
+            results = []
+            for label, method, path, body in ENDPOINTS:
+                rps, p50, p99, total, errors = run_wrk(
+                    srv.url + path, method, body, args.duration, args.connections, args.wrk_threads
+                )
+                results.append(Result(label, rps, p50, p99, total, errors))
+            rounds.append(results)
 
-    ceiling = results[0].requests_per_s
     print(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s, uvicorn workers "
-          f"{args.workers}, torch threads {args.torch_threads} {' '.join(args.env)}\n")  # fmt: skip
-    print(f"| {'endpoint':<22} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'requests':>8} | "
-          f"{'errors':>6} | {'vs ceiling':>10} |")  # fmt: skip
-    print(f"|{'-' * 24}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 12}|")
-    for r in results:
-        print(f"| {r.label:<22} | {r.requests_per_s:>8,.0f} | {r.p50_ms:>7.2f} | {r.p99_ms:>7.2f} | "
-              f"{r.requests:>8,} | {r.errors:>6} | {r.requests_per_s / ceiling:>10.2f} |")  # fmt: skip
+          f"{args.workers}, torch threads {args.torch_threads} {' '.join(args.env)}".rstrip())  # fmt: skip
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds, each endpoint in turn; medians, and the range of the ratio to the "
+              f"round's own /healthz")  # fmt: skip
+    range_head = " range      |" if args.rounds > 1 else ""
+    print(f"\n| {'endpoint':<22} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'requests':>8} | "
+          f"{'errors':>6} | {'vs ceiling':>10} |{range_head}")  # fmt: skip
+    print(f"|{'-' * 24}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 12}|"
+          f"{'-' * 12 + '|' if args.rounds > 1 else ''}")  # fmt: skip
+    for i, (label, *_) in enumerate(ENDPOINTS):
+        runs = [results[i] for results in rounds]
+        ratios = [results[i].requests_per_s / results[0].requests_per_s for results in rounds]
+        spread = f" {min(ratios):.2f}-{max(ratios):.2f} |" if args.rounds > 1 else ""
+        print(f"| {label:<22} | {median(r.requests_per_s for r in runs):>8,.0f} | "
+              f"{median(r.p50_ms for r in runs):>7.2f} | {median(r.p99_ms for r in runs):>7.2f} | "
+              f"{sum(r.requests for r in runs):>8,} | {sum(r.errors for r in runs):>6} | "
+              f"{median(ratios):>10.2f} |{spread}")  # fmt: skip
 
 
 if __name__ == "__main__":
