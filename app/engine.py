@@ -13,8 +13,7 @@ sampling row, samples until it produces the end (0) or passes max_length.
 Random numbers are counter-based: the uniform a row uses at a position is a hash (SplitMix64) of its
 task's key (the request's seed and sampling round), its row number within the task and the
 position. Nothing a row draws depends on the rest of the batch, and no generator has to be stepped
-from Python per request: the worker thread holds the GIL, which the event loop needs, for a handful
-of calls per batch.
+from Python per request.
 """
 
 # no `from __future__ import annotations`: TorchScript reads these annotations at run time
@@ -151,9 +150,9 @@ class BatchLoop(nn.Module):
 
         Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
         (torch releases it to free the memory), and while the event loop is busy each hand-over
-        waits up to a switch interval. With lists, a batch costs the worker thread one."""
-        # per-row settings from per-task ones (here, not in Python: the worker thread then holds
-        # the GIL for a handful of calls per batch, not a handful per task)
+        waits up to a switch interval. With lists there are none."""
+        # per-row settings from per-task ones (here, not in Python: the event loop then does a
+        # handful of list operations per batch, not a handful per task)
         rows_per_task = torch.tensor(task_rows)
         forced_t = torch.tensor(forced)
         forced_len_t = torch.tensor(forced_len)

@@ -54,8 +54,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = current_settings(app)
     configure_logging(settings.log_format, settings.log_level)
     torch.set_num_threads(settings.torch_threads)
-    # the batching worker threads need the GIL briefly between batches; with Python's default
-    # 5 ms switch interval each such hand-over waits on the busy event loop for up to 5 ms
+    # the callback that hands a finished batch back (on a torch pool thread) needs the GIL briefly;
+    # with Python's default 5 ms switch interval it waits on the busy event loop for up to 5 ms
+    # (measured: /generate?n=1 at 0.38 of the ceiling with 5 ms, 0.60 with 0.2 ms)
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
     t0 = time.perf_counter()
     registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
