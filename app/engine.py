@@ -185,7 +185,6 @@ class BatchLoop(nn.Module):
         any_top_p = bool(((top_p < 1.0) & is_sampling).any())
         any_score = bool(is_score.any())
         any_capture = bool(capture.any())
-        finished = torch.zeros(B, dtype=torch.bool)
         ended = torch.zeros(B, dtype=torch.bool)  # sampling rows that produced the end in time
         samples = torch.zeros(B, steps, dtype=torch.long)  # every token each row read or produced
         score_lp = torch.zeros(B, dtype=torch.float64)
@@ -239,7 +238,6 @@ class BatchLoop(nn.Module):
                 short = n_keep - int(keep.sum())
                 if short > 0:  # keep some finished rows as padding
                     keep.index_fill_(0, fin.nonzero().squeeze(1)[:short], True)
-                finished.index_copy_(0, active, fin)
                 ended.index_copy_(0, active, ended_a)
                 active, token, logits = active[keep], token[keep], logits[keep]
                 fin, ended_a = fin[keep], ended_a[keep]

@@ -32,6 +32,7 @@ logger = logging.getLogger("namegen.registry")
 META_FILE = "meta.json"
 ITEMS_FILE = "items.txt"
 BOUNDARY = "."
+END_LABEL = "<end>"  # what the API calls the boundary when it comes next
 SUPPORTED_FORMATS = (1,)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 REQUIRED_META: dict[str, type | tuple[type, ...]] = {
@@ -66,6 +67,8 @@ class LoadedModel:
     incremental: bool  # exports init_state/step (Fast WaveNet) rather than only forward
     stoi: dict[str, int] = field(init=False)
     alphabet: str = field(init=False)  # every character a prefix or name may use
+    labels: list[str] = field(init=False)  # each token as next-char reports it: the boundary as END_LABEL
+    label_order: list[int] = field(init=False)  # the tokens in the order their labels sort
     # what drives the checkpoint one token at a time: the checkpoint itself, or an adapter over
     # its forward(); and the scripted loop that runs a whole batch through it (app/engine.py)
     stepper: torch.jit.ScriptModule = field(init=False, repr=False)
@@ -76,6 +79,8 @@ class LoadedModel:
     def __post_init__(self) -> None:
         self.stoi = {c: i for i, c in enumerate(self.vocab)}
         self.alphabet = "".join(self.vocab[1:])
+        self.labels = [END_LABEL, *self.vocab[1:]]
+        self.label_order = sorted(range(len(self.labels)), key=self.labels.__getitem__)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
             if self.incremental:

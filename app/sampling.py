@@ -26,13 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from app.engine import MIN_ROWS, filter_rows
+from app.engine import MIN_ROWS
 from app.registry import LoadedModel
-
-END = "<end>"
-
 
 # -- the tasks ---------------------------------------------------------------------------------------
 
@@ -174,26 +170,6 @@ class _Padding(Task):
 # -- the engine --------------------------------------------------------------------------------------
 
 
-def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None) -> Tensor:
-    """Next-token probabilities (B, V) after temperature, top-k and nucleus (top-p) filtering:
-    the sampler's own filter (app/engine.py), with one setting for every row, renormalised."""
-    B, V = logits.shape
-    k = V if top_k is None else min(top_k, V)
-    p = 2.0 if top_p is None else top_p  # above 1: no nucleus cut
-    probs = filter_rows(
-        logits,
-        torch.full((B,), temperature),
-        torch.full((B,), k, dtype=torch.long),
-        torch.full((B,), p),
-        k < V,
-        p < 1.0,
-        torch.zeros(B, dtype=torch.bool),
-    )
-    if p < 1.0:
-        probs = probs / probs.sum(dim=-1, keepdim=True)
-    return probs
-
-
 LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
 
 
@@ -203,7 +179,6 @@ class BatchPlan:
 
     tasks: list[Task]  # padded to MIN_ROWS rows
     args: tuple[Any, ...]  # the loop's arguments: Python lists, and the start state
-    labels: list[str]  # what each token is reported as: "<end>" for the boundary
 
 
 def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
@@ -239,12 +214,10 @@ def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
     params = [[float(x) for x in row] for row in params]  # the loop takes float64 lists
     steps = max(width, longest + 1) + 1
     forced_len = [len(f) for t in tasks for f in t.forced]
-    labels = [END, *model.vocab[1:]]
-    label_order = sorted(range(V), key=labels.__getitem__)
     begin_logits, begin_state = model.begin()
     args = ([t.rows for t in tasks], params, forced_rows, forced_len, keys, begin_logits, begin_state,
-            steps, label_order)  # fmt: skip
-    return BatchPlan(tasks, args, labels)
+            steps, model.label_order)  # fmt: skip
+    return BatchPlan(tasks, args)
 
 
 def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
@@ -263,7 +236,7 @@ def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> N
         elif isinstance(t, ScoreTask):
             t.logprob = score_lp[a:b]
         elif isinstance(t, NextCharTask):
-            t.probs = [(plan.labels[i], p) for i, p in zip(order[c], probs[c], strict=True)]
+            t.probs = [(model.labels[i], p) for i, p in zip(order[c], probs[c], strict=True)]
             c += 1
         a = b
 

@@ -99,8 +99,6 @@ async def post_generate(req: GenerateRequest, service: ServiceDep) -> Response:
     responses=ERRORS,
     openapi_extra=query_parameters(GenerateRequest),
 )
-async def get_generate(
-    request: Request,
-) -> Response:
+async def get_generate(request: Request) -> Response:
     # no dependencies here: see parse_query
     return await generate(parse_query(GenerateRequest, request), service_of(request), "query")

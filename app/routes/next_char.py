@@ -48,8 +48,6 @@ async def post_next_char(req: NextCharRequest, service: ServiceDep) -> Response:
     responses=ERRORS,
     openapi_extra=query_parameters(NextCharRequest),
 )
-async def get_next_char(
-    request: Request,
-) -> Response:
+async def get_next_char(request: Request) -> Response:
     # no dependencies here: see parse_query
     return await next_char(parse_query(NextCharRequest, request), service_of(request), "query")

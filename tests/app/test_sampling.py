@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
-import torch
 
 from app.registry import LoadedModel, load_checkpoint
 from app.sampling import (
@@ -14,7 +11,6 @@ from app.sampling import (
     SampleTask,
     ScoreTask,
     Task,
-    filter_probs,
     next_char_distribution,
     run_to_completion,
     sample_names,
@@ -26,25 +22,6 @@ from tests.app.conftest import REPO_MODELS
 @pytest.fixture(scope="module")
 def model() -> LoadedModel:
     return load_checkpoint(REPO_MODELS / "names.pt")
-
-
-def test_top_k_keeps_k() -> None:
-    logits = torch.tensor([[3.0, 1.0, 2.0, 0.0, -1.0]])
-    p = filter_probs(logits, 1.0, 2, None)
-    assert (p > 0).sum() == 2 and p[0, 0] > p[0, 2] > 0 and math.isclose(float(p.sum()), 1.0, rel_tol=1e-6)
-
-
-def test_top_p_keeps_the_smallest_set_with_that_mass() -> None:
-    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
-    p = filter_probs(probs.log(), 1.0, None, 0.8)
-    assert torch.allclose(p, torch.tensor([[0.5 / 0.8, 0.3 / 0.8, 0.0, 0.0]]))
-    only_top = filter_probs(probs.log(), 1.0, None, 0.1)
-    assert torch.equal(only_top, torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
-
-
-def test_temperature_sharpens() -> None:
-    logits = torch.tensor([[2.0, 1.0, 0.0]])
-    assert filter_probs(logits, 0.5, None, None)[0, 0] > filter_probs(logits, 1.0, None, None)[0, 0]
 
 
 def test_same_generator_seed_same_names(model: LoadedModel) -> None:
