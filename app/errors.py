@@ -76,12 +76,16 @@ def _error(error: Any) -> Any:
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
+    return JSONResponse({"detail": _errors(list(exc.errors()))}, status_code=422)
+
+
+def _errors(errors: list[Any]) -> list[Any]:
+    """A list of errors, each made safe, at most MAX_ERRORS of them and a count of the rest."""
     detail = [_error(e) for e in errors[:MAX_ERRORS]]
     if len(errors) > MAX_ERRORS:
         msg = f"and {len(errors) - MAX_ERRORS} more errors"
         detail.append({"type": "too_many_errors", "loc": [], "msg": msg})
-    return JSONResponse({"detail": detail}, status_code=422)
+    return detail
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -98,7 +102,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     elif isinstance(detail, str):
         detail = _text(detail)
     elif isinstance(detail, list):
-        detail = [_error(e) for e in detail[:MAX_ERRORS]]
+        detail = _errors(detail)
     else:
         detail = json_safe(detail)
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
