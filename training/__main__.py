@@ -4,6 +4,7 @@ namegen's training command line.
     python -m training corpus [--out resources]
     python -m training train --corpus resources/names.txt --name names --out models
     python -m training train --help          # every hyperparameter is a flag
+    python -m training export models/*.pt    # rewrite checkpoints with this version's exporter
 
 Bad input (a missing or tiny corpus, a bad flag value) prints one line `error: ...` and exits 2,
 with nothing written to the output folder.
@@ -17,6 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from training.corpus import CorpusError, build_corpora
+from training.export import reexport
 from training.train import TrainConfig, run
 
 
@@ -61,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     corpus = sub.add_parser("corpus", help="build the corpora in resources/ from their packages")
     corpus.add_argument("--out", default="resources", help="output folder (default: resources)")
 
+    export = sub.add_parser(
+        "export",
+        help="re-export trained checkpoints with this version's TorchScript methods, keeping their "
+        "weights, metadata and items",
+    )
+    export.add_argument("checkpoints", nargs="+", type=Path, metavar="CHECKPOINT", help="a .pt file")
+    export.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: rewrite each file in place)"
+    )
+
     train = sub.add_parser("train", help="train a model and export its checkpoint")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -93,9 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             for entry in prov.values():
                 print(f"{args.out}/{entry['file']}: {entry['items']} items, sha256 {entry['sha256']}")
             return 0
+        if args.command == "export":
+            for path in args.checkpoints:
+                written = reexport(path, path if args.out is None else args.out / path.name)
+                print(f"{written}: re-exported from {path}")
+            return 0
         cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
         meta = run(cfg)
-    except (CorpusError, ValueError) as e:
+    except (CorpusError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     m = meta["metrics"]

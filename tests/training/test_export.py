@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import load_parts
+from training.__main__ import main
 from training.corpus import read_items
 from training.export import save_checkpoint
 from training.train import TrainConfig, build_meta, train_model
@@ -131,3 +132,39 @@ def test_failed_save_leaves_no_file(exported, tmp_path: Path, monkeypatch: pytes
     with pytest.raises(OSError):
         save_checkpoint(result.model, {"name": "x"}, items, tmp_path / "x.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reexport_keeps_weights_metadata_and_items(
+    exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    _, items, path = exported
+    assert main(["export", str(path), "--out", str(tmp_path)]) == 0
+    assert f"{tmp_path / path.name}: re-exported from {path}" in capsys.readouterr().out
+    before, meta_before, items_before = load_parts(path)
+    after, meta_after, items_after = load_parts(tmp_path / path.name)
+    assert meta_after == meta_before and items_after == items_before == items
+    weights_before, weights_after = before.state_dict(), after.state_dict()
+    assert weights_after.keys() == weights_before.keys()
+    assert all(torch.equal(weights_after[k], weights_before[k]) for k in weights_before)
+    tokens = torch.randint(0, len(meta_before["vocab"]), (5, 20), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        assert torch.equal(after(tokens), before(tokens))
+        s_before, s_after = before.init_state(5), after.init_state(5)
+        for t in range(tokens.size(1)):  # the same logits, step after step
+            l_before, s_before = before.step(tokens[:, t], s_before)
+            l_after, s_after = after.step(tokens[:, t], s_after)
+            assert torch.equal(l_after, l_before), f"step {t}"
+
+
+def test_reexport_of_a_bad_file_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["export", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(bad) in err and "not a TorchScript checkpoint" in err
+    assert err.count("\n") == 1
+    assert list(out.iterdir()) == []
