@@ -59,11 +59,17 @@ def filter_rows(
     any_top_k: bool,
     any_top_p: bool,
     no_end: Tensor,  # (A,) bool: the boundary (token 0) may not come next
+    any_temperature: bool = True,  # False: every temperature is 1, so dividing changes nothing
+    any_no_end: bool = True,  # False: no_end has no True, so masking changes nothing
 ) -> Tensor:
     """Next-token probabilities (A, V) after each row's temperature, top-k and nucleus cut. The
     nucleus cut is not renormalised: inverse-CDF sampling scales by each row's total anyway."""
-    logits = logits / temperature.unsqueeze(1)
-    logits.select(1, 0).masked_fill_(no_end, -math.inf)
+    if any_temperature:
+        logits = logits / temperature.unsqueeze(1)
+    elif any_no_end:
+        logits = logits.clone()  # masked in place below: not the caller's tensor
+    if any_no_end:
+        logits.select(1, 0).masked_fill_(no_end, -math.inf)
     if any_top_k:
         ranked = torch.sort(logits, dim=1, descending=True)[0]
         kth = ranked.gather(1, (top_k - 1).unsqueeze(1))  # (A, 1)
@@ -101,10 +107,29 @@ class StepAdapter(nn.Module):
 
 
 class BatchLoop(nn.Module):
-    def __init__(self, stepper: nn.Module, min_rows: int) -> None:
+    # logits (1, V) and state of one sequence that has read only the start boundary: where every
+    # row begins. Made by `start`, in TorchScript, and never handed to Python: a tensor that has a
+    # Python object takes the GIL each time a C++ reference to it is dropped, and the batch's
+    # thread would drop them when the batch ends (measured: with the state passed in from Python,
+    # one GIL hand-over per state tensor per batch, each waiting on the busy event loop)
+    begin_logits: Tensor
+    begin_state: list[Tensor]
+    by_label: Tensor  # label_order as a tensor
+
+    def __init__(self, stepper: nn.Module, min_rows: int, label_order: list[int]) -> None:
         super().__init__()
         self.stepper = stepper  # has step(idx (B,), state) -> (logits (B, V), state)
         self.min_rows = min_rows  # never compute fewer rows: small batches round differently
+        self.label_order = label_order  # (V,) the tokens in the order their labels sort (next-char ties)
+        self.begin_logits = self.by_label = torch.zeros(0)
+        self.begin_state = []
+
+    @torch.jit.export
+    def start(self) -> None:
+        """Compute begin_logits and begin_state; call once, before any batch."""
+        logits, state = self.stepper.step(torch.zeros(1, dtype=torch.long), self.stepper.init_state(1))  # type: ignore[operator]
+        self.begin_logits, self.begin_state = logits, state
+        self.by_label = torch.tensor(self.label_order)
 
     @torch.jit.export
     def launch(
@@ -114,20 +139,14 @@ class BatchLoop(nn.Module):
         forced: list[list[int]],
         forced_len: list[int],
         task_keys: list[int],
-        begin_logits: Tensor,
-        begin_state: list[Tensor],
         steps: int,
-        label_order: list[int],
     ) -> torch.jit.Future[
         tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
     ]:
         """`forward` started on torch's inter-op thread pool: returns at once with a future. The
         batch then runs with no Python and no GIL at all, and the caller's thread (the event loop)
         carries on serving HTTP meanwhile."""
-        return torch.jit.fork(
-            self.forward, task_rows, task_params, forced, forced_len, task_keys, begin_logits,
-            begin_state, steps, label_order,
-        )  # fmt: skip
+        return torch.jit.fork(self.forward, task_rows, task_params, forced, forced_len, task_keys, steps)
 
     def forward(
         self,
@@ -138,10 +157,7 @@ class BatchLoop(nn.Module):
         forced: list[list[int]],  # (B, F) tokens each row must read first, padded with 0
         forced_len: list[int],  # (B,)
         task_keys: list[int],  # (T,) each task's random key (seed and round), as int64
-        begin_logits: Tensor,  # (1, V) after the start boundary
-        begin_state: list[Tensor],  # the state after the start boundary, batch 1
         steps: int,  # upper bound on the number of steps
-        label_order: list[int],  # (V,) the tokens in the order their labels sort (next-char ties)
     ) -> tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]:
         """Returns, as Python lists: the tokens of each row (B, steps); whether each sampling row
         ended in time (B,); each row's summed log-probability (B,), for scoring rows; and for the
@@ -154,35 +170,41 @@ class BatchLoop(nn.Module):
         # per-row settings from per-task ones (here, not in Python: the event loop then does a
         # handful of list operations per batch, not a handful per task)
         rows_per_task = torch.tensor(task_rows)
-        forced_t = torch.tensor(forced)
+        forced_t = torch.tensor(forced)  # (B, F), then padded with 0 to (B, steps)
         forced_len_t = torch.tensor(forced_len)
-        B, V = forced_t.size(0), begin_logits.size(1)
-        per_row = torch.tensor(task_params, dtype=torch.float64).repeat_interleave(rows_per_task, dim=0)
+        B, V = forced_t.size(0), self.begin_logits.size(1)
+        forced_t = F.pad(forced_t, [0, steps - forced_t.size(1)])
+        task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)  # (B,)
+        per_row = torch.tensor(task_params, dtype=torch.float64).index_select(0, task_of_row)
         kind = per_row[:, 0].long()
         is_sampling, is_score, capture = kind == 0, kind == 1, kind == 2
         temperature = per_row[:, 1].float()
         top_k, top_p = per_row[:, 2].long(), per_row[:, 3].float()
         min_len, max_len, prefix_len = per_row[:, 4].long(), per_row[:, 5].long(), per_row[:, 6].long()
         # a row that only reads is finished after its last forced token, or, for next-char, once
-        # it has seen the logits after them
-        done_at = torch.where(capture, forced_len_t, forced_len_t - 1)
+        # it has seen the logits after them; a sampling row, when it stops (never by this)
+        done_at = torch.where(capture, forced_len_t, forced_len_t - 1).masked_fill_(is_sampling, steps)
+        # the step a row starts sampling at: after its forced tokens (never, for other rows)
+        sample_from = forced_len_t.masked_fill(~is_sampling, steps)
+        max_min_len = int(min_len.max())  # from this step on no row has the end masked
         starts = torch.cumsum(rows_per_task, 0) - rows_per_task
-        row_key = torch.tensor(task_keys).repeat_interleave(rows_per_task) ^ (  # (B,) a stream per row
-            (torch.arange(B) - starts.repeat_interleave(rows_per_task)) * -7046029254386353131
+        row_key = torch.tensor(task_keys).index_select(0, task_of_row) ^ (  # (B,) a stream per row
+            (torch.arange(B) - starts.index_select(0, task_of_row)) * -7046029254386353131
         )
         # the uniform each row uses at each step, all made at once: a hash of the row's stream
         # and its position (characters sampled so far), 0x2545F4914F6CDD1D spreading the
         # positions of one row far apart in the key space
         position = torch.arange(steps).unsqueeze(0) - prefix_len.unsqueeze(1)  # (B, steps)
         uniforms = uniform(row_key.unsqueeze(1) + position * 0x2545F4914F6CDD1D).float()
-        logits = begin_logits.expand(B, V)
+        logits = self.begin_logits.expand(B, V)
         state: list[Tensor] = []
-        for s in begin_state:
+        for s in self.begin_state:
             size: list[int] = s.size()  # type: ignore[assignment]
             size[0] = B
             state.append(s.expand(size).contiguous())
         any_top_k = bool(((top_k < V) & is_sampling).any())
         any_top_p = bool(((top_p < 1.0) & is_sampling).any())
+        any_temperature = bool((temperature != 1.0).any())
         any_score = bool(is_score.any())
         any_capture = bool(capture.any())
         ended = torch.zeros(B, dtype=torch.bool)  # sampling rows that produced the end in time
@@ -192,31 +214,32 @@ class BatchLoop(nn.Module):
         # only unfinished rows are computed: `active` lists them (ascending); logits and state
         # hold exactly those rows, and finished rows are dropped, keeping at least min_rows.
         # Per-row settings are gathered for the active rows when that set changes, not every step.
-        per_row_settings = [forced_len_t, is_sampling, is_score, capture, min_len, max_len, done_at,
+        per_row_settings = [forced_len_t, sample_from, is_score, capture, min_len, max_len, done_at,
                             temperature, top_k, top_p, forced_t, uniforms]  # fmt: skip
         active = torch.arange(B)
         fin = torch.zeros(B, dtype=torch.bool)  # finished and ended, for the active rows
         ended_a = torch.zeros(B, dtype=torch.bool)
         settings = per_row_settings
-        width = forced_t.size(1)
         step = 0
         while True:
-            flen, sampling, scoring, capturing, min_len_a, max_len_a, done_at_a = settings[:7]
+            flen, sample_from_a, scoring, capturing, min_len_a, max_len_a, done_at_a = settings[:7]
             temperature_a, top_k_a, top_p_a, forced_a, uniforms_a = settings[7:]
-            in_forced = step < flen
-            token = forced_a.select(1, min(step, width - 1)).masked_fill(~in_forced, 0)
+            # the forced token: 0 once past a row's forced ones (sampling rows overwrite it)
+            token = forced_a.select(1, step)
             if any_score:
                 lp = F.log_softmax(logits.double(), dim=1).gather(1, token.unsqueeze(1)).squeeze(1)
-                score_lp.index_add_(0, active, lp.masked_fill(~(in_forced & scoring), 0.0))
+                score_lp.index_add_(0, active, lp.masked_fill(~((step < flen) & scoring), 0.0))
             if any_capture:
                 cap = capturing & (flen == step)
                 if bool(cap.any()):
                     captured.index_copy_(0, active[cap], logits[cap])
-            choose = sampling & ~in_forced & ~fin
+            choose = (step >= sample_from_a) & ~fin
             if bool(choose.any()):
+                no_end = step < max_min_len
                 p_next = filter_rows(
                     logits, temperature_a, top_k_a, top_p_a, any_top_k, any_top_p,
-                    step < min_len_a,  # the name may not end yet
+                    step < min_len_a if no_end else fin,  # the name may not end yet
+                    any_temperature, no_end,
                 )  # fmt: skip
                 # inverse CDF: the first token whose cumulative probability passes u * total
                 cdf = torch.cumsum(p_next, dim=1)
@@ -227,21 +250,24 @@ class BatchLoop(nn.Module):
                 stop = choose & (end | (step >= max_len_a))
                 ended_a = ended_a | (stop & end)
                 fin = fin | stop
-            fin = fin | (~sampling & (step >= done_at_a))
+            fin = fin | (step >= done_at_a)
             samples.select(1, step).index_copy_(0, active, token)
-            if bool(fin.all()) or step + 1 >= steps:
+            n_open = fin.size(0) - int(fin.sum())
+            if n_open == 0 or step + 1 >= steps:
                 break
             # drop finished rows once they are an eighth of the batch, keeping min_rows rows
-            n_keep = max(fin.size(0) - int(fin.sum()), self.min_rows)
+            n_keep = max(n_open, self.min_rows)
             if (fin.size(0) - n_keep) * 8 >= fin.size(0) and n_keep < fin.size(0):
                 keep = ~fin
-                short = n_keep - int(keep.sum())
+                short = n_keep - n_open
                 if short > 0:  # keep some finished rows as padding
                     keep.index_fill_(0, fin.nonzero().squeeze(1)[:short], True)
                 ended.index_copy_(0, active, ended_a)
-                active, token, logits = active[keep], token[keep], logits[keep]
-                fin, ended_a = fin[keep], ended_a[keep]
-                state = [s[keep] for s in state]
+                rows = keep.nonzero().squeeze(1)  # one index for every tensor: cheaper than a mask each
+                active, token = active.index_select(0, rows), token.index_select(0, rows)
+                fin, ended_a = fin.index_select(0, rows), ended_a.index_select(0, rows)
+                logits = logits.index_select(0, rows)
+                state = [s.index_select(0, rows) for s in state]
                 settings = [t.index_select(0, active) for t in per_row_settings]
             logits, state = self.stepper.step(token, state)  # type: ignore[operator]
             step += 1
@@ -261,7 +287,7 @@ class BatchLoop(nn.Module):
                 torch.zeros(k.size(), dtype=torch.bool),
             ).double()
             p = p / p.sum(dim=1, keepdim=True)
-            by_label = torch.tensor(label_order)
+            by_label = self.by_label
             # a stable sort of the label-ordered columns: likeliest first, equal ones by label
             sorted_p, pos = torch.sort(p.index_select(1, by_label), dim=1, descending=True, stable=True)
             order_rows: list[list[int]] = by_label[pos].tolist()

@@ -73,8 +73,6 @@ class LoadedModel:
     # its forward(); and the scripted loop that runs a whole batch through it (app/engine.py)
     stepper: torch.jit.ScriptModule = field(init=False, repr=False)
     loop: torch.jit.ScriptModule = field(init=False, repr=False)
-    # logits (1, V) and state after the start boundary: the same for every request, so made once
-    _begin: tuple[Tensor, list[Tensor]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.stoi = {c: i for i, c in enumerate(self.vocab)}
@@ -87,10 +85,9 @@ class LoadedModel:
                 self.stepper = self.module
             else:
                 self.stepper = torch.jit.script(StepAdapter(self.module, self.context_length))
-            self.loop = torch.jit.script(BatchLoop(self.stepper, MIN_ROWS))
+            self.loop = torch.jit.script(BatchLoop(self.stepper, MIN_ROWS, self.label_order))
         with torch.inference_mode():
-            start = self.stepper.init_state(1)
-            self._begin = self.stepper.step(torch.zeros(1, dtype=torch.long), start)
+            self.loop.start()
 
     @property
     def context_length(self) -> int:
@@ -109,10 +106,6 @@ class LoadedModel:
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of `text` outside this model's alphabet, in order of first appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.stoi or c == BOUNDARY))
-
-    def begin(self) -> tuple[Tensor, list[Tensor]]:
-        """Logits (1, V) and state of one sequence that has read only the start boundary."""
-        return self._begin
 
 
 def _read_extra(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:

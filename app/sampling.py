@@ -178,7 +178,7 @@ class BatchPlan:
     """One batch, ready for the model's scripted BatchLoop (app/engine.py)."""
 
     tasks: list[Task]  # padded to MIN_ROWS rows
-    args: tuple[Any, ...]  # the loop's arguments: Python lists, and the start state
+    args: tuple[Any, ...]  # the loop's arguments: Python lists and ints
 
 
 def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
@@ -214,9 +214,7 @@ def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
     params = [[float(x) for x in row] for row in params]  # the loop takes float64 lists
     steps = max(width, longest + 1) + 1
     forced_len = [len(f) for t in tasks for f in t.forced]
-    begin_logits, begin_state = model.begin()
-    args = ([t.rows for t in tasks], params, forced_rows, forced_len, keys, begin_logits, begin_state,
-            steps, model.label_order)  # fmt: skip
+    args = ([t.rows for t in tasks], params, forced_rows, forced_len, keys, steps)
     return BatchPlan(tasks, args)
 
 

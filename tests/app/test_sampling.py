@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from torch import Tensor
 
 from app.registry import LoadedModel, load_checkpoint
 from app.sampling import (
@@ -12,6 +13,7 @@ from app.sampling import (
     ScoreTask,
     Task,
     next_char_distribution,
+    plan_batch,
     run_to_completion,
     sample_names,
     score_names,
@@ -66,3 +68,20 @@ def test_results_do_not_depend_on_the_batch(model: LoadedModel) -> None:
     assert [r.rounds for r in together] == [r.rounds for r in alone]
     assert nxt.distribution() == next_char_distribution(model, "jo")
     assert score.scores() == score_names(model, ["olivia", "zzyzx"])
+
+
+def test_a_batch_hands_no_tensor_to_the_batch_thread(model: LoadedModel) -> None:
+    """The batch loop runs on torch's thread pool. Every tensor with a Python object that it is
+    given makes that thread take the GIL when it lets go of it, so the loop's arguments are plain
+    Python values and the start state lives inside the scripted loop."""
+    tasks: list[Task] = [SampleTask(model, SampleSpec(n=3), 1), NextCharTask(model, "jo", 1.0, None)]
+    plan = plan_batch(model, [*tasks, ScoreTask(model, ["olivia"])])
+
+    def tensors(value: object) -> int:
+        if isinstance(value, Tensor):
+            return 1
+        if isinstance(value, list | tuple):
+            return sum(tensors(v) for v in value)
+        return 0
+
+    assert tensors(plan.args) == 0
