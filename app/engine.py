@@ -159,10 +159,10 @@ class BatchLoop(nn.Module):
         task_keys: list[int],  # (T,) each task's random key (seed and round), as int64
         steps: int,  # upper bound on the number of steps
     ) -> tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]:
-        """Returns, as Python lists: the tokens of each row (B, steps); whether each sampling row
-        ended in time (B,); each row's summed log-probability (B,), for scoring rows; and for the
-        next-char rows, in row order, every token likeliest first (ties in label order) with its
-        probability after temperature and top-k, in float64 summing to 1.
+        """Returns, as Python lists: the tokens of each row (B, the steps run); whether each
+        sampling row ended in time (B,); each row's summed log-probability (B,), for scoring rows;
+        and for the next-char rows, in row order, every token likeliest first (ties in label
+        order) with its probability after temperature and top-k, in float64 summing to 1.
 
         Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
         (torch releases it to free the memory), and while the event loop is busy each hand-over
@@ -293,7 +293,7 @@ class BatchLoop(nn.Module):
             order_rows: list[list[int]] = by_label[pos].tolist()
             prob_rows: list[list[float]] = sorted_p.tolist()
             order, next_probs = order_rows, prob_rows
-        tokens: list[list[int]] = samples.tolist()
+        tokens: list[list[int]] = samples[:, : step + 1].tolist()  # the steps run, not all `steps`
         ended_list: list[bool] = ended.tolist()
         score_list: list[float] = score_lp.tolist()
         return tokens, ended_list, score_list, order, next_probs
