@@ -10,11 +10,22 @@ the head of the queue.
 
 Threads: the event loop lays a batch out and reads its results (plain Python, fast), and the batch
 itself runs on torch's inter-op thread pool through the scripted loop's `launch`, which holds no
-GIL. The only Python run off the event loop is the one callback per batch that wakes it. A worker
-thread per model, as this module had before, cost about as much as the model work itself at small
-batches: each wake-up and each tensor it freed handed the GIL back and forth with the busy event
-loop (measured: GET /generate?n=1 with the model work replaced by a no-op reached about 0.5 of the
-/healthz ceiling with a worker thread, and 0.8 without one).
+GIL. A worker thread per model, as this module had before, cost about as much as the model work
+itself at small batches: each wake-up and each tensor it freed handed the GIL back and forth with
+the busy event loop (measured: GET /generate?n=1 with the model work replaced by a no-op reached
+about 0.5 of the /healthz ceiling with a worker thread, and 0.8 without one).
+
+How the event loop learns that a batch has ended depends on the load:
+- A batch started by a request that found its model idle registers a callback on the batch's
+  future. The pool thread runs it as soon as the batch ends; it needs the GIL, which on a quiet
+  server is free, so a lone request is answered at once.
+- A batch started straight after the previous one (requests queued while it ran: the service is
+  under load) is polled instead: the event loop checks it whenever a request for the model
+  arrives, and every POLL_S. Under load the GIL is rarely free, and the callback's two GIL
+  hand-overs (running it, then releasing it) each waited on the busy event loop, and its wake-up
+  then queued behind the requests being parsed (measured, GET /generate?n=1 under wrk: 0.62 of
+  the /healthz ceiling with callbacks, 0.69 polled; a lone request: 2.2 ms with the callback,
+  2.8 ms polled).
 
 Results do not depend on the batch a task lands in (see app/sampling.py), so a seed gives the same
 names under any load. No FastAPI here.
@@ -46,6 +57,9 @@ logger = logging.getLogger("namegen.batching")
 
 
 BUSY_WINDOW_S = 0.05  # a model whose last batch ended this recently counts as under load
+POLL_S = 0.001  # how often the event loop checks on a polled batch (uvloop's timers count in ms)
+
+Waiting = tuple[Task, asyncio.Future[Task]]  # a queued task and the future its request awaits
 
 
 class ModelBatcher:
@@ -54,15 +68,20 @@ class ModelBatcher:
     def __init__(self, model: LoadedModel, max_rows: int, wait_s: float = 0.0) -> None:
         self.model = model
         self.max_rows = max_rows  # a batch takes queued tasks until it has at least this many rows
-        # under load, how long a task that finds no batch running waits for others to join it:
-        # fewer, larger batches cost the event loop less per request (measured under wrk: 1 ms
-        # took GET /next-char from 0.54 to 0.64 of the /healthz ceiling). On a quiet model (no
-        # batch ended within BUSY_WINDOW_S) a task starts at once: a lone request never waits.
+        # under load, how long a task that finds no batch running waits for others to join it
+        # (0: it starts at once). On a quiet model (no batch ended within BUSY_WINDOW_S) a task
+        # always starts at once: a lone request never waits. It paid while every batch cost the
+        # event loop several GIL hand-overs (1 ms: GET /next-char 0.54 -> 0.64 of the /healthz
+        # ceiling); since they are gone it costs more than it saves (0.67 -> 0.60), so the
+        # service's default is 0.
         self.wait_s = wait_s
-        self._queue: deque[tuple[Task, asyncio.Future[Task]]] = deque()
+        self._queue: deque[Waiting] = deque()
         self._running = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_end = -math.inf  # event-loop time the last batch ended
+        # the running batch, when it is polled rather than waited for with a callback
+        self._polled: tuple[list[Waiting], BatchPlan, torch.futures.Future[Any]] | None = None
+        self._poll_timer: asyncio.TimerHandle | None = None
 
     async def run(self, task: Task) -> Task:
         """Run `task` to completion in as many batches as it needs (each shared with whatever
@@ -70,9 +89,11 @@ class ModelBatcher:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Task] = loop.create_future()
         self._queue.append((task, fut))
+        if self._polled is not None and self._polled[2].done():
+            self._collect()  # the running batch has ended: hand it out, and start the next one
         if not self._running and self._timer is None:
             if self.wait_s > 0 and loop.time() - self._last_end < BUSY_WINDOW_S:
-                self._timer = loop.call_later(self.wait_s, self._start)
+                self._timer = loop.call_later(self.wait_s, self._start, True)  # under load: polled
             else:
                 self._start()
         return await fut
@@ -92,9 +113,11 @@ class ModelBatcher:
             with torch.inference_mode():
                 finish_batch(m, plan, m.loop.launch(*plan.args).wait())
 
-    def _start(self) -> None:
+    def _start(self, back_to_back: bool = False) -> None:
+        """Start a batch of the queued tasks. `back_to_back`: the service is under load (requests
+        queued while the previous batch ran, or waited for others to join them): poll it."""
         self._timer = None
-        batch: list[tuple[Task, asyncio.Future[Task]]] = []
+        batch: list[Waiting] = []
         rows = 0
         while self._queue and rows < self.max_rows:
             task, fut = self._queue.popleft()
@@ -115,17 +138,39 @@ class ModelBatcher:
                 loop.call_soon(self._start)
             return
         self._running = True
+        if back_to_back:
+            self._polled = batch, plan, handle
+            self._poll_timer = loop.call_later(POLL_S, self._poll)
+            return
 
         def wake(done: torch.futures.Future[Any]) -> None:  # on a torch pool thread
             loop.call_soon_threadsafe(self._finish, batch, plan, done)
 
         handle.add_done_callback(wake)
 
-    def _finish(
-        self, batch: list[tuple[Task, asyncio.Future[Task]]], plan: BatchPlan, done: torch.futures.Future[Any]
-    ) -> None:
+    def _poll(self) -> None:
+        self._poll_timer = None
+        if self._polled is None:
+            return
+        if self._polled[2].done():
+            self._collect()
+        else:
+            self._poll_timer = asyncio.get_running_loop().call_later(POLL_S, self._poll)
+
+    def _collect(self) -> None:
+        """Finish the polled batch, which has ended."""
+        assert self._polled is not None
+        batch, plan, handle = self._polled
+        self._polled = None
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        self._finish(batch, plan, handle)
+
+    def _finish(self, batch: list[Waiting], plan: BatchPlan, done: torch.futures.Future[Any]) -> None:
         self._running = False
         self._last_end = asyncio.get_running_loop().time()
+        arrived = bool(self._queue)  # requests queued while the batch ran: under load
         try:
             finish_batch(self.model, plan, done.value())
         except Exception as e:  # a bug, not bad input: fail these requests, keep serving
@@ -141,9 +186,9 @@ class ModelBatcher:
                     carry.append((task, fut))
             self._queue.extendleft(reversed(carry))
         if self._queue and self._timer is None:
-            self._start()
+            self._start(back_to_back=arrived)
 
-    def _fail(self, batch: list[tuple[Task, asyncio.Future[Task]]], error: Exception) -> None:
+    def _fail(self, batch: list[Waiting], error: Exception) -> None:
         logger.error("batch of %d tasks failed on model %s", len(batch), self.model.name, exc_info=error)
         for _, fut in batch:
             if not fut.done():
@@ -153,6 +198,12 @@ class ModelBatcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        if self._polled is not None:  # nothing will hand this batch out any more
+            self._queue.extendleft(self._polled[0])
+            self._polled = None
         while self._queue:
             _, fut = self._queue.popleft()
             if not fut.done():

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         8192, ge=1, le=1_000_000, description="rows one micro-batch of concurrent requests may hold"
     )
     batch_wait_ms: float = Field(
-        1.0,
+        0.0,
         ge=0,
         le=100,
         description="under load, how long a request that finds its model idle waits for others to "

@@ -93,3 +93,54 @@ async def test_close_fails_queued_requests(model: LoadedModel) -> None:
     batcher.close()
     with pytest.raises(RuntimeError, match="shutting down"):
         await waiting
+
+
+@pytest.fixture
+def collected(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of tasks in each polled batch the batchers hand out."""
+    sizes: list[int] = []
+    real = batching.ModelBatcher._collect
+
+    def spy(self: batching.ModelBatcher) -> None:
+        assert self._polled is not None
+        sizes.append(len(self._polled[0]))
+        real(self)
+
+    monkeypatch.setattr(batching.ModelBatcher, "_collect", spy)
+    return sizes
+
+
+async def test_under_load_batches_are_polled_and_answer_as_alone(
+    model: LoadedModel, planned: list[int], collected: list[int]
+) -> None:
+    batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=0.0)
+    results = await asyncio.gather(*(batcher.run(task(model, seed)) for seed in range(6)))
+    # the first request found the model idle (a callback wakes the loop); the others queued
+    # behind it and ran straight after it, polled
+    assert planned == [1, 5] and collected == [5]
+    for seed, done in enumerate(results):
+        assert done.result().names == sample_names(model, SampleSpec(n=3, max_length=12), seed).names
+
+
+async def test_a_polled_batch_is_handed_out_when_the_next_request_arrives(
+    model: LoadedModel, planned: list[int], collected: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: only a request can collect the batch
+    batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=0.0)
+    first = [asyncio.ensure_future(batcher.run(task(model, seed))) for seed in range(4)]
+    await asyncio.wait_for(first[0], 60)
+    for _ in range(600):  # let the polled batch of seeds 1-3 end (about 2 ms of work)
+        if batcher._polled is not None and batcher._polled[2].done():
+            break
+        await asyncio.sleep(0.01)
+    assert not any(f.done() for f in first[1:])  # ended, but nothing has looked yet
+    late = asyncio.ensure_future(batcher.run(task(model, 9)))
+    done = await asyncio.wait_for(asyncio.gather(*first[1:]), 5)
+    assert collected == [3]
+    assert [d.result().names for d in done] == [
+        sample_names(model, SampleSpec(n=3, max_length=12), seed).names for seed in range(1, 4)
+    ]
+    batcher.close()  # the late request's batch is polled too, and will not be: close fails it
+    with pytest.raises(RuntimeError, match="shutting down"):
+        await late
+    assert planned == [1, 3, 1]
