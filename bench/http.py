@@ -7,6 +7,7 @@ reported as a ratio to it.
     python -m bench.http                         # 10 s per endpoint, 32 connections
     python -m bench.http --duration 5 --connections 64 --workers 1
     python -m bench.http --rounds 5 --duration 5    # medians of 5 interleaved rounds
+    python -m bench.http --rounds 5 --duration 5 --against ../old   # A/B against another checkout
 
 Needs wrk (Debian: apt-get install wrk).
 """
@@ -14,6 +15,7 @@ Needs wrk (Debian: apt-get install wrk).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from bench.server import serve
+from bench.server import REPO, serve
 
 ENDPOINTS: list[tuple[str, str, str, dict[str, object] | None]] = [
     # label, method, path, JSON body
@@ -84,7 +86,13 @@ def main() -> None:
     p.add_argument("--uvicorn-args", default="", help="extra uvicorn arguments, space-separated")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="a setting for this run, e.g. NAMEGEN_MAX_BATCH_ROWS=1; repeatable")  # fmt: skip
+    p.add_argument("--against", type=Path, default=None, metavar="DIR",
+                   help="another checkout of namegen (say, a git worktree of an earlier commit) to "
+                        "serve beside this one with the same settings and the same Python; every "
+                        "round measures both in turn, and each gets its own table")  # fmt: skip
     args = p.parse_args()
+    if args.against is not None and not (args.against / "app" / "main.py").is_file():
+        p.error(f"--against: {str(args.against)!r} is not a namegen checkout (no app/main.py)")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
 
@@ -95,19 +103,30 @@ def main() -> None:
         if not sep or not name.startswith("NAMEGEN_"):
             p.error(f"--env takes NAMEGEN_NAME=VALUE, got {item!r}")
         env[name] = value
-    rounds: list[list[Result]] = []
-    with serve(env=env, args=uv_args) as srv:
-        for _label, method, path, body in ENDPOINTS:  # warm-up
-            run_wrk(srv.url + path, method, body, 2, args.connections, args.wrk_threads)
+    repos = [REPO] if args.against is None else [REPO, args.against.resolve()]
+    rounds: dict[Path, list[list[Result]]] = {repo: [] for repo in repos}
+    with contextlib.ExitStack() as stack:
+        servers = {repo: stack.enter_context(serve(env=env, args=uv_args, repo=repo)) for repo in repos}
+        for srv in servers.values():  # warm-up
+            for _label, method, path, body in ENDPOINTS:
+                run_wrk(srv.url + path, method, body, 2, args.connections, args.wrk_threads)
         for _ in range(args.rounds):
-            results = []
-            for label, method, path, body in ENDPOINTS:
-                rps, p50, p99, total, errors = run_wrk(
-                    srv.url + path, method, body, args.duration, args.connections, args.wrk_threads
-                )
-                results.append(Result(label, rps, p50, p99, total, errors))
-            rounds.append(results)
+            for repo, srv in servers.items():
+                results = []
+                for label, method, path, body in ENDPOINTS:
+                    rps, p50, p99, total, errors = run_wrk(
+                        srv.url + path, method, body, args.duration, args.connections, args.wrk_threads
+                    )
+                    results.append(Result(label, rps, p50, p99, total, errors))
+                rounds[repo].append(results)
 
+    for repo in repos:
+        if len(repos) > 1:
+            print(f"\n{'this checkout' if repo == REPO else 'against'}: {repo}")
+        print_table(rounds[repo], args)
+
+
+def print_table(rounds: list[list[Result]], args: argparse.Namespace) -> None:
     print(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s, uvicorn workers "
           f"{args.workers}, torch threads {args.torch_threads} {' '.join(args.env)}".rstrip())  # fmt: skip
     if args.rounds > 1:

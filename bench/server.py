@@ -45,18 +45,24 @@ class ServerError(RuntimeError):
 
 @contextmanager
 def serve(
-    env: dict[str, str] | None = None, args: list[str] | None = None, ready_timeout: float = 60
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    ready_timeout: float = 60,
+    repo: Path = REPO,
 ) -> Iterator[Server]:
-    """Run `uvicorn app.main:app` until the block ends; wait for /readyz before yielding."""
+    """Run `uvicorn app.main:app` until the block ends; wait for /readyz before yielding. `repo`:
+    the checkout whose app/ and models/ to serve (this one by default)."""
     port = free_port()
-    full_env = {"NAMEGEN_MODELS_DIR": str(REPO / "models"), **os.environ, **(env or {})}
+    python_path = os.pathsep.join(p for p in [str(repo), os.environ.get("PYTHONPATH", "")] if p)
+    full_env = {"NAMEGEN_MODELS_DIR": str(repo / "models"), **os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = python_path  # `app` is the checkout's own, whatever is installed
     with tempfile.TemporaryDirectory(prefix="namegen-uvicorn-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
                  "--port", str(port), *(args or [])],
-                cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=repo, env=full_env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
             server = Server(f"http://127.0.0.1:{port}", proc, log_path)
             try:
