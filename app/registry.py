@@ -68,7 +68,6 @@ class LoadedModel:
     stoi: dict[str, int] = field(init=False)
     alphabet: str = field(init=False)  # every character a prefix or name may use
     labels: list[str] = field(init=False)  # each token as next-char reports it: the boundary as END_LABEL
-    label_order: list[int] = field(init=False)  # the tokens in the order their labels sort
     # what drives the checkpoint one token at a time: the checkpoint itself, or an adapter over
     # its forward(); and the scripted loop that runs a whole batch through it (app/engine.py)
     stepper: torch.jit.ScriptModule = field(init=False, repr=False)
@@ -78,14 +77,14 @@ class LoadedModel:
         self.stoi = {c: i for i, c in enumerate(self.vocab)}
         self.alphabet = "".join(self.vocab[1:])
         self.labels = [END_LABEL, *self.vocab[1:]]
-        self.label_order = sorted(range(len(self.labels)), key=self.labels.__getitem__)
+        label_order = sorted(range(len(self.labels)), key=self.labels.__getitem__)  # next-char ties
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
             if self.incremental:
                 self.stepper = self.module
             else:
                 self.stepper = torch.jit.script(StepAdapter(self.module, self.context_length))
-            self.loop = torch.jit.script(BatchLoop(self.stepper, MIN_ROWS, self.label_order))
+            self.loop = torch.jit.script(BatchLoop(self.stepper, MIN_ROWS, label_order))
         with torch.inference_mode():
             self.loop.start()
 

@@ -126,7 +126,7 @@ class NextCharTask(Task):
         self.model, self.temperature, self.top_k = model, temperature, top_k
         self.rows = 1
         self.forced = [model.encode(prefix)]
-        self.probs: list[tuple[str, float]] | None = None  # set by run_batch
+        self.probs: list[tuple[str, float]] | None = None  # set by finish_batch
 
     def distribution(self) -> list[tuple[str, float]]:
         """(char, probability) for every vocabulary entry, likeliest first, ties by char; the
