@@ -14,6 +14,7 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY checkpoint_format ./checkpoint_format
 RUN set -eu; set --; \
     if [ -n "${PIP_FIND_LINKS}" ]; then set -- --find-links "${PIP_FIND_LINKS}"; fi; \
     if [ -n "${TORCH_INDEX_URL}" ]; then \
@@ -38,7 +39,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN useradd --no-log-init --uid 10001 --home-dir /app --shell /usr/sbin/nologin namegen
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --chown=root:root models/*.pt ./models/
+COPY --chown=root:root models/*.pt models/SHA256SUMS ./models/
+# every byte of every checkpoint checked, and the batch loop compiled over each, before the image exists
+RUN namegen-verify /app/models
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

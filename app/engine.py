@@ -107,11 +107,11 @@ class StepAdapter(nn.Module):
 
 
 class BatchLoop(nn.Module):
-    # logits (1, V) and state of one sequence that has read only the start boundary: where every
-    # row begins. Made by `start`, in TorchScript, and never handed to Python: a tensor that has a
+    # logits (K, V) and state of a sequence that has read only its start, for each of the K start
+    # tokens (the boundary, then a conditioned checkpoint's condition tokens): where every row
+    # begins. Made by `start`, in TorchScript, and never handed to Python: a tensor that has a
     # Python object takes the GIL each time a C++ reference to it is dropped, and the batch's
-    # thread would drop them when the batch ends (measured: with the state passed in from Python,
-    # one GIL hand-over per state tensor per batch, each waiting on the busy event loop)
+    # thread would drop them when the batch ends
     begin_logits: Tensor
     begin_state: list[Tensor]
     by_label: Tensor  # label_order as a tensor
@@ -125,9 +125,15 @@ class BatchLoop(nn.Module):
         self.begin_state = []
 
     @torch.jit.export
-    def start(self) -> None:
-        """Compute begin_logits and begin_state; call once, before any batch."""
-        logits, state = self.stepper.step(torch.zeros(1, dtype=torch.long), self.stepper.init_state(1))  # type: ignore[operator]
+    def start(self, tokens: list[int], steps: int) -> None:
+        """Compute begin_logits and begin_state: each start token read `steps` times from
+        init_state (once for the boundary, which init_state already assumes; a condition token
+        fills the whole context, as in training). Call once, before any batch."""
+        idx = torch.tensor(tokens)
+        state = self.stepper.init_state(len(tokens))  # type: ignore[operator]
+        logits = torch.zeros(0)
+        for _ in range(steps):
+            logits, state = self.stepper.step(idx, state)  # type: ignore[operator]
         self.begin_logits, self.begin_state = logits, state
         self.by_label = torch.tensor(self.label_order)
 
@@ -151,9 +157,10 @@ class BatchLoop(nn.Module):
     def forward(
         self,
         task_rows: list[int],  # (T,) rows of each task; a task's rows are consecutive
-        task_params: list[list[float]],  # (T, 7): kind, temperature, top_k, top_p, min_len,
-        # max_len, prefix_len; kind 0 samples, 1 scores (adds up the log-probability of its forced
-        # tokens), 2 reports the distribution after its forced tokens (next-char), 3 is padding
+        task_params: list[list[float]],  # (T, 8): kind, temperature, top_k, top_p, min_len,
+        # max_len, prefix_len, start; kind 0 samples, 1 scores (adds up the log-probability of its
+        # forced tokens), 2 reports the distribution after its forced tokens (next-char), 3 is
+        # padding; start: the row of the begin tables the task's rows begin from (its condition)
         forced: list[list[int]],  # (B, F) tokens each row must read first, padded with 0
         forced_len: list[int],  # (B,)
         task_keys: list[int],  # (T,) each task's random key (seed and round), as int64
@@ -181,6 +188,7 @@ class BatchLoop(nn.Module):
         temperature = per_row[:, 1].float()
         top_k, top_p = per_row[:, 2].long(), per_row[:, 3].float()
         min_len, max_len, prefix_len = per_row[:, 4].long(), per_row[:, 5].long(), per_row[:, 6].long()
+        begin = per_row[:, 7].long()
         # a row that only reads is finished after its last forced token, or, for next-char, once
         # it has seen the logits after them; a sampling row, when it stops (never by this)
         done_at = torch.where(capture, forced_len_t, forced_len_t - 1).masked_fill_(is_sampling, steps)
@@ -196,12 +204,8 @@ class BatchLoop(nn.Module):
         # positions of one row far apart in the key space
         position = torch.arange(steps).unsqueeze(0) - prefix_len.unsqueeze(1)  # (B, steps)
         uniforms = uniform(row_key.unsqueeze(1) + position * 0x2545F4914F6CDD1D).float()
-        logits = self.begin_logits.expand(B, V)
-        state: list[Tensor] = []
-        for s in self.begin_state:
-            size: list[int] = s.size()  # type: ignore[assignment]
-            size[0] = B
-            state.append(s.expand(size).contiguous())
+        logits = self.begin_logits.index_select(0, begin)
+        state = [s.index_select(0, begin) for s in self.begin_state]
         any_top_k = bool(((top_k < V) & is_sampling).any())
         any_top_p = bool(((top_p < 1.0) & is_sampling).any())
         any_temperature = bool((temperature != 1.0).any())

@@ -46,6 +46,7 @@ class SampleSpec:
     novel: bool = False
     max_rounds: int = 8  # batches sampled at most, the first of exactly n sequences
     max_batch: int = 16384  # sequences in one round at most (later rounds oversample)
+    start: int = 0  # the row of the model's begin table to start from: its condition (0: none)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Task:
 
     rows: int
     forced: list[list[int]]  # per row: the tokens it must read before anything else
+    start: int = 0  # the row of the model's begin table its rows start from (a condition; 0: none)
 
     def done(self) -> bool:
         """Whether the task has its result (else it wants another round)."""
@@ -81,6 +83,7 @@ class SampleTask(Task):
         self.rounds = self.sampled = 0
         self.rows = spec.n
         self.forced = [self.prefix] * self.rows
+        self.start = spec.start
 
     def collect(self, samples: list[str | None]) -> None:
         """Keep the samples of one round that meet the constraints; plan the next round."""
@@ -122,8 +125,10 @@ class SampleTask(Task):
 class NextCharTask(Task):
     """One row: read the prefix, then report the distribution of the next character."""
 
-    def __init__(self, model: LoadedModel, prefix: str, temperature: float, top_k: int | None) -> None:
-        self.model, self.temperature, self.top_k = model, temperature, top_k
+    def __init__(
+        self, model: LoadedModel, prefix: str, temperature: float, top_k: int | None, start: int = 0
+    ) -> None:
+        self.model, self.temperature, self.top_k, self.start = model, temperature, top_k, start
         self.rows = 1
         self.forced = [model.encode(prefix)]
         self.probs: list[tuple[str, float]] | None = None  # set by finish_batch
@@ -147,8 +152,8 @@ class Score:
 class ScoreTask(Task):
     """A row per name: read the name and its end, adding up the log-probability of each token."""
 
-    def __init__(self, model: LoadedModel, names: list[str]) -> None:
-        self.model, self.names = model, names
+    def __init__(self, model: LoadedModel, names: list[str], start: int = 0) -> None:
+        self.model, self.names, self.start = model, names, start
         self.rows = len(names)
         self.forced = [[*model.encode(s), 0] for s in names]
         self.logprob: list[float] = [0.0] * self.rows
@@ -198,7 +203,16 @@ def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
             top_k = V if spec.top_k is None else min(spec.top_k, V)
             top_p = 2.0 if spec.top_p is None else spec.top_p  # above 1: no nucleus cut
             params.append(
-                [0.0, spec.temperature, top_k, top_p, spec.min_length, spec.max_length, len(t.prefix)]
+                [
+                    0.0,
+                    spec.temperature,
+                    top_k,
+                    top_p,
+                    spec.min_length,
+                    spec.max_length,
+                    len(t.prefix),
+                    t.start,
+                ]
             )
             keys.append(t.key())
             longest = max(longest, spec.max_length)
@@ -206,9 +220,9 @@ def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
             continue
         if isinstance(t, NextCharTask):
             top_k = V if t.top_k is None else min(t.top_k, V)
-            params.append([2.0, t.temperature, top_k, 2.0, 0.0, 0.0, 0.0])
+            params.append([2.0, t.temperature, top_k, 2.0, 0.0, 0.0, 0.0, t.start])
         else:
-            params.append([1.0 if isinstance(t, ScoreTask) else 3.0, 1.0, V, 2.0, 0.0, 0.0, 0.0])
+            params.append([1.0 if isinstance(t, ScoreTask) else 3.0, 1.0, V, 2.0, 0.0, 0.0, 0.0, t.start])
         keys.append(0)
         forced_rows += [f + [0] * (pad - len(f)) for f in t.forced]
     params = [[float(x) for x in row] for row in params]  # the loop takes float64 lists
@@ -269,17 +283,17 @@ def sample_names(model: LoadedModel, spec: SampleSpec, seed: int) -> SampleResul
 
 
 def next_char_distribution(
-    model: LoadedModel, prefix: str, temperature: float = 1.0, top_k: int | None = None
+    model: LoadedModel, prefix: str, temperature: float = 1.0, top_k: int | None = None, start: int = 0
 ) -> list[tuple[str, float]]:
     """(char, probability) for every vocabulary entry after `prefix`, most likely first;
     the boundary is reported as "<end>"."""
-    task = NextCharTask(model, prefix, temperature, top_k)
+    task = NextCharTask(model, prefix, temperature, top_k, start)
     run_to_completion(model, [task])
     return task.distribution()
 
 
-def score_names(model: LoadedModel, names: list[str]) -> list[Score]:
+def score_names(model: LoadedModel, names: list[str], start: int = 0) -> list[Score]:
     """Log-probability of each (lowercase, in-alphabet, non-empty) name, all in one batch."""
-    task = ScoreTask(model, names)
+    task = ScoreTask(model, names, start)
     run_to_completion(model, [task])
     return task.scores()

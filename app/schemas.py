@@ -168,6 +168,12 @@ class CorpusInfo(BaseModel):
     sha256: str
 
 
+class IntegrityInfo(BaseModel):
+    crc32: bool = Field(description="every entry of the archive matched its CRC-32")
+    digests: bool = Field(description="every entry matched its sha256 in the archive's digests.json")
+    manifest: bool = Field(description="the whole file matched its sha256 in SHA256SUMS beside it")
+
+
 class ModelInfo(BaseModel):
     name: str
     description: str
@@ -184,6 +190,7 @@ class ModelInfo(BaseModel):
     sha256: str = Field(description="sha256 of the checkpoint file")
     size_bytes: int
     incremental: bool = Field(description="generation uses cached per-level state (Fast WaveNet)")
+    integrity: IntegrityInfo = Field(description="how the file's bytes were checked when it was loaded")
 
 
 class Limits(BaseModel):
@@ -197,6 +204,13 @@ class ModelList(BaseModel):
     count: int
     default: str
     limits: Limits
+    manifest: bool = Field(
+        description="whether the models folder has a SHA256SUMS that every loaded file matched; "
+        "without one, files are checked against their own CRC-32s and digests only"
+    )
+    skipped: dict[str, str] = Field(
+        description="checkpoints left out at start-up (NAMEGEN_SKIP_BAD_MODELS), with the reason"
+    )
 
 
 class HealthResponse(BaseModel):

@@ -111,5 +111,5 @@ def test_bad_checkpoint_stops_the_server_with_one_line(tmp_path: Path) -> None:
         pass
     log = str(info.value)
     assert "uvicorn exited with 3" in log
-    assert f"cannot start: {tmp_path / 'broken.pt'}: not a loadable TorchScript checkpoint" in log
+    assert f"cannot start: {tmp_path / 'broken.pt'}: not a zip archive" in log
     assert "Traceback" not in log

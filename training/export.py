@@ -11,16 +11,20 @@ Export a trained HierarchicalModel as a TorchScript checkpoint that the service 
   vector per level). The queues are lists of tensors, not (B, dilation, n_in) tensors: a step
   then moves no data, it drops the oldest entry and appends the new input (a copy of the queue
   per level per step took 15% of a step's time);
-- extra files: meta.json (metadata, see build_meta in train.py) and items.txt (the corpus items,
-  one per line, so the service can tell known names from new ones).
+- extra files: meta.json (metadata, see build_meta in train.py), items.txt (the corpus items,
+  one per line, so the service can tell known names from new ones) and digests.json (the sha256
+  of every other entry; see checkpoint_format).
 
-The file is written under a temporary name and renamed into place, so a failed export never leaves
-a half-written checkpoint.
+The archive is written in a temporary folder beside its destination under its final file name (so
+its entries sit under NAME/, as torch names the root after the file), then renamed into place, so
+a failed export never leaves a half-written checkpoint. SHA256SUMS in the destination folder is
+updated with the new file's sha256.
 """
 
 # no `from __future__ import annotations` here: TorchScript reads these annotations at runtime
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,11 +34,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from checkpoint_format import (
+    DIGESTS_FILE,
+    FORMAT_VERSION,
+    ITEMS_FILE,
+    META_FILE,
+    ArchiveError,
+    check_archive,
+    entry_digests,
+    sha256_hex,
+    write_manifest,
+)
 from training.model import HierarchicalModel, ModelConfig
-
-FORMAT_VERSION = 1
-META_FILE = "meta.json"
-ITEMS_FILE = "items.txt"
 
 
 class ScriptedGenerator(nn.Module):
@@ -87,26 +98,39 @@ class ScriptedGenerator(nn.Module):
 
 
 def script_model(model: HierarchicalModel) -> torch.jit.ScriptModule:
+    if model.config.n_conditions and model.config.conditioning != "tokens":
+        raise ValueError(
+            "only 'tokens' conditioning can be exported: a checkpoint's forward takes tokens alone"
+        )
     model = model.eval()
     return torch.jit.script(ScriptedGenerator(model))
 
 
 def save_checkpoint(model: HierarchicalModel, meta: dict[str, Any], items: list[str], path: Path) -> Path:
-    """Script the model and write it with its metadata and items to `path`, atomically."""
+    """Script the model and write it with its metadata, items and entry digests to `path`,
+    atomically, and record its sha256 in SHA256SUMS beside it."""
     scripted = script_model(model)
-    meta = {"format_version": FORMAT_VERSION, **meta}
+    meta = {**meta, "format_version": FORMAT_VERSION}
     extra = {
         META_FILE: json.dumps(meta, indent=2, sort_keys=True),
         ITEMS_FILE: "\n".join(items) + "\n",
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.jit.save(scripted, str(tmp), _extra_files=extra)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+        staged = Path(tmp) / path.name  # torch names the archive's root folder after the file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
+            # twice: the digests of the first archive's entries go into the second, whose entries
+            # are the same bytes but for digests.json and the random serialization id
+            torch.jit.save(scripted, str(staged), _extra_files=extra)
+            extra[DIGESTS_FILE] = json.dumps(entry_digests(staged.read_bytes()), indent=1, sort_keys=True)
+            torch.jit.save(scripted, str(staged), _extra_files=extra)
+        data = staged.read_bytes()
+        report = check_archive(data)  # every digest matches: the two saves agreed
+        assert report.digests and report.root == path.stem, report.root
+        os.replace(staged, path)
+    write_manifest(path.parent, {path.name: sha256_hex(data)})
     return path
 
 
@@ -114,6 +138,10 @@ def load_trained(path: Path) -> tuple[HierarchicalModel, dict[str, Any], list[st
     """The trained model in a checkpoint (rebuilt from its meta.json and weights), with its
     metadata and items: what `save_checkpoint` needs to write it again."""
     extra: dict[str, Any] = {META_FILE: "", ITEMS_FILE: ""}
+    try:
+        check_archive(Path(path).read_bytes())  # never re-export or fine-tune from damaged bytes
+    except ArchiveError as e:
+        raise ValueError(f"{path}: not a TorchScript checkpoint ({e})") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
         try:
@@ -126,7 +154,7 @@ def load_trained(path: Path) -> tuple[HierarchicalModel, dict[str, Any], list[st
         arch = meta["architecture"]
         config = ModelConfig(
             vocab_size=len(meta["vocab"]), n_embd=arch["n_embd"], hidden=tuple(arch["hidden"]),
-            dropout=arch["dropout"],
+            dropout=arch["dropout"], n_conditions=arch.get("conditions", 0),
         )  # fmt: skip
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: meta.json does not describe the model ({type(e).__name__}: {e})") from None

@@ -13,6 +13,15 @@ character of every name at once.
 
 The same modules also run one step at a time with a per-level queue of past inputs (Fast WaveNet,
 Paine et al. 2016): see `fuse_step`, used by the exported checkpoint (training/export.py).
+
+Conditions (for example sex and decade of birth) enter in one of two ways:
+- "tokens": each condition is a token of its own after the vocabulary (ids vocab_size and up), and
+  the caller puts it where the boundary token would stand, in the left padding and at the start of
+  the item. The model is the same network with a larger embedding table, so `forward(idx)` and the
+  exported `step` work unchanged, and the condition is in the window at every position of an item
+  shorter than the context.
+- "global": WaveNet's global conditioning, a learned vector per condition added to every level's
+  pre-activation: `forward(idx, targets, cond)`. Training and evaluation only (not exported).
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ class ModelConfig:
     # width of each fusion level; the number of levels sets the context: 2 ** len(hidden)
     hidden: tuple[int, ...] = (160, 160, 160, 160)
     dropout: float = 0.1  # after every level's tanh, training only
+    n_conditions: int = 0  # condition tokens after the vocabulary (ids vocab_size, ...); 0: none
+    conditioning: str = "tokens"  # "tokens" or "global" (see the module docstring)
 
     @property
     def context_length(self) -> int:
@@ -54,27 +65,44 @@ class ModelConfig:
             raise ValueError(f"at most 10 levels (context 1024), got {len(self.hidden)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.n_conditions < 0 or self.conditioning not in ("tokens", "global"):
+            raise ValueError(
+                f"need n_conditions >= 0 and conditioning 'tokens' or 'global', got "
+                f"{self.n_conditions}, {self.conditioning!r}"
+            )
+
+    @property
+    def n_tokens(self) -> int:
+        """Rows of the embedding table: the vocabulary, and the condition tokens in "tokens" mode."""
+        return self.vocab_size + (self.n_conditions if self.conditioning == "tokens" else 0)
 
 
 class FuseLevel(nn.Module):
     """One level: fuse the input at t - dilation with the input at t (both (B, *, n_in))."""
 
-    def __init__(self, n_in: int, n_out: int, dilation: int, dropout: float) -> None:
+    def __init__(self, n_in: int, n_out: int, dilation: int, dropout: float, n_global: int = 0) -> None:
         super().__init__()
         self.dilation = dilation
         self.linear = nn.Linear(2 * n_in, n_out)
         self.norm = nn.LayerNorm(n_out)
         self.drop = nn.Dropout(dropout)
+        # "global" conditioning: a vector per condition (row 0: none) added before the norm
+        self.cond = nn.Embedding(n_global + 1, n_out) if n_global else None
+        if self.cond is not None:
+            nn.init.zeros_(self.cond.weight)
 
     def fuse_step(self, prev: Tensor, cur: Tensor) -> Tensor:
         # prev, cur: (B, n_in) -> (B, n_out)
         return torch.tanh(self.norm(self.linear(torch.cat([prev, cur], dim=-1))))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         # x: (B, T, n_in) -> (B, T - dilation, n_out): position t sees inputs t-d and t
         d = self.dilation
         pair = torch.cat([x[:, :-d], x[:, d:]], dim=-1)  # (B, T-d, 2*n_in)
-        return self.drop(torch.tanh(self.norm(self.linear(pair))))
+        h = self.linear(pair)
+        if self.cond is not None and cond is not None:
+            h = h + self.cond(cond).unsqueeze(1)  # (B, 1, n_out): the same at every position
+        return self.drop(torch.tanh(self.norm(h)))
 
 
 class HierarchicalModel(nn.Module):
@@ -82,10 +110,12 @@ class HierarchicalModel(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wte = nn.Embedding(config.n_tokens, config.n_embd)
         sizes = [config.n_embd, *config.hidden]
+        n_global = config.n_conditions if config.conditioning == "global" else 0
         self.levels = nn.ModuleList(
-            FuseLevel(sizes[i], sizes[i + 1], d, config.dropout) for i, d in enumerate(config.dilations)
+            FuseLevel(sizes[i], sizes[i + 1], d, config.dropout, n_global)
+            for i, d in enumerate(config.dilations)
         )
         self.lm_head = nn.Linear(sizes[-1], config.vocab_size)
 
@@ -96,15 +126,19 @@ class HierarchicalModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """idx: (B, T) token ids, left-padded with at least context_length - 1 boundary tokens.
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """idx: (B, T) token ids, left-padded with at least context_length - 1 boundary tokens
+        (or, in "tokens" conditioning, condition tokens). cond: (B,) condition index + 1 (0: none),
+        for "global" conditioning only.
 
         Returns logits (B, T - context_length + 1, V): the prediction after each of the last
         T - context_length + 1 tokens, each from the context_length tokens ending there; and, given
         targets of that shape (IGNORE_INDEX where padding), the mean cross-entropy in nats."""
         x = self.wte(idx)  # (B, T, C)
         for level in self.levels:
-            x = level(x)  # (B, T - d, H): the sequence shrinks by each dilation, 2^L - 1 in all
+            x = level(x, cond)  # (B, T - d, H): the sequence shrinks by each dilation, 2^L - 1 in all
         logits = self.lm_head(x)  # (B, T - context_length + 1, V)
         loss = None
         if targets is not None:

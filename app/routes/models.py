@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 
 from app.deps import ServiceDep, resolve_model
 from app.registry import LoadedModel
-from app.schemas import CorpusInfo, ErrorResponse, Limits, ModelInfo, ModelList, ModelMetrics
+from app.schemas import CorpusInfo, ErrorResponse, IntegrityInfo, Limits, ModelInfo, ModelList, ModelMetrics
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -29,6 +31,7 @@ def model_info(model: LoadedModel, default: str) -> ModelInfo:
         sha256=model.sha256,
         size_bytes=model.size_bytes,
         incremental=model.incremental,
+        integrity=IntegrityInfo(**asdict(model.integrity)),
     )
 
 
@@ -41,7 +44,14 @@ async def list_models(service: ServiceDep) -> ModelList:
         max_prefix_length=settings.max_prefix_length,
         max_score_names=settings.max_score_names,
     )
-    return ModelList(data=data, count=len(data), default=registry.default, limits=limits)
+    return ModelList(
+        data=data,
+        count=len(data),
+        default=registry.default,
+        limits=limits,
+        manifest=registry.manifest,
+        skipped=registry.skipped,
+    )
 
 
 @router.get(

@@ -45,7 +45,7 @@ def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
     assert isinstance(corpus, dict)
     assert corpus["sha256"] == corpora[path.stem]["sha256"]
     assert corpus["items"] == corpora[path.stem]["items"] == len(items)
-    assert meta["name"] == path.stem and meta["format_version"] == 1
+    assert meta["name"] == path.stem and meta["format_version"] == 2
     assert int(meta["parameters"]) <= 250_000  # type: ignore[call-overload]
     metrics = meta["metrics"]
     assert isinstance(metrics, dict)

@@ -3,6 +3,7 @@ without training/, and is written atomically."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from checkpoint_format import check_archive, read_manifest, sha256_hex
 from tests.conftest import load_parts
 from training.__main__ import main
 from training.corpus import read_items
@@ -121,6 +123,16 @@ def test_loads_without_training_package(exported) -> None:  # type: ignore[no-un
     assert out.stdout.strip() == "(2, 27) (2, 27)"
 
 
+def test_archive_root_is_the_file_stem_and_every_entry_has_a_digest(exported) -> None:  # type: ignore[no-untyped-def]
+    _, _, path = exported
+    data = path.read_bytes()
+    report = check_archive(data)
+    assert report.root == "tiny" and report.digests
+    digests = json.loads(report.entries["extra/digests.json"])
+    assert set(digests) == set(report.entries) - {"extra/digests.json", ".data/serialization_id"}
+    assert read_manifest(path.parent) == {"tiny.pt": sha256_hex(data)}
+
+
 def test_failed_save_leaves_no_file(exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     result, items, _ = exported
 
@@ -143,6 +155,7 @@ def test_reexport_keeps_weights_metadata_and_items(
     before, meta_before, items_before = load_parts(path)
     after, meta_after, items_after = load_parts(tmp_path / path.name)
     assert meta_after == meta_before and items_after == items_before == items
+    assert read_manifest(tmp_path) == {path.name: sha256_hex((tmp_path / path.name).read_bytes())}
     weights_before, weights_after = before.state_dict(), after.state_dict()
     assert weights_after.keys() == weights_before.keys()
     assert all(torch.equal(weights_after[k], weights_before[k]) for k in weights_before)
