@@ -4,7 +4,9 @@ namegen's training command line.
     python -m training corpus [--out resources]
     python -m training train --corpus resources/names.txt --name names --out models
     python -m training train --help          # every hyperparameter is a flag
+    python -m training train --corpus resources/names-era.tsv.gz --name names-era --out models
     python -m training export models/*.pt    # rewrite checkpoints with this version's exporter
+    python -m training evaluate models/names-era.pt --baseline runs/names-era-uncond.pt
 
 Bad input (a missing or tiny corpus, a bad flag value) prints one line `error: ...` and exits 2,
 with nothing written to the output folder.
@@ -17,6 +19,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from training import evaluate
 from training.corpus import CorpusError, build_corpora
 from training.export import reexport
 from training.train import TrainConfig, run
@@ -30,6 +33,10 @@ def _sizes(text: str) -> tuple[int, ...]:
     if not sizes or any(s < 1 for s in sizes):
         raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {text!r}")
     return sizes
+
+
+def _paths(text: str) -> tuple[str, ...]:
+    return tuple(p for p in text.split(",") if p)
 
 
 HELP = {
@@ -53,6 +60,14 @@ HELP = {
     "seed": "seed for the split, initialisation, batches and dropout",
     "threads": "torch intra-op threads (0 = torch default)",
     "progress": "show a progress bar (--no-progress to hide it)",
+    "conditions": "conditioned corpora: the factors the model is given (sex, decade), or 'none'",
+    "conditioning": "conditioned corpora: 'tokens' (condition tokens in the padding; exported) or "
+    "'global' (a vector added at every level; metrics only)",
+    "condition_dropout": "conditioned corpora: how often each factor is left out of an item's condition",
+    "weighting": "conditioned corpora: draw items alike (none) or by log (1 + ln births), sqrt or births",
+    "init": "a checkpoint to start from (fine-tuning); same architecture",
+    "exclude_held_out": "comma-separated corpora whose own validation and test items (same seed and "
+    "fractions) are left out of this corpus",
 }
 
 
@@ -73,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="output folder (default: rewrite each file in place)"
     )
 
+    sub.add_parser(
+        "evaluate", add_help=False, help="period fit of a conditioned model (python -m training evaluate -h)"
+    )
     train = sub.add_parser("train", help="train a model and export its checkpoint")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -82,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
             train.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[f.name]
             )
+        elif f.name == "exclude_held_out":
+            train.add_argument(flag, type=_paths, default=default, metavar="CORPUS,...", help=HELP[f.name])
         elif f.name == "hidden":
             train.add_argument(
                 flag,
@@ -98,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["evaluate"]:
+        return evaluate.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "corpus":

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from training.corpus import CorpusError, build_corpora, read_items
+from training.corpus import (
+    DECADES,
+    CorpusError,
+    build_corpora,
+    read_bytes,
+    read_era,
+    read_items,
+    sha256_bytes,
+)
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
@@ -27,10 +35,11 @@ def test_build_is_deterministic_and_matches_committed(built: tuple[Path, Path]) 
     prov_b = json.loads((b / "corpora.json").read_text())
     assert prov_a == prov_b
     committed = json.loads((RESOURCES / "corpora.json").read_text())
-    for name, entry in prov_a.items():
+    assert prov_a == committed
+    for entry in prov_a.values():
         assert (a / entry["file"]).read_bytes() == (b / entry["file"]).read_bytes()
         assert (a / entry["file"]).read_bytes() == (RESOURCES / entry["file"]).read_bytes()
-        assert entry["sha256"] == committed[name]["sha256"]
+        assert sha256_bytes(read_bytes(RESOURCES / entry["file"])) == entry["sha256"]
 
 
 def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
@@ -41,6 +50,8 @@ def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
         "names-female": 18309,
         "names-male": 14160,
         "surnames": 88799,
+        "names-all": 97310,
+        "names-era": 359563,
     }
     names = (a / "names.txt").read_text().splitlines()
     assert names[:3] == ["emma", "liam", "olivia"]  # ordered by popularity in 2017
@@ -48,6 +59,14 @@ def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
     assert female | male == set(names)
     surnames = (a / "surnames.txt").read_text().splitlines()
     assert surnames[:2] == ["smith", "johnson"]
+    every_year = (a / "names-all.txt").read_text().splitlines()
+    assert set(names) <= set(every_year) and every_year[:2] == ["james", "john"]
+    era, _ = read_era(a / "names-era.tsv.gz")
+    assert {it.name for it in era} == set(every_year) and {it.decade for it in era} == set(DECADES)
+    first = era[0]  # ordered by decade, sex, births
+    assert (first.name, first.sex, first.decade) == ("mary", "F", 1880)
+    in_2010s = [it for it in era if it.decade == 2010 and it.sex == "F"]
+    assert in_2010s[0].name == "emma" and in_2010s[0].births > in_2010s[1].births
     for entry in prov.values():
         assert entry["source"] and entry["licence"] and entry["built_by"]
 
@@ -78,4 +97,25 @@ def test_bad_corpus_is_refused_with_the_file_named(
         p.write_bytes(content)
     with pytest.raises(CorpusError, match=message) as info:
         read_items(p)
+    assert str(p) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (b"anna\tX\t1920\t5\n", "line 1: expected name<TAB>sex"),
+        (b"anna\tF\t1925\t5\n", "line 1"),
+        (b"anna\tF\t1920\t0\n", "line 1"),
+        (b"anna\tF\t1920\n", "line 1"),
+        (b"an.na\tF\t1920\t3\n", "line 1"),
+        (b"anna\tF\t1920\t3\nanna\tF\t1920\t4\n", "line 2"),
+    ],
+)
+def test_bad_era_corpus_names_the_line(tmp_path: Path, line: bytes, message: str) -> None:
+    import gzip
+
+    p = tmp_path / "bad.tsv.gz"
+    p.write_bytes(gzip.compress(line))
+    with pytest.raises(CorpusError, match=message) as info:
+        read_era(p)
     assert str(p) in str(info.value)

@@ -88,7 +88,12 @@ def test_cli_writes_checkpoint_metrics_and_plot(
         ]
     )
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["tiny.loss.png", "tiny.metrics.json", "tiny.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "SHA256SUMS",
+        "tiny.loss.png",
+        "tiny.metrics.json",
+        "tiny.pt",
+    ]
     report = json.loads((out / "tiny.metrics.json").read_text())
     assert report["metrics"]["test_loss"] > 0 and len(report["history"]) == 2
     assert (out / "tiny.loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
