@@ -3,29 +3,19 @@ Micro-batching: concurrent requests for the same model run as one batch.
 
 Each model has a batcher that lives in the event loop. Requests add their task to its queue and
 await the result. When no batch of that model is running, the queued tasks (up to a row limit)
-start at once as one batch; while one runs, the requests that arrive meanwhile form the next (as
-TorchServe's dynamic batching or Ray Serve's @serve.batch do, with no added delay). A finished
-batch hands back the tasks that are done and puts the ones that want another sampling round at
-the head of the queue.
+start at once as one batch; while one runs, the requests that arrive meanwhile form the next. A
+finished batch hands back the tasks that are done and puts the ones that want another sampling
+round at the head of the queue.
 
-Threads: the event loop lays a batch out and reads its results (plain Python, fast), and the batch
-itself runs on torch's inter-op thread pool through the scripted loop's `launch`, which holds no
-GIL. A worker thread per model, as this module had before, cost about as much as the model work
-itself at small batches: each wake-up and each tensor it freed handed the GIL back and forth with
-the busy event loop (measured: GET /generate?n=1 with the model work replaced by a no-op reached
-about 0.5 of the /healthz ceiling with a worker thread, and 0.8 without one).
-
-How the event loop learns that a batch has ended depends on the load:
-- A batch started by a request that found its model idle registers a callback on the batch's
-  future. The pool thread runs it as soon as the batch ends; it needs the GIL, which on a quiet
-  server is free, so a lone request is answered at once.
-- A batch started straight after the previous one (requests queued while it ran: the service is
-  under load) is polled instead: the event loop checks it whenever a request for the model
-  arrives, and every POLL_S. Under load the GIL is rarely free, and the callback's two GIL
-  hand-overs (running it, then releasing it) each waited on the busy event loop, and its wake-up
-  then queued behind the requests being parsed (measured, GET /generate?n=1 under wrk: 0.62 of
-  the /healthz ceiling with callbacks, 0.69 polled; a lone request: 2.2 ms with the callback,
-  2.8 ms polled).
+The event loop lays a batch out and reads its results (plain Python, fast); the batch itself runs
+on torch's inter-op thread pool through the scripted loop's `launch`, holding no GIL. The event
+loop learns that a batch has ended in one of two ways:
+- a batch started by a request that found its model idle registers a callback, which wakes the
+  event loop at once (on a quiet server the GIL it needs is free);
+- a batch started straight after the previous one (the service is under load) is polled: the
+  event loop checks it whenever a request for the model arrives, and every POLL_S. Under load the
+  callback's GIL hand-overs would wait on the busy event loop.
+docs/performance.md has the measurements behind both choices (`python -m bench.http`).
 
 Results do not depend on the batch a task lands in (see app/sampling.py), so a seed gives the same
 names under any load. No FastAPI here.
@@ -70,10 +60,7 @@ class ModelBatcher:
         self.max_rows = max_rows  # a batch takes queued tasks until it has at least this many rows
         # under load, how long a task that finds no batch running waits for others to join it
         # (0: it starts at once). On a quiet model (no batch ended within BUSY_WINDOW_S) a task
-        # always starts at once: a lone request never waits. It paid while every batch cost the
-        # event loop several GIL hand-overs (1 ms: GET /next-char 0.54 -> 0.64 of the /healthz
-        # ceiling); since they are gone it costs more than it saves (0.67 -> 0.60), so the
-        # service's default is 0.
+        # always starts at once: a lone request never waits.
         self.wait_s = wait_s
         self._queue: deque[Waiting] = deque()
         self._running = False

@@ -55,10 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings.log_format, settings.log_level)
     torch.set_num_threads(settings.torch_threads)
     # the callback that hands a batch started on an idle model back (on a torch pool thread) needs
-    # the GIL briefly; with Python's default 5 ms switch interval it can wait up to 5 ms for a busy
-    # event loop. Under load batches are polled and take no GIL (app/batching.py), so this matters
-    # far less than when every batch used the callback (then: /generate?n=1 at 0.38 of the
-    # ceiling with 5 ms, 0.60 with 0.2 ms; now 0.66 against 0.69)
+    # the GIL briefly; with Python's default 5 ms switch interval it could wait that long for a
+    # busy event loop (docs/performance.md: what each setting changes)
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
     t0 = time.perf_counter()
     registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
@@ -69,8 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runner = BatchRunner(registry, settings.max_batch_rows, settings.batch_wait_ms / 1000)
     app.state.service = Service(registry, runner, settings, app.state.metrics)
     # everything loaded so far lives as long as the process: take it out of the garbage
-    # collector's reach, or every full collection walks it all (torch modules, corpora, the
-    # app). Measured under wrk on GET /generate?n=1: p99 134 -> 28 ms, and 1,629 -> 1,958 req/s.
+    # collector's reach, or every full collection walks it all (torch modules, corpora, the app)
+    # and holds up the requests of that moment (python -m bench.http: p99 of /generate?n=1)
     gc.collect()
     gc.freeze()
     logger.info(

@@ -134,10 +134,13 @@ class NextCharTask(Task):
         self.probs: list[tuple[str, float]] | None = None  # set by finish_batch
 
     def distribution(self) -> list[tuple[str, float]]:
-        """(char, probability) for every vocabulary entry, likeliest first, ties by char; the
-        boundary is "<end>". The probabilities sum to 1 in float64."""
+        """(char, probability) likeliest first, ties by char; the boundary is "<end>". Every
+        vocabulary entry, or with top_k only the characters it keeps: the k likeliest, and any
+        more that tie with the k-th. The probabilities sum to 1 in float64."""
         assert self.probs is not None
-        return self.probs
+        if self.top_k is None:
+            return self.probs
+        return [cp for i, cp in enumerate(self.probs) if i < self.top_k or cp[1] > 0.0]
 
 
 @dataclass(frozen=True)

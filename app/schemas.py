@@ -61,7 +61,7 @@ class GenerateRequest(BaseModel):
 
 class GenerateResponse(BaseModel):
     model: str = Field(description="the model that generated the names")
-    names: list[str]
+    names: list[str] = Field(description="the names, at most n, capitalized unless lowercase was asked")
     seed: int = Field(description="the seed used: send it back with the same fields to get the same names")
     count: int = Field(description="how many names were returned")
     requested: int = Field(description="how many were asked for (n)")
@@ -102,18 +102,26 @@ class NextCharRequest(BaseModel):
     prefix: str = Field("", max_length=PREFIX_CEILING, description="text so far (may be empty; any case)")
     # below 0.01 the scaled logits can overflow float32 and the distribution turns to NaN
     temperature: float = Field(1.0, ge=0.01, le=5, description="softmax temperature, 0.01 to 5")
-    top_k: int | None = Field(None, ge=1, le=1000, description="keep only the k likeliest; the rest get 0")
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="list only the k likeliest characters (and any tied with the k-th), renormalised; "
+        "without it, every character is listed",
+    )
 
 
 class CharProb(BaseModel):
     char: str = Field(description='a character, or "<end>" for the end of the name')
-    prob: float = Field(ge=0, le=1)
+    prob: float = Field(ge=0, le=1, description="its probability")
 
 
 class NextCharResponse(BaseModel):
-    model: str
+    model: str = Field(description="the model used")
     prefix: str = Field(description="the prefix, lowercased")
-    distribution: list[CharProb] = Field(description="every next character, likeliest first; sums to 1")
+    distribution: list[CharProb] = Field(
+        description="every next character (with top_k: the kept ones), likeliest first; sums to 1"
+    )
 
 
 class ScoreRequest(BaseModel):
@@ -138,7 +146,7 @@ class ScoreRequest(BaseModel):
 
 
 class NameScore(BaseModel):
-    name: str
+    name: str = Field(description="the name, lowercased")
     logprob: float = Field(description="natural log-probability of the name and its end")
     nats_per_char: float = Field(description="-logprob / (characters + 1): lower is more name-like")
     perplexity: float = Field(description="exp(nats_per_char)")
@@ -146,8 +154,8 @@ class NameScore(BaseModel):
 
 
 class ScoreResponse(BaseModel):
-    model: str
-    scores: list[NameScore]
+    model: str = Field(description="the model used")
+    scores: list[NameScore] = Field(description="one score per name, in the order sent")
 
 
 class ModelMetrics(BaseModel):
@@ -161,11 +169,11 @@ class ModelMetrics(BaseModel):
 class CorpusInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    name: str
-    source: str
-    licence: str
-    items: int
-    sha256: str
+    name: str = Field(description="the corpus's name")
+    source: str = Field(description="where the data comes from")
+    licence: str = Field(description="the data's and the package's licences")
+    items: int = Field(description="items (lines) in the corpus")
+    sha256: str = Field(description="sha256 of the corpus file (uncompressed)")
 
 
 class IntegrityInfo(BaseModel):
@@ -175,20 +183,20 @@ class IntegrityInfo(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    name: str
-    description: str
+    name: str = Field(description="the model's name: what requests pass as model")
+    description: str = Field(description="what the model generates")
     default: bool = Field(description="whether requests without a model use this one")
     vocab: list[str] = Field(description='index 0 is the boundary "."')
     alphabet: str = Field(description="the characters a prefix or a scored name may use")
-    context_length: int
-    parameters: int
-    architecture: dict[str, Any]
-    metrics: ModelMetrics
-    corpus: CorpusInfo
-    created_at: str
-    torch_version: str | None = None
+    context_length: int = Field(description="characters the model sees before each prediction")
+    parameters: int = Field(description="trainable parameters")
+    architecture: dict[str, Any] = Field(description="embedding size, width and dilation of each level, ...")
+    metrics: ModelMetrics = Field(description="loss on the training, validation and test splits")
+    corpus: CorpusInfo = Field(description="the data the model was trained on")
+    created_at: str = Field(description="when the checkpoint was made (ISO 8601, UTC)")
+    torch_version: str | None = Field(None, description="the torch version that made it")
     sha256: str = Field(description="sha256 of the checkpoint file")
-    size_bytes: int
+    size_bytes: int = Field(description="size of the checkpoint file")
     incremental: bool = Field(description="generation uses cached per-level state (Fast WaveNet)")
     integrity: IntegrityInfo = Field(description="how the file's bytes were checked when it was loaded")
 
@@ -200,10 +208,10 @@ class Limits(BaseModel):
 
 
 class ModelList(BaseModel):
-    data: list[ModelInfo]
-    count: int
-    default: str
-    limits: Limits
+    data: list[ModelInfo] = Field(description="every loaded model, by name")
+    count: int = Field(description="how many models are loaded")
+    default: str = Field(description="the model used when a request names none")
+    limits: Limits = Field(description="the service's request limits")
     manifest: bool = Field(
         description="whether the models folder has a SHA256SUMS that every loaded file matched; "
         "without one, files are checked against their own CRC-32s and digests only"
@@ -214,13 +222,13 @@ class ModelList(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: str = Field(examples=["ok"])
+    status: str = Field(examples=["ok"], description="ok while the process answers")
 
 
 class ReadyResponse(BaseModel):
-    status: str = Field(examples=["ready"])
-    models: list[str]
-    default: str | None = None
+    status: str = Field(examples=["ready"], description="ready once the models are loaded, else loading")
+    models: list[str] = Field(description="the loaded models")
+    default: str | None = Field(None, description="the default model")
 
 
 class ErrorResponse(BaseModel):

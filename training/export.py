@@ -9,8 +9,7 @@ Export a trained HierarchicalModel as a TorchScript checkpoint that the service 
 - step(idx (B,) int64, state) -> ((B, V) logits, new state): feed one token per sequence
   (Fast WaveNet: each level keeps a queue of its last `dilation` inputs, so a step costs one fused
   vector per level). The queues are lists of tensors, not (B, dilation, n_in) tensors: a step
-  then moves no data, it drops the oldest entry and appends the new input (a copy of the queue
-  per level per step took 15% of a step's time);
+  then moves no data, it drops the oldest entry and appends the new input;
 - extra files: meta.json (metadata, see build_meta in train.py), items.txt (the corpus items,
   one per line, so the service can tell known names from new ones) and digests.json (the sha256
   of every other entry; see checkpoint_format).

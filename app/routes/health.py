@@ -10,7 +10,7 @@ from app.schemas import HealthResponse, ReadyResponse
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.get("/healthz", summary="Liveness: the process answers", operation_id="healthz")
 async def get_health() -> HealthResponse:
     return HealthResponse(status="ok")
 
@@ -18,6 +18,7 @@ async def get_health() -> HealthResponse:
 @router.get(
     "/readyz",
     summary="Readiness: models are loaded",
+    operation_id="readyz",
     responses={503: {"model": ReadyResponse, "description": "models are not loaded (yet)"}},
 )
 async def get_ready(request: Request, response: Response) -> ReadyResponse:

@@ -13,6 +13,7 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
+    operation_id="metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
 )

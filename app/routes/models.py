@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from app.deps import ServiceDep, resolve_model
 from app.registry import LoadedModel
@@ -35,7 +36,7 @@ def model_info(model: LoadedModel, default: str) -> ModelInfo:
     )
 
 
-@router.get("", summary="List the loaded models")
+@router.get("", summary="List the loaded models", operation_id="list_models")
 async def list_models(service: ServiceDep) -> ModelList:
     registry, settings = service.registry, service.settings
     data = [model_info(registry.models[n], registry.default) for n in registry.names()]
@@ -57,8 +58,11 @@ async def list_models(service: ServiceDep) -> ModelList:
 @router.get(
     "/{name}",
     summary="One model's metadata",
+    operation_id="get_model",
     responses={404: {"model": ErrorResponse, "description": "no such model"}},
 )
-async def get_model(name: str, service: ServiceDep) -> ModelInfo:
+async def get_model(
+    name: Annotated[str, Path(description="a loaded model's name (GET /models)")], service: ServiceDep
+) -> ModelInfo:
     registry = service.registry
     return model_info(resolve_model(registry, name), registry.default)

@@ -36,6 +36,7 @@ async def next_char(req: NextCharRequest, service: Service, where: Where) -> Res
     summary="Next-character distribution (JSON body)",
     response_model=NextCharResponse,
     responses=ERRORS,
+    operation_id="next_char",
 )
 async def post_next_char(req: NextCharRequest, service: ServiceDep) -> Response:
     return await next_char(req, service, "body")
@@ -46,6 +47,7 @@ async def post_next_char(req: NextCharRequest, service: ServiceDep) -> Response:
     summary="Next-character distribution (query parameters)",
     response_model=NextCharResponse,
     responses=ERRORS,
+    operation_id="next_char_get",
     openapi_extra=query_parameters(NextCharRequest),
 )
 async def get_next_char(request: Request) -> Response:

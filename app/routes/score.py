@@ -12,7 +12,7 @@ from app.schemas import NameScore, ScoreRequest, ScoreResponse
 router = APIRouter(prefix="/score", tags=["score"])
 
 
-@router.post("", summary="Score names", responses=ERRORS)
+@router.post("", summary="Score names", responses=ERRORS, operation_id="score")
 async def post_score(req: ScoreRequest, service: ServiceDep) -> ScoreResponse:
     settings = service.settings
     model = resolve_model(service.registry, req.model)
