@@ -133,3 +133,32 @@ def check_text(model: LoadedModel, text: str, where: Where, field: str) -> str:
             text,
         )
     return lowered
+
+
+def resolve_condition(
+    registry: Registry, model: LoadedModel, values: dict[str, object], where: Where
+) -> tuple[int, dict[str, str | int] | None]:
+    """The begin-table row for the request's condition fields (`values`: field -> value or None),
+    and the condition as the model's factors, for the response; a 422 naming the field for a
+    condition the model does not take or a value outside what it allows."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return 0, None
+    conditions = model.conditions
+    factors: dict[str, str | int] = {}
+    for name, value in given.items():
+        cf = conditions.fields.get(name) if conditions is not None else None
+        if cf is None:
+            takers = [
+                m.name for m in registry.models.values() if m.conditions and name in m.conditions.fields
+            ]
+            which = (
+                f"models that take it: {', '.join(sorted(takers))}" if takers else "no loaded model takes it"
+            )
+            raise field_error(where, name, f"model {model.name!r} takes no {name} condition; {which}", value)
+        factor_value = cf.factor_value(value)  # type: ignore[arg-type]
+        if factor_value is None:
+            msg = f"{name} must be {cf.allowed()} for model {model.name!r}, got {value!r}"
+            raise field_error(where, name, msg, value)
+        factors[cf.factor] = factor_value
+    return model.start_of(factors), factors

@@ -17,6 +17,24 @@ ModelName = Field(
 )
 
 
+Sex = Field(
+    None,
+    min_length=1,
+    max_length=8,
+    description="condition: F or M, for models that take it (GET /models lists each model's "
+    "conditions); left out, the model's names of either sex",
+    examples=["F"],
+)
+Year = Field(
+    None,
+    ge=0,
+    le=9999,
+    description="condition: a year of birth (names-era: 1880-2017, used as its decade), for models "
+    "that take it; left out, the model's names of any year",
+    examples=[1925],
+)
+
+
 def _check_lengths(min_length: int | None, max_length: int | None) -> None:
     if min_length is not None and max_length is not None and min_length > max_length:
         raise ValueError(f"min_length ({min_length}) must not be greater than max_length ({max_length})")
@@ -30,6 +48,7 @@ class GenerateRequest(BaseModel):
                 {"model": "names", "n": 5, "seed": 7},
                 {"model": "surnames", "n": 3, "prefix": "mc", "temperature": 0.8, "seed": 1},
                 {"n": 10, "novel": True, "top_p": 0.9, "min_length": 4, "max_length": 8},
+                {"model": "names-era", "n": 5, "sex": "F", "year": 1925, "seed": 1},
             ]
         },
     )
@@ -52,6 +71,8 @@ class GenerateRequest(BaseModel):
     unique: bool = Field(True, description="no name twice in one response")
     novel: bool = Field(False, description="only names that are not in the model's training corpus")
     lowercase: bool = Field(False, description="return names in lowercase instead of capitalized")
+    sex: str | None = Sex
+    year: int | None = Year
 
     @model_validator(mode="after")
     def lengths_in_order(self) -> GenerateRequest:
@@ -72,6 +93,9 @@ class GenerateResponse(BaseModel):
         description="samples dropped, by reason: too_long, duplicate, in_corpus; missing = n - count"
     )
     note: str | None = Field(None, description="why fewer than n names came back, if they did")
+    condition: dict[str, str | int] | None = Field(
+        None, description="the condition used, as the model's factors (sex, decade); null: none"
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -87,6 +111,7 @@ class GenerateResponse(BaseModel):
                     "sampled": 2,
                     "rejected": {},
                     "note": None,
+                    "condition": None,
                 }
             ]
         }
@@ -95,7 +120,13 @@ class GenerateResponse(BaseModel):
 
 class NextCharRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"model": "names", "prefix": "emm"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"model": "names", "prefix": "emm"},
+                {"model": "names-era", "prefix": "mil", "sex": "F", "year": 1925, "top_k": 5},
+            ]
+        },
     )
 
     model: str | None = ModelName
@@ -109,6 +140,8 @@ class NextCharRequest(BaseModel):
         description="list only the k likeliest characters (and any tied with the k-th), renormalised; "
         "without it, every character is listed",
     )
+    sex: str | None = Sex
+    year: int | None = Year
 
 
 class CharProb(BaseModel):
@@ -119,6 +152,9 @@ class CharProb(BaseModel):
 class NextCharResponse(BaseModel):
     model: str = Field(description="the model used")
     prefix: str = Field(description="the prefix, lowercased")
+    condition: dict[str, str | int] | None = Field(
+        None, description="the condition used, as the model's factors (sex, decade); null: none"
+    )
     distribution: list[CharProb] = Field(
         description="every next character (with top_k: the kept ones), likeliest first; sums to 1"
     )
@@ -127,7 +163,12 @@ class NextCharResponse(BaseModel):
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"model": "names", "names": ["emma", "xqzv"]}]},
+        json_schema_extra={
+            "examples": [
+                {"model": "names", "names": ["emma", "xqzv"]},
+                {"model": "names-era", "names": ["mildred", "jayden"], "sex": "F", "year": 1925},
+            ]
+        },
     )
 
     model: str | None = ModelName
@@ -136,6 +177,8 @@ class ScoreRequest(BaseModel):
         max_length=N_CEILING,
         description=f"names to score (any case, 1-{LENGTH_CEILING} characters each)",
     )
+    sex: str | None = Sex
+    year: int | None = Year
 
     @model_validator(mode="after")
     def names_have_sane_lengths(self) -> ScoreRequest:
@@ -155,6 +198,9 @@ class NameScore(BaseModel):
 
 class ScoreResponse(BaseModel):
     model: str = Field(description="the model used")
+    condition: dict[str, str | int] | None = Field(
+        None, description="the condition used, as the model's factors (sex, decade); null: none"
+    )
     scores: list[NameScore] = Field(description="one score per name, in the order sent")
 
 
@@ -199,6 +245,11 @@ class ModelInfo(BaseModel):
     size_bytes: int = Field(description="size of the checkpoint file")
     incremental: bool = Field(description="generation uses cached per-level state (Fast WaveNet)")
     integrity: IntegrityInfo = Field(description="how the file's bytes were checked when it was loaded")
+    conditions: dict[str, Any] | None = Field(
+        None,
+        description="for a conditioned model: the request fields it takes (sex: its values; year: "
+        "its range and the bucket it is used in), and what leaving one out does; null: none",
+    )
 
 
 class Limits(BaseModel):

@@ -15,6 +15,7 @@ from app.deps import (
     json_response,
     parse_query,
     query_parameters,
+    resolve_condition,
     resolve_model,
     service_of,
 )
@@ -47,6 +48,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Resp
     if min_length > max_length:
         msg = f"min_length ({min_length}) must not be greater than max_length ({max_length})"
         raise field_error(where, "min_length", msg, req.min_length)
+    start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, where)
     seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
     spec = SampleSpec(
         n=req.n,
@@ -59,6 +61,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Resp
         unique=req.unique,
         novel=req.novel,
         max_rounds=settings.max_rounds,
+        start=start,
     )
     task = SampleTask(model, spec, seed)
     await service.runner.run(model, task)
@@ -83,6 +86,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Resp
             "sampled": result.sampled,
             "rejected": result.rejected,
             "note": note,
+            "condition": condition,
         }
     )
 

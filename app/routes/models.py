@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
@@ -33,7 +33,14 @@ def model_info(model: LoadedModel, default: str) -> ModelInfo:
         size_bytes=model.size_bytes,
         incremental=model.incremental,
         integrity=IntegrityInfo(**asdict(model.integrity)),
+        conditions=None if "conditions" not in meta else conditions_info(meta["conditions"]),
     )
+
+
+def conditions_info(raw: dict[str, Any]) -> dict[str, Any]:
+    """What a client needs of a model's conditions: the request fields and their values, the
+    factors, what leaving a field out does (not the token table, which is the engine's)."""
+    return {k: raw[k] for k in ("fields", "factors", "absent") if k in raw}
 
 
 @router.get("", summary="List the loaded models", operation_id="list_models")

@@ -12,6 +12,7 @@ from app.deps import (
     json_response,
     parse_query,
     query_parameters,
+    resolve_condition,
     resolve_model,
     service_of,
 )
@@ -25,10 +26,13 @@ router = APIRouter(prefix="/next-char", tags=["next-char"])
 async def next_char(req: NextCharRequest, service: Service, where: Where) -> Response:
     model = resolve_model(service.registry, req.model)
     prefix = check_prefix(model, req.prefix, service.settings, where)
-    task = NextCharTask(model, prefix, req.temperature, req.top_k)
+    start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, where)
+    task = NextCharTask(model, prefix, req.temperature, req.top_k, start)
     await service.runner.run(model, task)
     distribution = [{"char": c, "prob": p} for c, p in task.distribution()]
-    return json_response({"model": model.name, "prefix": prefix, "distribution": distribution})
+    return json_response(
+        {"model": model.name, "prefix": prefix, "condition": condition, "distribution": distribution}
+    )
 
 
 @router.post(

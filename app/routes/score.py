@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import ServiceDep, check_text, field_error, resolve_model
+from app.deps import ServiceDep, check_text, field_error, resolve_condition, resolve_model
 from app.routes.generate import ERRORS
 from app.sampling import ScoreTask
 from app.schemas import NameScore, ScoreRequest, ScoreResponse
@@ -20,10 +20,12 @@ async def post_score(req: ScoreRequest, service: ServiceDep) -> ScoreResponse:
         msg = f"names may hold at most {settings.max_score_names} items, got {len(req.names)}"
         raise field_error("body", "names", msg, len(req.names))
     names = [check_text(model, s, "body", f"names[{i}]") for i, s in enumerate(req.names)]
-    task = ScoreTask(model, names)
+    start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, "body")
+    task = ScoreTask(model, names, start)
     await service.runner.run(model, task)
     return ScoreResponse(
         model=model.name,
+        condition=condition,
         scores=[
             NameScore(
                 name=s.name,

@@ -1,0 +1,139 @@
+"""Conditioned models (sex and year of birth) over HTTP: /models lists each model's conditions,
+/generate, /next-char and /score take `sex` and `year`, seeds reproduce with conditions, and a
+condition a model does not take, or a value it does not allow, is a 422 naming the field. The
+service's score of a name under a condition is the training's own loss for that item: the two
+place the condition token alike."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.app.conftest import REPO_MODELS, app_client
+from training.corpus import read_era
+from training.train import Conditioner, Corpus, Encoded, TrainConfig, item_losses, run
+
+pytestmark = pytest.mark.anyio
+ERA = REPO_MODELS.parent / "resources" / "names-era.tsv.gz"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with `names` and a tiny conditioned model, `era`, trained on every 40th line of
+    the names-era corpus."""
+    work = tmp_path_factory.mktemp("era")
+    lines = gzip.decompress(ERA.read_bytes()).splitlines(keepends=True)[::40]
+    corpus = work / "era.tsv.gz"
+    corpus.write_bytes(gzip.compress(b"".join(lines)))
+    out = work / "models"
+    cfg = TrainConfig(
+        corpus=str(corpus), name="era", out=str(out), n_embd=8, hidden=(16, 16, 16, 16), steps=60,
+        batch_size=64, eval_interval=30, progress=False, threads=1,
+    )  # fmt: skip
+    run(cfg)
+    shutil.copy(REPO_MODELS / "names.pt", out / "names.pt")
+    (out / "SHA256SUMS").unlink()  # a user's own folder
+    return out
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def client(models: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(models_dir=models) as c:
+        yield c
+
+
+async def test_models_list_the_conditions(client: httpx.AsyncClient) -> None:
+    era = (await client.get("/models/era")).json()["conditions"]
+    assert era["fields"]["sex"]["values"] == ["F", "M"]
+    assert (era["fields"]["year"]["min"], era["fields"]["year"]["max"]) == (1880, 2017)
+    assert era["factors"]["decade"][0] == 1880 and "left out" in era["absent"]
+    assert (await client.get("/models/names")).json()["conditions"] is None
+
+
+async def test_generate_with_a_condition_reproduces_and_echoes_it(client: httpx.AsyncClient) -> None:
+    body = {"model": "era", "n": 20, "seed": 5, "sex": "f", "year": 1925}
+    a = (await client.post("/generate", json=body)).json()
+    b = (await client.get("/generate", params=body)).json()
+    again = (await client.post("/generate", json=body)).json()
+    assert a == b == again and a["count"] == 20
+    assert a["condition"] == {"sex": "F", "decade": 1920}
+    boys = (await client.post("/generate", json={**body, "sex": "M"})).json()
+    plain = (await client.post("/generate", json={"model": "era", "n": 20, "seed": 5})).json()
+    assert boys["names"] != a["names"] and plain["names"] != a["names"] and plain["condition"] is None
+    sex_only = (await client.post("/generate", json={"model": "era", "n": 3, "seed": 5, "sex": "M"})).json()
+    assert sex_only["condition"] == {"sex": "M"}
+    same_decade = (await client.post("/generate", json={**body, "year": 1929})).json()
+    assert same_decade["names"] == a["names"]  # a year is used as its decade
+
+
+async def test_next_char_and_score_take_conditions(client: httpx.AsyncClient) -> None:
+    fields = {"model": "era", "sex": "F", "year": 1950}
+    dist = (await client.post("/next-char", json={**fields, "prefix": "ma"})).json()
+    assert dist["condition"] == {"sex": "F", "decade": 1950}
+    assert math.isclose(sum(d["prob"] for d in dist["distribution"]), 1.0)
+    other = (await client.get("/next-char", params={**fields, "prefix": "ma", "year": 2010})).json()
+    assert other["distribution"] != dist["distribution"]
+    scores = (await client.post("/score", json={**fields, "names": ["linda"]})).json()
+    assert scores["condition"] == {"sex": "F", "decade": 1950} and scores["scores"][0]["logprob"] < 0
+
+
+async def test_score_equals_the_trainings_loss_for_the_same_item(
+    client: httpx.AsyncClient, models: Path
+) -> None:
+    """The service primes a row with the condition token filling the context, the trainer pads
+    with it: the same log-probability either way."""
+    from training.conditions import ConditionSpace
+    from training.export import load_trained
+
+    model, meta, _ = load_trained(models / "era.pt")
+    items, _ = read_era(ERA)
+    picked = [it for it in items if it.name in ("linda", "jayden", "mildred")][:6]
+    corpus = Corpus.of_era(picked)
+    space = ConditionSpace.build(["sex", "decade"])
+    stoi = {c: i for i, c in enumerate(meta["vocab"])}
+    data = Encoded(corpus.texts, stoi, meta["context_length"], space.value_indices(corpus.factors or []))
+    cond = Conditioner(space, len(meta["vocab"]), meta["context_length"], "tokens", 0.0)
+    sums, _ = item_losses(model, data, cond)
+    for it, nats in zip(picked, sums.tolist(), strict=True):
+        body = {"model": "era", "names": [it.name], "sex": it.sex, "year": it.decade}
+        served = (await client.post("/score", json=body)).json()["scores"][0]["logprob"]
+        assert math.isclose(-served, nats, rel_tol=1e-4), (it, served, nats)
+
+
+@pytest.mark.parametrize(
+    "path, params, field, message",
+    [
+        (
+            "/generate",
+            {"model": "names", "sex": "F"},
+            "sex",
+            "model 'names' takes no sex condition; models that take it: era",
+        ),
+        ("/generate", {"model": "names", "year": 1990}, "year", "takes no year condition"),
+        ("/generate", {"model": "era", "sex": "X"}, "sex", "sex must be F or M for model 'era', got 'X'"),
+        ("/generate", {"model": "era", "year": 1879}, "year", "year must be a year from 1880 to 2017"),
+        ("/next-char", {"model": "era", "year": 2018}, "year", "from 1880 to 2017"),
+        ("/next-char", {"model": "era", "sex": ""}, "sex", "at least 1 character"),
+        ("/generate", {"model": "era", "year": "nineteen"}, "year", "valid integer"),
+    ],
+)
+async def test_bad_conditions_are_422_naming_the_field(
+    client: httpx.AsyncClient, path: str, params: dict[str, object], field: str, message: str
+) -> None:
+    for resp in (await client.get(path, params=params), await client.post(path, json=params)):
+        assert resp.status_code == 422, resp.text
+        detail = resp.json()["detail"]
+        assert detail[0]["loc"][-1] == field and message in detail[0]["msg"], detail
+    scored = await client.post("/score", json={"model": "names", "names": ["anna"], "year": 1950})
+    assert scored.status_code == 422 and scored.json()["detail"][0]["loc"] == ["body", "year"]
