@@ -1,32 +1,43 @@
 """
-Micro-batching: concurrent requests for the same model run as one batch.
+Micro-batching: concurrent requests for the same model run as one batch, within bounds.
 
-Each model has a batcher that lives in the event loop. Requests add their task to its queue and
-await the result. When no batch of that model is running, the queued tasks (up to a row limit)
-start at once as one batch; while one runs, the requests that arrive meanwhile form the next. A
-finished batch hands back the tasks that are done and puts the ones that want another sampling
-round at the head of the queue.
+Each model has a batcher that lives in the event loop. A request's task is cut into pieces of at
+most `piece_rows` rows (app/sampling.py: a piece keeps its rows' numbers, so the names do not
+depend on the cut) and queued, oldest first. A batch takes queued pieces until the next one would
+pass `max_rows`: the cap is a true bound on the rows, and so on the memory, of any batch. While
+batches run, the requests that arrive form the next one. Up to `parallel` batches of a model run
+at once on torch's inter-op threads, each on a core of its own: a further batch starts when a core
+is free and there is enough work for it (heavy work queued or running); small requests keep
+sharing one batch at a time, which is what they do best.
+
+Fairness: a task that wants another sampling round goes to the back of the queue, so its rounds
+interleave with the requests that arrived meanwhile, and a request's pieces never hold more than
+`max_rows` rows of a batch. Bounds: a sampling task past its deadline has its unstarted pieces
+dropped and ends with what it found; a request whose client has gone (`gone`) is cancelled: its
+unstarted pieces never run and no further round starts; `on_cancel` counts each case.
 
 The event loop lays a batch out and reads its results (plain Python, fast); the batch itself runs
 on torch's inter-op thread pool through the scripted loop's `launch`, holding no GIL. The event
 loop learns that a batch has ended in one of two ways:
 - a batch started by a request that found its model idle registers a callback, which wakes the
   event loop at once (on a quiet server the GIL it needs is free);
-- a batch started straight after the previous one (the service is under load) is polled: the
-  event loop checks it whenever a request for the model arrives, and every POLL_S. Under load the
-  callback's GIL hand-overs would wait on the busy event loop.
-docs/performance.md has the measurements behind both choices (`python -m bench.http`).
+- any other batch (the service is under load) is polled: the event loop checks the running batches
+  whenever a request for the model arrives, and every POLL_S. Under load the callback's GIL
+  hand-overs would wait on the busy event loop.
+docs/performance.md has the measurements behind these choices (`python -m bench.http`).
 
-Results do not depend on the batch a task lands in (see app/sampling.py), so a seed gives the same
-names under any load. No FastAPI here.
+No FastAPI here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,55 +46,104 @@ from app.registry import LoadedModel, Registry
 from app.sampling import (
     BatchPlan,
     NextCharTask,
+    Piece,
     SampleSpec,
     SampleTask,
     ScoreTask,
     Task,
+    cut,
     finish_batch,
     plan_batch,
 )
 
 logger = logging.getLogger("namegen.batching")
 
-
 BUSY_WINDOW_S = 0.05  # a model whose last batch ended this recently counts as under load
-POLL_S = 0.001  # how often the event loop checks on a polled batch (uvloop's timers count in ms)
+POLL_S = 0.001  # how often the event loop checks on polled batches (uvloop's timers count in ms)
+PARALLEL_ROWS = 64  # rows of work, queued or running, worth a batch on another core
 
-Waiting = tuple[Task, asyncio.Future[Task]]  # a queued task and the future its request awaits
+CancelHook = Callable[[str, int], None]  # (stage, rows never run) for each cancelled request
 
 
+class ServiceClosing(RuntimeError):
+    """The service shut down before the request's batch could be handed out."""
+
+
+class ClientGone(Exception):
+    """The request's client went away; its work was cancelled."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's task in the batcher."""
+
+    task: Task
+    fut: asyncio.Future[Task]
+    deadline: float  # event-loop time; past it a sampling task starts no further piece or round
+    pending: int = 0  # pieces of the current round not yet back
+    running: int = 0  # of those, how many are in a running batch
+    started: bool = False  # whether any piece of it has run or is running
+    cancelled: bool = False
+
+
+@dataclass(eq=False)
+class Batch:
+    pieces: list[tuple[Job, Piece]]
+    plan: BatchPlan
+    handle: torch.futures.Future[Any]
+    polled: bool
+
+
+@dataclass(eq=False)
 class ModelBatcher:
-    """The batches of one model; at most one runs at a time. Use from one event loop."""
+    """The batches of one model. Use from one event loop."""
 
-    def __init__(self, model: LoadedModel, max_rows: int, wait_s: float = 0.0) -> None:
-        self.model = model
-        self.max_rows = max_rows  # a batch takes queued tasks until it has at least this many rows
-        # under load, how long a task that finds no batch running waits for others to join it
-        # (0: it starts at once). On a quiet model (no batch ended within BUSY_WINDOW_S) a task
-        # always starts at once: a lone request never waits.
-        self.wait_s = wait_s
-        self._queue: deque[Waiting] = deque()
-        self._running = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._last_end = -math.inf  # event-loop time the last batch ended
-        # the running batch, when it is polled rather than waited for with a callback
-        self._polled: tuple[list[Waiting], BatchPlan, torch.futures.Future[Any]] | None = None
-        self._poll_timer: asyncio.TimerHandle | None = None
+    model: LoadedModel
+    max_rows: int = 1024  # rows of one batch at most
+    parallel: int = 1  # batches of this model running at once at most
+    wait_s: float = 0.0  # under load, how long a task that finds no batch running waits for others
+    on_cancel: CancelHook | None = None
+    piece_rows: int = field(init=False)
+    _queue: deque[tuple[Job, Piece]] = field(init=False, default_factory=deque)
+    _running: list[Batch] = field(init=False, default_factory=list)
+    _timer: asyncio.TimerHandle | None = field(init=False, default=None)
+    _poll_timer: asyncio.TimerHandle | None = field(init=False, default=None)
+    _last_end: float = field(init=False, default=-math.inf)  # event-loop time the last batch ended
+    _closed: bool = field(init=False, default=False)
 
-    async def run(self, task: Task) -> Task:
-        """Run `task` to completion in as many batches as it needs (each shared with whatever
-        else is queued) and return it."""
+    def __post_init__(self) -> None:
+        # pieces small enough that one large request fills every core: n = max_rows runs as
+        # `parallel` batches at once
+        self.piece_rows = max(1, self.max_rows // self.parallel)
+
+    async def run(
+        self, task: Task, timeout_s: float = math.inf, gone: Awaitable[object] | None = None
+    ) -> Task:
+        """Run `task` to completion in as many batches as it needs and return it. A sampling
+        task ends at `timeout_s` with what it has; when `gone` completes first (the client went
+        away), the task is cancelled and ClientGone raised."""
+        if self._closed:
+            raise ServiceClosing("the service is shutting down")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Task] = loop.create_future()
-        self._queue.append((task, fut))
-        if self._polled is not None and self._polled[2].done():
-            self._collect()  # the running batch has ended: hand it out, and start the next one
-        if not self._running and self._timer is None:
-            if self.wait_s > 0 and loop.time() - self._last_end < BUSY_WINDOW_S:
-                self._timer = loop.call_later(self.wait_s, self._start, True)  # under load: polled
+        job = Job(task, loop.create_future(), loop.time() + timeout_s)
+        self._enqueue(job)
+        self._collect()  # a polled batch that has ended: hand it out, freeing its core
+        if self._timer is None:
+            if not self._running and self.wait_s > 0 and loop.time() - self._last_end < BUSY_WINDOW_S:
+                self._timer = loop.call_later(self.wait_s, self._start, True)  # under load: wait
             else:
-                self._start()
-        return await fut
+                self._start(back_to_back=bool(self._running))
+        if gone is None:
+            return await job.fut
+        watcher = asyncio.ensure_future(gone)
+        try:
+            await asyncio.wait((job.fut, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if job.fut.done():
+            return job.fut.result()
+        self._cancel(job)
+        raise ClientGone("the client went away")
 
     def warm_up(self, runs: int = 3) -> None:
         """Run a small batch of every kind through `launch` a few times, blocking. TorchScript
@@ -96,117 +156,212 @@ class ModelBatcher:
                 NextCharTask(m, "", 1.0, 2),
                 ScoreTask(m, [m.vocab[1]]),
             ]
-            plan = plan_batch(m, tasks)
+            plan = plan_batch(m, [Piece.whole(t) for t in tasks])
             with torch.inference_mode():
                 finish_batch(m, plan, m.loop.launch(*plan.args).wait())
 
-    def _start(self, back_to_back: bool = False) -> None:
-        """Start a batch of the queued tasks. `back_to_back`: the service is under load (requests
-        queued while the previous batch ran, or waited for others to join them): poll it."""
-        self._timer = None
-        batch: list[Waiting] = []
+    # -- the queue -------------------------------------------------------------------------------
+
+    def _enqueue(self, job: Job) -> None:
+        """Queue the pieces of the task's current round, at the back."""
+        pieces = cut(job.task, self.piece_rows)
+        job.pending = len(pieces)
+        self._queue.extend((job, p) for p in pieces)
+
+    def _queued_rows(self) -> int:
+        return sum(piece.rows for job, piece in self._queue if not job.cancelled)
+
+    def _worth_another(self) -> bool:
+        """Whether to start a batch while others run: enough work for another core, queued or
+        running (a small request then need not wait behind a large batch)."""
+        return self._queued_rows() >= PARALLEL_ROWS or any(
+            b.plan.rows >= PARALLEL_ROWS for b in self._running
+        )
+
+    def _batch_limit(self) -> int:
+        """Rows for the next batch: max_rows, or, when the queue holds work for several free
+        cores, its share of it, so that one large request runs on all of them at once."""
+        free = self.parallel - len(self._running)
+        queued = self._queued_rows()
+        if free > 1 and queued >= PARALLEL_ROWS * free:
+            return min(self.max_rows, math.ceil(queued / free))
+        return self.max_rows
+
+    def _take(self, limit: int) -> list[tuple[Job, Piece]]:
+        """Queued pieces for one batch, oldest first, up to `limit` rows (at least one piece);
+        drops the pieces of cancelled requests and of sampling tasks past their deadline."""
+        now = asyncio.get_running_loop().time()
+        batch: list[tuple[Job, Piece]] = []
         rows = 0
-        while self._queue and rows < self.max_rows:
-            task, fut = self._queue.popleft()
-            if fut.cancelled():  # the client went away before its batch started
+        while self._queue:
+            job, piece = self._queue[0]
+            if job.cancelled:
+                self._queue.popleft()
                 continue
-            batch.append((task, fut))
-            rows += task.rows
-        if not batch:
-            return
+            if isinstance(job.task, SampleTask) and now > job.deadline:
+                self._queue.popleft()
+                job.task.stop("deadline")
+                self._piece_back(job)
+                continue
+            if batch and rows + piece.rows > limit:
+                break
+            self._queue.popleft()
+            batch.append((job, piece))
+            rows += piece.rows
+        return batch
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def _start(self, back_to_back: bool = False) -> None:
+        """Start batches of the queued pieces while a core is free and there is work for it.
+        `back_to_back`: the service is under load: poll them."""
+        self._timer = None
         loop = asyncio.get_running_loop()
-        try:
-            plan = plan_batch(self.model, [t for t, _ in batch])
-            with torch.inference_mode():
-                handle = self.model.loop.launch(*plan.args)
-        except Exception as e:  # a bug, not bad input: fail these requests, keep serving
-            self._fail(batch, e)
-            if self._queue:
-                loop.call_soon(self._start)
-            return
-        self._running = True
-        if back_to_back:
-            self._polled = batch, plan, handle
-            self._poll_timer = loop.call_later(POLL_S, self._poll)
-            return
+        while self._queue and len(self._running) < self.parallel:
+            if self._running and not self._worth_another():
+                return  # small work: it joins the next batch, when the running one ends
+            pieces = self._take(self._batch_limit())
+            if not pieces:
+                return
+            try:
+                plan = plan_batch(self.model, [p for _, p in pieces])
+                with torch.inference_mode():
+                    handle = self.model.loop.launch(*plan.args)
+            except Exception as e:  # a bug, not bad input: fail these requests, keep serving
+                self._fail([j for j, _ in pieces], e)
+                continue
+            for job, _ in pieces:
+                job.started = True
+                job.running += 1
+            polled = back_to_back or bool(self._running)
+            batch = Batch(pieces, plan, handle, polled)
+            self._running.append(batch)
+            if polled:
+                if self._poll_timer is None:
+                    self._poll_timer = loop.call_later(POLL_S, self._poll)
+            else:
+                handle.add_done_callback(lambda _, b=batch: self._wake(loop, b))
 
-        def wake(done: torch.futures.Future[Any]) -> None:  # on a torch pool thread
-            loop.call_soon_threadsafe(self._finish, batch, plan, done)
-
-        handle.add_done_callback(wake)
+    def _wake(self, loop: asyncio.AbstractEventLoop, batch: Batch) -> None:
+        """On a torch pool thread, when a callback batch ends: hand it to the event loop, unless
+        the service has shut down meanwhile (nothing is scheduled on a closed loop)."""
+        if self._closed or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+            loop.call_soon_threadsafe(self._finish, batch)
 
     def _poll(self) -> None:
         self._poll_timer = None
-        if self._polled is None:
-            return
-        if self._polled[2].done():
-            self._collect()
-        else:
+        self._collect()
+        if any(b.polled for b in self._running) and not self._closed:
             self._poll_timer = asyncio.get_running_loop().call_later(POLL_S, self._poll)
 
     def _collect(self) -> None:
-        """Finish the polled batch, which has ended."""
-        assert self._polled is not None
-        batch, plan, handle = self._polled
-        self._polled = None
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
-            self._poll_timer = None
-        self._finish(batch, plan, handle)
+        """Finish the polled batches that have ended."""
+        for batch in [b for b in self._running if b.polled and b.handle.done()]:
+            self._finish(batch)
 
-    def _finish(self, batch: list[Waiting], plan: BatchPlan, done: torch.futures.Future[Any]) -> None:
-        self._running = False
-        self._last_end = asyncio.get_running_loop().time()
+    def _finish(self, batch: Batch) -> None:
+        if batch not in self._running:  # already failed by close()
+            return
+        self._running.remove(batch)
+        loop = asyncio.get_running_loop()
+        self._last_end = loop.time()
         arrived = bool(self._queue)  # requests queued while the batch ran: under load
         try:
-            finish_batch(self.model, plan, done.value())
+            finish_batch(self.model, batch.plan, batch.handle.value())
         except Exception as e:  # a bug, not bad input: fail these requests, keep serving
-            self._fail(batch, e)
+            self._fail([j for j, _ in batch.pieces], e)
         else:
-            carry = []  # tasks that want another round go ahead of newer requests
-            for task, fut in batch:
-                if fut.cancelled():
-                    continue
-                if task.done():
-                    fut.set_result(task)
-                else:
-                    carry.append((task, fut))
-            self._queue.extendleft(reversed(carry))
+            for job, _ in batch.pieces:
+                job.running -= 1
+                self._piece_back(job)
         if self._queue and self._timer is None:
-            self._start(back_to_back=arrived)
+            self._start(back_to_back=arrived or bool(self._running))
 
-    def _fail(self, batch: list[Waiting], error: Exception) -> None:
-        logger.error("batch of %d tasks failed on model %s", len(batch), self.model.name, exc_info=error)
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_exception(error)
+    def _piece_back(self, job: Job) -> None:
+        """One piece of the job's round is back (or dropped); end the round with the last one."""
+        job.pending -= 1
+        if job.pending > 0 or job.fut.done():
+            return
+        task = job.task
+        task.end_round()
+        if job.cancelled:
+            return
+        if not task.done() and isinstance(task, SampleTask):
+            if asyncio.get_running_loop().time() > job.deadline:
+                task.stop("deadline")
+            else:
+                self._enqueue(job)  # the next round, behind what arrived meanwhile
+                return
+        job.fut.set_result(task)
+
+    def _cancel(self, job: Job) -> None:
+        """The client went away: no piece of it starts any more, and no further round."""
+        job.cancelled = True
+        if not job.started:
+            stage = "queued"
+        elif job.running:
+            stage = "running"
+        else:
+            stage = "between_rounds"
+        never_run = sum(p.rows for j, p in self._queue if j is job)
+        if never_run:
+            self._queue = deque((j, p) for j, p in self._queue if j is not job)
+        if self.on_cancel is not None:
+            self.on_cancel(stage, never_run)
+        if not job.fut.done():
+            job.fut.cancel()
+
+    def _fail(self, jobs: list[Job], error: Exception) -> None:
+        logger.error("batch of %d pieces failed on model %s", len(jobs), self.model.name, exc_info=error)
+        for job in jobs:
+            job.cancelled = True  # its other pieces, if any, never run
+            if not job.fut.done():
+                job.fut.set_exception(error)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
-            self._poll_timer = None
-        if self._polled is not None:  # nothing will hand this batch out any more
-            self._queue.extendleft(self._polled[0])
-            self._polled = None
-        while self._queue:
-            _, fut = self._queue.popleft()
-            if not fut.done():
-                fut.set_exception(RuntimeError("the service is shutting down"))
+        """Fail every request still waiting, queued or in a running batch: their results would
+        never be handed out. Running batches end on their own; their callbacks do nothing."""
+        self._closed = True
+        for timer in (self._timer, self._poll_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._poll_timer = None
+        jobs = [j for j, _ in self._queue] + [j for b in self._running for j, _ in b.pieces]
+        self._queue.clear()
+        self._running.clear()
+        for job in jobs:
+            if not job.fut.done():
+                job.fut.set_exception(ServiceClosing("the service is shutting down"))
 
 
 class BatchRunner:
     """One ModelBatcher per loaded model; `await run(model, task)` from the event loop."""
 
-    def __init__(self, registry: Registry, max_rows: int = 8192, wait_s: float = 0.0) -> None:
-        self.batchers = {name: ModelBatcher(m, max_rows, wait_s) for name, m in registry.models.items()}
+    def __init__(
+        self,
+        registry: Registry,
+        max_rows: int = 1024,
+        wait_s: float = 0.0,
+        parallel: int = 1,
+        on_cancel: CancelHook | None = None,
+    ) -> None:
+        self.batchers = {
+            name: ModelBatcher(m, max_rows, parallel, wait_s, on_cancel)
+            for name, m in registry.models.items()
+        }
         for batcher in self.batchers.values():
             batcher.warm_up()
 
-    async def run(self, model: LoadedModel, task: Task) -> Task:
-        return await self.batchers[model.name].run(task)
+    async def run(
+        self,
+        model: LoadedModel,
+        task: Task,
+        timeout_s: float = math.inf,
+        gone: Awaitable[object] | None = None,
+    ) -> Task:
+        return await self.batchers[model.name].run(task, timeout_s, gone)
 
     def close(self) -> None:
         for batcher in self.batchers.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,10 +31,34 @@ class Settings(BaseSettings):
     max_n: int = Field(1000, ge=1, le=N_CEILING, description="most names one /generate may ask for")
     max_prefix_length: int = Field(32, ge=0, le=PREFIX_CEILING, description="longest prefix accepted")
     max_score_names: int = Field(1000, ge=1, le=N_CEILING, description="most names one /score may ask for")
-    max_rounds: int = Field(8, ge=1, le=64, description="sampling batches per /generate at most")
-    max_batch_rows: int = Field(
-        8192, ge=1, le=1_000_000, description="rows one micro-batch of concurrent requests may hold"
+    max_rounds: int = Field(8, ge=1, le=64, description="sampling rounds per /generate at most")
+    max_sequences: int = Field(
+        20_000, ge=1, le=1_000_000, description="sequences one /generate may sample in all its rounds"
     )
+    max_round_rows: int = Field(
+        4096, ge=1, le=1_000_000, description="sequences one /generate may sample in one round"
+    )
+    generate_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="time after which /generate starts no further batch and answers"
+    )
+    max_batch_rows: int = Field(
+        1024, ge=1, le=1_000_000, description="rows one batch may hold (larger requests are split)"
+    )
+    batch_threads: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+        ge=1,
+        le=64,
+        description="batches of one model running at once, each on a core (torch inter-op threads); "
+        "default: the cores this process may use",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="time a client has to send a request's headers (python -m app)"
+    )
+    # how `python -m app` serves (app/server.py); a plain `uvicorn app.main:app` takes its own flags
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in the image)")
+    port: int = Field(8000, ge=1, le=65535, description="port to listen on")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes, each with every model")
+    keep_alive_s: int = Field(5, ge=1, le=600, description="idle keep-alive connections close after this (s)")
     batch_wait_ms: float = Field(
         0.0,
         ge=0,

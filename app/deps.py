@@ -32,6 +32,15 @@ class Service:
     metrics: Metrics
 
 
+async def client_gone(request: Request) -> None:
+    """Returns once the client has disconnected: the ASGI server's http.disconnect message, which
+    comes after the request's body (read by then) on the same receive channel."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
 def service_of(request: Request) -> Service:
     """The running service, or a 503 while the models are still loading."""
     service: Service | None = getattr(request.app.state, "service", None)

@@ -157,10 +157,12 @@ class BatchLoop(nn.Module):
     def forward(
         self,
         task_rows: list[int],  # (T,) rows of each task; a task's rows are consecutive
-        task_params: list[list[float]],  # (T, 8): kind, temperature, top_k, top_p, min_len,
-        # max_len, prefix_len, start; kind 0 samples, 1 scores (adds up the log-probability of its
-        # forced tokens), 2 reports the distribution after its forced tokens (next-char), 3 is
-        # padding; start: the row of the begin tables the task's rows begin from (its condition)
+        task_params: list[list[float]],  # (T, 9): kind, temperature, top_k, top_p, min_len,
+        # max_len, prefix_len, start, offset; kind 0 samples, 1 scores (adds up the log-probability
+        # of its forced tokens), 2 reports the distribution after its forced tokens (next-char), 3
+        # is padding; start: the row of the begin tables the task's rows begin from (its
+        # condition); offset: the row number, within its request's round, of the task's first row
+        # (a request's round may be cut into pieces, each a "task" here)
         forced: list[list[int]],  # (B, F) tokens each row must read first, padded with 0
         forced_len: list[int],  # (B,)
         task_keys: list[int],  # (T,) each task's random key (seed and round), as int64
@@ -196,8 +198,9 @@ class BatchLoop(nn.Module):
         sample_from = forced_len_t.masked_fill(~is_sampling, steps)
         max_min_len = int(min_len.max())  # from this step on no row has the end masked
         starts = torch.cumsum(rows_per_task, 0) - rows_per_task
+        row_in_round = torch.arange(B) - starts.index_select(0, task_of_row) + per_row[:, 8].long()
         row_key = torch.tensor(task_keys).index_select(0, task_of_row) ^ (  # (B,) a stream per row
-            (torch.arange(B) - starts.index_select(0, task_of_row)) * -7046029254386353131
+            row_in_round * -7046029254386353131
         )
         # the uniform each row uses at each step, all made at once: a hash of the row's stream
         # and its position (characters sampled so far), 0x2545F4914F6CDD1D spreading the

@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from app.batching import ClientGone, ServiceClosing
+
 MAX_ERRORS = 20  # validation errors listed in one response; the rest are counted
 MAX_ITEMS = 20  # items of an echoed list or object
 MAX_CHARS = 200  # characters of an echoed string
@@ -108,6 +110,18 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
 
+async def handle_service_closing(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+
+async def handle_client_gone(request: Request, exc: Exception) -> Response:
+    """Nobody reads this answer: the client has gone. 499 ("client closed request", as nginx
+    logs it) is what the access log and the metrics record."""
+    return Response(status_code=499)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(HTTPException, handle_http_exception)
+    app.add_exception_handler(ServiceClosing, handle_service_closing)
+    app.add_exception_handler(ClientGone, handle_client_gone)

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import torch
 from fastapi import FastAPI
@@ -54,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = current_settings(app)
     configure_logging(settings.log_format, settings.log_level)
     torch.set_num_threads(settings.torch_threads)
+    set_interop_threads(settings.batch_threads)
     # the callback that hands a batch started on an idle model back (on a torch pool thread) needs
     # the GIL briefly; with Python's default 5 ms switch interval it could wait that long for a
     # busy event loop (docs/performance.md: what each setting changes)
@@ -64,7 +66,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         (m.name, m.meta["parameters"], m.context_length, m.meta["metrics"]["test_loss"], m.sha256)
         for m in registry.models.values()
     )
-    runner = BatchRunner(registry, settings.max_batch_rows, settings.batch_wait_ms / 1000)
+    runner = BatchRunner(
+        registry,
+        max_rows=settings.max_batch_rows,
+        wait_s=settings.batch_wait_ms / 1000,
+        parallel=settings.batch_threads,
+        on_cancel=app.state.metrics.count_cancelled,
+    )
     app.state.service = Service(registry, runner, settings, app.state.metrics)
     # everything loaded so far lives as long as the process: take it out of the garbage
     # collector's reach, or every full collection walks it all (torch modules, corpora, the app)
@@ -84,6 +92,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = None
         runner.close()
         gc.unfreeze()
+
+
+def set_interop_threads(n: int) -> None:
+    """torch's inter-op pool, where batches run, sized to run n at once. torch takes this only
+    before its first parallel work; a second app in the same process (the tests) keeps the first
+    size, which the log says."""
+    if torch.get_num_interop_threads() == n:
+        return
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:
+        logger.warning("torch's inter-op threads stay %d (asked: %d)", torch.get_num_interop_threads(), n)
 
 
 class StartupFailureMiddleware:
@@ -114,14 +134,14 @@ def create_app() -> FastAPI:
     app.state.service = None
     install_error_handlers(app)
     settings = get_settings()
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=False,
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["*"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-    )
+    cors: dict[str, Any] = {
+        "allow_origins": settings.cors_origins,
+        "allow_credentials": False,
+        "allow_methods": ["GET", "POST", "OPTIONS"],
+        "allow_headers": ["*"],
+        "expose_headers": ["X-Request-ID", "Retry-After"],
+    }
+    app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(StartupFailureMiddleware)
     app.state.metrics = Metrics()
     app.add_middleware(
@@ -129,6 +149,7 @@ def create_app() -> FastAPI:
         metrics=app.state.metrics,
         max_in_flight=settings.max_in_flight,
         max_body_bytes=settings.max_body_bytes,
+        cors=cors,
     )  # outermost: it counts, limits and logs every request
     # routes are matched router by router, in this order: the probes, then by expected traffic
     for module in (health, generate, next_char, score, models, metrics):

@@ -8,24 +8,31 @@ one access log line.
 - In-flight cap: past NAMEGEN_MAX_IN_FLIGHT requests being served, a new one is answered 503 with
   Retry-After at once instead of queueing without bound. Probes and /metrics are exempt.
 - Body cap: a body over NAMEGEN_MAX_BODY_BYTES is answered 413, whether its Content-Length says so
-  or it streams past the limit.
-- Metrics (label `route` is the route template, so cardinality stays bounded): see Metrics.
+  or it streams past the limit. A body cut short by a disconnect is dropped, never processed.
+- Errors: an exception below (a bug) is answered 500 with the request id, and logged; this
+  middleware's own answers (413, 503, 500) carry the CORS headers, so a browser can read them.
+- Metrics (label `route` is the route template, `method` one of METHODS or OTHER, so the number of
+  series stays bounded whatever clients send): see Metrics.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("namegen.access")
 
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})  # answered even when the service is full
+# methods that are their own metric label; any other is "OTHER", so clients cannot add series
+METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 
 
 class Metrics:
@@ -49,6 +56,14 @@ class Metrics:
             "namegen_requests_rejected", "Requests refused before routing, by reason",
             ["reason"], registry=self.registry,
         )  # fmt: skip
+        self.cancelled = Counter(
+            "namegen_requests_cancelled", "Requests whose client went away before their answer, by "
+            "how far their work had got: queued (none ran), running, between_rounds",
+            ["stage"], registry=self.registry,
+        )  # fmt: skip
+        self.cancelled_rows = Counter(
+            "namegen_cancelled_rows", "Rows of cancelled requests that never ran", registry=self.registry
+        )
         self.names = Counter(
             "namegen_names_generated", "Names returned by /generate, by model", ["model"],
             registry=self.registry,
@@ -69,6 +84,10 @@ class Metrics:
             self._request_children[route, method, status] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_cancelled(self, stage: str, rows_never_run: int) -> None:
+        self.cancelled.labels(stage).inc()
+        self.cancelled_rows.inc(rows_never_run)
 
     def count_names(self, model: str, n: int) -> None:
         child = self._names_children.get(model)
@@ -98,25 +117,20 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-async def _send_error(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                        *headers],
-        }
-    )  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
-
-
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_in_flight: int, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_in_flight: int,
+        max_body_bytes: int,
+        cors: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_in_flight = max_in_flight
         self.max_body_bytes = max_body_bytes
+        self.cors = cors  # CORSMiddleware's options: this middleware's own answers carry them too
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,8 +140,9 @@ class ServiceMiddleware:
         start = time.perf_counter()
         request_id = _request_id(scope)
         id_header = (b"x-request-id", request_id.encode("latin-1"))
-        status = 500  # what is logged if the app fails before it answers
-        path, method = scope["path"], scope["method"]
+        status = 0  # 0 until the response starts; then its status code
+        path = scope["path"]
+        method = scope["method"] if scope["method"] in METHODS else "OTHER"  # a bounded label
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -136,6 +151,13 @@ class ServiceMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), id_header]}
             await send(message)
 
+        async def answer(code: int, detail: str, headers: dict[str, str] | None = None) -> None:
+            """This middleware's own answer, with the request id and, for browsers, CORS."""
+            response: ASGIApp = JSONResponse({"detail": detail}, status_code=code, headers=headers)
+            if self.cors is not None:
+                response = CORSMiddleware(response, **self.cors)
+            await response(scope, receive, send_with_id)
+
         route = "unmatched"
         self.in_flight += 1
         self.metrics.in_flight.inc()
@@ -143,29 +165,40 @@ class ServiceMiddleware:
             if self.in_flight > self.max_in_flight and path not in EXEMPT:
                 self.metrics.rejected.labels("overloaded").inc()
                 detail = f"server is busy ({self.max_in_flight} requests in flight); retry shortly"
-                await _send_error(send_with_id, 503, detail, [(b"retry-after", b"1")])
+                await answer(503, detail, {"Retry-After": "1"})
                 return
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 self.metrics.rejected.labels("body_too_large").inc()
-                detail = f"request body is {int(declared)} bytes; the limit is {self.max_body_bytes}"
-                await _send_error(send_with_id, 413, detail, [])
+                await answer(
+                    413, f"request body is {int(declared)} bytes; the limit is {self.max_body_bytes}"
+                )
                 return
-            if method in ("POST", "PUT", "PATCH"):
-                body, too_big = await self._read_body(receive)
-                if too_big:
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                body, outcome = await self._read_body(receive)
+                if outcome == "too_big":
                     self.metrics.rejected.labels("body_too_large").inc()
-                    detail = f"request body is over the limit of {self.max_body_bytes} bytes"
-                    await _send_error(send_with_id, 413, detail, [])
+                    await answer(413, f"request body is over the limit of {self.max_body_bytes} bytes")
+                    return
+                if outcome == "gone":  # cut short by a disconnect: never processed as if whole
+                    self.metrics.rejected.labels("client_gone").inc()
+                    status = 499  # nginx's "client closed request", for the log and the metrics
                     return
                 receive = _replay(body, receive)
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                if status:  # the response had started: all that can be done is to drop it
+                    raise
+                access_log.exception("unhandled error answering %s %s (id=%s)", method, path, request_id)
+                await answer(500, f"internal error; quote request id {request_id} when reporting it")
             route_obj = scope.get("route")
             route = getattr(route_obj, "path", None) or "unmatched"
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
+            status = status or 500
             self.metrics.observe_request(route, method, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
@@ -174,20 +207,22 @@ class ServiceMiddleware:
                                       "duration_ms": round(elapsed * 1000, 2), "request_id": request_id}},
                 )  # fmt: skip
 
-    async def _read_body(self, receive: Receive) -> tuple[bytes, bool]:
+    async def _read_body(self, receive: Receive) -> tuple[bytes, str]:
+        """The whole body, and "ok"; or "too_big" past the limit; or "gone" when the client
+        disconnected before its body ended."""
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return b"".join(chunks), False
+            if message["type"] != "http.request":  # http.disconnect
+                return b"", "gone"
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                return b"", True
+                return b"", "too_big"
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks), False
+                return b"".join(chunks), "ok"
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

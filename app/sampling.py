@@ -15,12 +15,19 @@ fields and seed therefore give the same names alone or among dozens of other req
 
 Constraints are exact where they can be (a prefix is forced; the end is masked until min_length)
 and by rejection where not (longer than max_length, duplicates, names in the training corpus);
-rejected samples are replaced in further rounds, a bounded number of them, and the result says
-how many were found.
+rejected samples are replaced in further rounds, and the result says how many were found. A
+request's cost is bounded three ways: rounds (max_rounds), sequences sampled in all rounds
+(max_sequences), and a deadline that the batcher enforces (app/batching.py); `stopped` says which
+ended it.
+
+A round of a task may run as several *pieces* (row ranges), in one batch or in several: each
+piece's rows keep their row numbers within the round, so their random numbers, and the names, do
+not depend on how the round was cut.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +52,8 @@ class SampleSpec:
     unique: bool = True
     novel: bool = False
     max_rounds: int = 8  # batches sampled at most, the first of exactly n sequences
-    max_batch: int = 16384  # sequences in one round at most (later rounds oversample)
+    max_batch: int = 4096  # sequences in one round at most (later rounds oversample)
+    max_sequences: int = 20000  # sequences in all rounds at most
     start: int = 0  # the row of the model's begin table to start from: its condition (0: none)
 
 
@@ -55,22 +63,29 @@ class SampleResult:
     rounds: int
     sampled: int  # sequences sampled in all rounds
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
+    stopped: str | None = None  # why it ended short of n: "rounds", "sequences" or "deadline"
 
     @property
     def complete(self) -> bool:
         return self.rejected.get("missing", 0) == 0
 
 
+NOT_RUN = "\0not run"  # a sample slot whose piece was dropped (deadline, cancellation)
+
+
 class Task:
     """One request's rows in a batch. Subclasses say what the rows read and what they yield."""
 
-    rows: int
+    rows: int  # rows of the current round
     forced: list[list[int]]  # per row: the tokens it must read before anything else
     start: int = 0  # the row of the model's begin table its rows start from (a condition; 0: none)
 
     def done(self) -> bool:
         """Whether the task has its result (else it wants another round)."""
         return True
+
+    def end_round(self) -> None:
+        """Every piece of the current round has its results (or was dropped)."""
 
 
 class SampleTask(Task):
@@ -81,9 +96,21 @@ class SampleTask(Task):
         self.seen: set[str] = set()
         self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0}
         self.rounds = self.sampled = 0
-        self.rows = spec.n
-        self.forced = [self.prefix] * self.rows
+        self.stopped: str | None = None
         self.start = spec.start
+        self._plan(min(spec.n, spec.max_sequences))
+
+    def _plan(self, rows: int) -> None:
+        self.rows = rows
+        self.forced = [self.prefix] * rows
+        self.samples: list[str | None] = [NOT_RUN] * rows  # this round's, by row
+
+    def put(self, offset: int, samples: list[str | None]) -> None:
+        """A piece's samples (None: longer than max_length), at its rows of the round."""
+        self.samples[offset : offset + len(samples)] = samples
+
+    def end_round(self) -> None:
+        self.collect(self.samples)
 
     def collect(self, samples: list[str | None]) -> None:
         """Keep the samples of one round that meet the constraints; plan the next round."""
@@ -92,6 +119,8 @@ class SampleTask(Task):
         for name in samples:
             if len(self.names) == spec.n:
                 break
+            if name == NOT_RUN:
+                continue
             self.sampled += 1
             if name is None:
                 self.rejected["too_long"] += 1
@@ -103,12 +132,25 @@ class SampleTask(Task):
                 self.names.append(name)
                 self.seen.add(name)
         missing = spec.n - len(self.names)
+        if missing == 0:
+            return
+        if self.rounds >= spec.max_rounds:
+            self.stopped = "rounds"
+            return
+        budget = spec.max_sequences - self.sampled
+        if budget <= 0:
+            self.stopped = "sequences"
+            return
         accept = max(len(self.names) / max(self.sampled, 1), 0.02)  # oversample by what got through
-        self.rows = min(spec.max_batch, max(16, math.ceil(1.25 * missing / accept)))
-        self.forced = [self.prefix] * self.rows
+        self._plan(min(spec.max_batch, budget, max(16, math.ceil(1.25 * missing / accept))))
+
+    def stop(self, reason: str) -> None:
+        """End the task before it has n names (the batcher's deadline)."""
+        if not self.done():
+            self.stopped = reason
 
     def done(self) -> bool:
-        return len(self.names) == self.spec.n or self.rounds >= self.spec.max_rounds
+        return len(self.names) == self.spec.n or self.stopped is not None
 
     def key(self) -> int:
         """The random key of this round: the seed and the round number, mixed into an int64."""
@@ -119,7 +161,7 @@ class SampleTask(Task):
         rejected = {k: v for k, v in self.rejected.items() if v}
         if len(self.names) < self.spec.n:
             rejected["missing"] = self.spec.n - len(self.names)
-        return SampleResult(list(self.names), self.rounds, self.sampled, rejected)
+        return SampleResult(list(self.names), self.rounds, self.sampled, rejected, self.stopped)
 
 
 class NextCharTask(Task):
@@ -175,6 +217,26 @@ class _Padding(Task):
         self.forced = [[0]] * rows  # reads the end at once: finished after the first step
 
 
+@dataclass(eq=False)
+class Piece:
+    """Rows offset .. offset + rows - 1 of a task's current round."""
+
+    task: Task
+    offset: int
+    rows: int
+
+    @classmethod
+    def whole(cls, task: Task) -> Piece:
+        return cls(task, 0, task.rows)
+
+
+def cut(task: Task, piece_rows: int) -> list[Piece]:
+    """The task's current round as pieces of at most piece_rows rows, of near-equal sizes."""
+    k = max(1, math.ceil(task.rows / piece_rows))
+    bounds = [task.rows * i // k for i in range(k + 1)]
+    return [Piece(task, a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
+
+
 # -- the engine --------------------------------------------------------------------------------------
 
 
@@ -185,85 +247,87 @@ LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], l
 class BatchPlan:
     """One batch, ready for the model's scripted BatchLoop (app/engine.py)."""
 
-    tasks: list[Task]  # padded to MIN_ROWS rows
+    pieces: list[Piece]  # padded to MIN_ROWS rows
     args: tuple[Any, ...]  # the loop's arguments: Python lists and ints
 
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.pieces)
 
-def plan_batch(model: LoadedModel, tasks: list[Task]) -> BatchPlan:
-    """Lay out the rows of `tasks` as one batch."""
-    if sum(t.rows for t in tasks) < MIN_ROWS:
-        tasks = [*tasks, _Padding(MIN_ROWS - sum(t.rows for t in tasks))]
+
+def plan_batch(model: LoadedModel, pieces: list[Piece]) -> BatchPlan:
+    """Lay out the rows of `pieces` as one batch."""
+    rows = sum(p.rows for p in pieces)
+    if rows < MIN_ROWS:
+        pieces = [*pieces, Piece.whole(_Padding(MIN_ROWS - rows))]
     V = model.vocab_size
-    width = max(len(f) for t in tasks for f in t.forced)
+    forced = [p.task.forced[p.offset : p.offset + p.rows] for p in pieces]
+    width = max(len(f) for rows_ in forced for f in rows_)
     pad = max(width, 1)
     params: list[list[float]] = []
     forced_rows: list[list[int]] = []
-    keys: list[int] = []  # each task's random key: its seed and round, for sampling tasks
+    keys: list[int] = []  # each piece's random key: its task's seed and round, for sampling
     longest = 0  # the most characters a sampling row may reach
-    for t in tasks:
+    for p, rows_ in zip(pieces, forced, strict=True):
+        t = p.task
         if isinstance(t, SampleTask):
             spec = t.spec
             top_k = V if spec.top_k is None else min(spec.top_k, V)
             top_p = 2.0 if spec.top_p is None else spec.top_p  # above 1: no nucleus cut
             params.append(
-                [
-                    0.0,
-                    spec.temperature,
-                    top_k,
-                    top_p,
-                    spec.min_length,
-                    spec.max_length,
-                    len(t.prefix),
-                    t.start,
-                ]
-            )
+                [0.0, spec.temperature, top_k, top_p, spec.min_length, spec.max_length, len(t.prefix),
+                 t.start, p.offset]
+            )  # fmt: skip
             keys.append(t.key())
             longest = max(longest, spec.max_length)
-            forced_rows += [t.prefix + [0] * (pad - len(t.prefix))] * t.rows
+            forced_rows += [t.prefix + [0] * (pad - len(t.prefix))] * p.rows
             continue
         if isinstance(t, NextCharTask):
             top_k = V if t.top_k is None else min(t.top_k, V)
-            params.append([2.0, t.temperature, top_k, 2.0, 0.0, 0.0, 0.0, t.start])
+            params.append([2.0, t.temperature, top_k, 2.0, 0.0, 0.0, 0.0, t.start, p.offset])
         else:
-            params.append([1.0 if isinstance(t, ScoreTask) else 3.0, 1.0, V, 2.0, 0.0, 0.0, 0.0, t.start])
+            kind = 1.0 if isinstance(t, ScoreTask) else 3.0
+            params.append([kind, 1.0, V, 2.0, 0.0, 0.0, 0.0, t.start, p.offset])
         keys.append(0)
-        forced_rows += [f + [0] * (pad - len(f)) for f in t.forced]
+        forced_rows += [f + [0] * (pad - len(f)) for f in rows_]
     params = [[float(x) for x in row] for row in params]  # the loop takes float64 lists
     steps = max(width, longest + 1) + 1
-    forced_len = [len(f) for t in tasks for f in t.forced]
-    args = ([t.rows for t in tasks], params, forced_rows, forced_len, keys, steps)
-    return BatchPlan(tasks, args)
+    forced_len = [len(f) for rows_ in forced for f in rows_]
+    args = ([p.rows for p in pieces], params, forced_rows, forced_len, keys, steps)
+    return BatchPlan(pieces, args)
 
 
 def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
-    """Hand each task of the batch its results (SampleTask.collect, NextCharTask.probs,
-    ScoreTask.logprob)."""
+    """Hand each piece of the batch its results (SampleTask.put, ScoreTask.logprob,
+    NextCharTask.probs). The caller ends a task's round once all its pieces are back."""
     rows, done, score_lp, order, probs = outputs
-    a, c = 0, 0  # first row of the task, its next-char row
-    for t in plan.tasks:
-        b = a + t.rows
+    a, c = 0, 0  # first row of the piece, its next-char row
+    for p in plan.pieces:
+        t, b = p.task, a + p.rows
         if isinstance(t, SampleTask):
             out: list[str | None] = []
             for r in range(a, b):
                 tokens = rows[r]
                 out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
-            t.collect(out)
+            t.put(p.offset, out)
         elif isinstance(t, ScoreTask):
-            t.logprob = score_lp[a:b]
+            t.logprob[p.offset : p.offset + p.rows] = score_lp[a:b]
         elif isinstance(t, NextCharTask):
-            t.probs = [(model.labels[i], p) for i, p in zip(order[c], probs[c], strict=True)]
+            t.probs = [(model.labels[i], q) for i, q in zip(order[c], probs[c], strict=True)]
             c += 1
         a = b
 
 
 def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
-    """Run every row of every task to its end as one batch, in this thread (one call of the
-    model's scripted BatchLoop), and hand each task its results. The service runs the same plan
+    """Run the current round of every task to its end as one batch, in this thread (one call of
+    the model's scripted BatchLoop), and end each task's round. The service runs the same plan
     on torch's thread pool instead (app/batching.py)."""
-    plan = plan_batch(model, tasks)
+    plan = plan_batch(model, [Piece.whole(t) for t in tasks])
     with torch.inference_mode():
         outputs = model.loop(*plan.args)
     finish_batch(model, plan, outputs)
+    for t in tasks:
+        t.end_round()
 
 
 # -- one request at a time (the service batches concurrent ones: app/batching.py) -----------------

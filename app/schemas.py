@@ -93,6 +93,11 @@ class GenerateResponse(BaseModel):
         description="samples dropped, by reason: too_long, duplicate, in_corpus; missing = n - count"
     )
     note: str | None = Field(None, description="why fewer than n names came back, if they did")
+    stopped: str | None = Field(
+        None,
+        description="what ended the request short of n names: rounds (NAMEGEN_MAX_ROUNDS), "
+        "sequences (NAMEGEN_MAX_SEQUENCES) or deadline (NAMEGEN_GENERATE_TIMEOUT_S); null: complete",
+    )
     condition: dict[str, str | int] | None = Field(
         None, description="the condition used, as the model's factors (sex, decade); null: none"
     )
@@ -111,6 +116,7 @@ class GenerateResponse(BaseModel):
                     "sampled": 2,
                     "rejected": {},
                     "note": None,
+                    "stopped": None,
                     "condition": None,
                 }
             ]

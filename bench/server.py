@@ -59,9 +59,15 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="namegen-uvicorn-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
+            # the header-timeout protocol the image serves with (app/server.py), where the checkout has it
+            protocol = (
+                ["--http", "app.server:HeaderTimeoutProtocol"]
+                if (repo / "app" / "server.py").is_file()
+                else []
+            )
             proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                 "--port", str(port), *(args or [])],
+                 "--port", str(port), *protocol, *(args or [])],
                 cwd=repo, env=full_env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
             server = Server(f"http://127.0.0.1:{port}", proc, log_path)

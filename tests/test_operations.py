@@ -21,7 +21,8 @@ BIG = {"n": 1000, "unique": False, "seed": 1}  # a request that keeps the server
 
 def test_overload_is_answered_503_with_retry_after() -> None:
     async def burst(url: str) -> tuple[list[httpx.Response], httpx.Response]:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        origin = {"Origin": "https://app.example"}  # a browser's: it must be able to read Retry-After
+        async with httpx.AsyncClient(base_url=url, timeout=60, headers=origin) as client:
             work = [asyncio.create_task(client.post("/generate", json=BIG)) for _ in range(24)]
             await asyncio.sleep(0.05)
             health = await client.get("/healthz")  # probes are never refused
@@ -34,6 +35,8 @@ def test_overload_is_answered_503_with_retry_after() -> None:
         assert statuses.count(200) >= 2
         refused = next(r for r in responses if r.status_code == 503)
         assert refused.headers["retry-after"] == "1" and "busy" in refused.json()["detail"]
+        assert refused.headers["access-control-allow-origin"] == "*" and refused.headers["x-request-id"]
+        assert "retry-after" in refused.headers["access-control-expose-headers"].lower()
         assert health.status_code == 200
         metrics = httpx.get(f"{srv.url}/metrics").text
         assert 'namegen_requests_rejected_total{reason="overloaded"}' in metrics
@@ -51,7 +54,12 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones() -> None:
     async def burst_then_term(url: str, proc: object) -> tuple[list[int], bool]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             work = [asyncio.create_task(client.post("/generate", json={**BIG, "seed": i})) for i in range(16)]
-            await asyncio.sleep(0.3)  # all sent and being served
+            while True:  # the server's own count: all 16 in flight (and this /metrics request)
+                text = (await client.get("/metrics")).text
+                if float(text.split("\nnamegen_requests_in_flight ")[1].split()[0]) >= 17:
+                    break
+                await asyncio.sleep(0.01)
+            assert not any(w.done() for w in work)
             proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
             await asyncio.sleep(0.1)
             try:

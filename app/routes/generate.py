@@ -11,6 +11,7 @@ from app.deps import (
     ServiceDep,
     Where,
     check_prefix,
+    client_gone,
     field_error,
     json_response,
     parse_query,
@@ -34,7 +35,26 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-async def generate(req: GenerateRequest, service: Service, where: Where) -> Response:
+STOPPED = {  # why a request ended with fewer than n names, for its note
+    "rounds": "in {rounds} rounds, the most a request may sample (NAMEGEN_MAX_ROUNDS)",
+    "sequences": "in {sampled} samples, the most a request may draw (NAMEGEN_MAX_SEQUENCES)",
+    "deadline": "before the request's deadline (NAMEGEN_GENERATE_TIMEOUT_S), in {sampled} samples",
+}
+
+
+def watch_client(spec: SampleSpec) -> bool:
+    """Whether to watch for the client going away: for any request that may take more than one
+    small batch. A small plain one is answered within milliseconds anyway."""
+    return (
+        spec.n > 64
+        or spec.novel
+        or bool(spec.prefix)
+        or spec.min_length > 1
+        or spec.max_length < DEFAULT_MAX_LENGTH
+    )
+
+
+async def generate(req: GenerateRequest, service: Service, where: Where, request: Request) -> Response:
     settings = service.settings
     model = resolve_model(service.registry, req.model)
     if req.n > settings.max_n:
@@ -61,18 +81,22 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Resp
         unique=req.unique,
         novel=req.novel,
         max_rounds=settings.max_rounds,
+        max_batch=settings.max_round_rows,
+        max_sequences=settings.max_sequences,
         start=start,
     )
     task = SampleTask(model, spec, seed)
-    await service.runner.run(model, task)
+    gone = client_gone(request) if watch_client(spec) else None
+    await service.runner.run(model, task, settings.generate_timeout_s, gone)
     result = task.result()
     names = result.names if req.lowercase else [s.capitalize() for s in result.names]
     service.metrics.count_names(model.name, len(names))
     note = None
-    if not result.complete:
+    if result.stopped is not None:
+        why = STOPPED[result.stopped].format(rounds=result.rounds, sampled=result.sampled)
         note = (
-            f"only {len(names)} of {req.n} names met the constraints in {result.rounds} batches "
-            f"({result.sampled} samples); relax prefix, lengths, unique or novel to get more"
+            f"only {len(names)} of {req.n} names met the constraints {why}; relax prefix, lengths, "
+            "unique or novel to get more"
         )
     return json_response(
         {
@@ -86,6 +110,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Resp
             "sampled": result.sampled,
             "rejected": result.rejected,
             "note": note,
+            "stopped": result.stopped,
             "condition": condition,
         }
     )
@@ -98,8 +123,8 @@ async def generate(req: GenerateRequest, service: Service, where: Where) -> Resp
     responses=ERRORS,
     operation_id="generate",
 )
-async def post_generate(req: GenerateRequest, service: ServiceDep) -> Response:
-    return await generate(req, service, "body")
+async def post_generate(req: GenerateRequest, service: ServiceDep, request: Request) -> Response:
+    return await generate(req, service, "body", request)
 
 
 @router.get(
@@ -112,4 +137,4 @@ async def post_generate(req: GenerateRequest, service: ServiceDep) -> Response:
 )
 async def get_generate(request: Request) -> Response:
     # no dependencies here: see parse_query
-    return await generate(parse_query(GenerateRequest, request), service_of(request), "query")
+    return await generate(parse_query(GenerateRequest, request), service_of(request), "query", request)

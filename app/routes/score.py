@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from app.deps import ServiceDep, check_text, field_error, resolve_condition, resolve_model
+from app.deps import ServiceDep, check_text, client_gone, field_error, resolve_condition, resolve_model
 from app.routes.generate import ERRORS
 from app.sampling import ScoreTask
 from app.schemas import NameScore, ScoreRequest, ScoreResponse
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/score", tags=["score"])
 
 
 @router.post("", summary="Score names", responses=ERRORS, operation_id="score")
-async def post_score(req: ScoreRequest, service: ServiceDep) -> ScoreResponse:
+async def post_score(req: ScoreRequest, service: ServiceDep, request: Request) -> ScoreResponse:
     settings = service.settings
     model = resolve_model(service.registry, req.model)
     if len(req.names) > settings.max_score_names:
@@ -22,7 +22,8 @@ async def post_score(req: ScoreRequest, service: ServiceDep) -> ScoreResponse:
     names = [check_text(model, s, "body", f"names[{i}]") for i, s in enumerate(req.names)]
     start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, "body")
     task = ScoreTask(model, names, start)
-    await service.runner.run(model, task)
+    # hundreds of names may wait behind other batches: stop if the client goes
+    await service.runner.run(model, task, gone=client_gone(request) if len(names) > 64 else None)
     return ScoreResponse(
         model=model.name,
         condition=condition,

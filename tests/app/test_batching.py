@@ -1,5 +1,6 @@
-"""Micro-batching in the event loop: concurrent requests share batches, a lone one never waits, and
-a failing batch fails only its own requests."""
+"""Micro-batching in the event loop: concurrent requests share batches, a lone one never waits, a
+batch never holds more than its row cap, a heavy request's rounds interleave with light requests,
+a large request fills every core, cancelled and late work stops, and shutdown fails what waits."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pytest
 
 import app.batching as batching
 from app.registry import LoadedModel, load_registry
-from app.sampling import SampleSpec, SampleTask, Task, sample_names
+from app.sampling import Piece, SampleSpec, SampleTask, ScoreTask, sample_names, score_names
 
 pytestmark = pytest.mark.anyio
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
+HEAVY = SampleSpec(n=400, prefix="emma", max_length=5, novel=True, max_rounds=6)  # rejects nearly all
 
 
 @pytest.fixture(scope="module")
@@ -23,49 +25,94 @@ def model() -> LoadedModel:
 
 
 @pytest.fixture
-def planned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of tasks in each batch the batchers start."""
-    sizes: list[int] = []
+def planned(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[int, int, int]]]:
+    """Each batch the batchers start: (task id, offset, rows) of its pieces."""
+    batches: list[list[tuple[int, int, int]]] = []
     real = batching.plan_batch
 
-    def spy(model: LoadedModel, tasks: list[Task]):  # type: ignore[no-untyped-def]
-        sizes.append(len(tasks))
-        return real(model, tasks)
+    def spy(model: LoadedModel, pieces: list[Piece]):  # type: ignore[no-untyped-def]
+        batches.append([(id(p.task), p.offset, p.rows) for p in pieces])
+        return real(model, pieces)
 
     monkeypatch.setattr(batching, "plan_batch", spy)
-    return sizes
+    return batches
 
 
 def task(model: LoadedModel, seed: int, n: int = 3) -> SampleTask:
     return SampleTask(model, SampleSpec(n=n, max_length=12), seed)
 
 
-async def test_lone_request_on_a_quiet_model_starts_at_once(model: LoadedModel, planned: list[int]) -> None:
+def alone(model: LoadedModel, seed: int, n: int = 3) -> list[str]:
+    return sample_names(model, SampleSpec(n=n, max_length=12), seed).names
+
+
+async def test_lone_request_on_a_quiet_model_starts_at_once(model: LoadedModel, planned: list) -> None:  # type: ignore[type-arg]
     batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=3600.0)  # an hour, if it waited
     running = asyncio.ensure_future(batcher.run(task(model, 1)))
     await asyncio.sleep(0)
-    assert planned == [1] and batcher._timer is None
+    assert len(planned) == 1 and batcher._timer is None and not batcher._running[0].polled
     done = await asyncio.wait_for(running, 60)
-    assert done.result().names == sample_names(model, SampleSpec(n=3, max_length=12), 1).names
+    assert done.result().names == alone(model, 1)
 
 
 async def test_under_load_requests_arriving_within_the_wait_share_one_batch(
-    model: LoadedModel, planned: list[int]
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
 ) -> None:
     batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=0.2)
     await batcher.run(task(model, 0))  # a batch just ended: the model counts as under load
     results = await asyncio.gather(*(batcher.run(task(model, seed)) for seed in range(1, 6)))
-    assert planned == [1, 5]
+    assert [len(b) for b in planned] == [1, 5]
     for seed, done in zip(range(1, 6), results, strict=True):  # the same names as alone
-        assert done.result().names == sample_names(model, SampleSpec(n=3, max_length=12), seed).names
+        assert done.result().names == alone(model, seed)
 
 
-async def test_without_a_wait_requests_queue_behind_the_running_batch(
-    model: LoadedModel, planned: list[int]
+async def test_small_requests_queue_behind_the_running_batch_and_are_polled(
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
 ) -> None:
-    batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=0.0)
-    await asyncio.gather(*(batcher.run(task(model, seed)) for seed in range(6)))
-    assert planned[0] == 1 and sum(planned) == 6 and len(planned) < 6  # later ones batched together
+    batcher = batching.ModelBatcher(model, max_rows=8192, parallel=2)
+    results = await asyncio.gather(*(batcher.run(task(model, seed)) for seed in range(6)))
+    # the first found the model idle; the others, too small for a second core, joined the next batch
+    assert [len(b) for b in planned] == [1, 5]
+    assert [r.result().names for r in results] == [alone(model, seed) for seed in range(6)]
+
+
+async def test_a_batch_never_holds_more_than_its_row_cap(model: LoadedModel, planned: list) -> None:  # type: ignore[type-arg]
+    batcher = batching.ModelBatcher(model, max_rows=100)
+    big = SampleTask(model, SampleSpec(n=250, unique=False), 4)
+    small = [task(model, seed) for seed in range(5)]
+    results = await asyncio.gather(batcher.run(big), *(batcher.run(t) for t in small))
+    assert max(sum(rows for _, _, rows in b) for b in planned) <= 100
+    assert len(planned) >= 3  # 250 rows cannot go in fewer
+    assert results[0].result() == sample_names(model, SampleSpec(n=250, unique=False), 4)  # cut or not
+    assert [r.result().names for r in results[1:]] == [alone(model, seed) for seed in range(5)]
+    scores = ScoreTask(model, ["emma"] * 40 + ["zzyzx"] * 40)
+    await batcher.run(scores)
+    assert scores.scores()[::40] == score_names(model, ["emma", "zzyzx"])
+
+
+async def test_a_heavy_requests_rounds_go_behind_light_requests(model: LoadedModel, planned: list) -> None:  # type: ignore[type-arg]
+    """While a request that rejects nearly every sample runs round after round, light requests
+    that arrive are served in the next batch, not after all its rounds."""
+    batcher = batching.ModelBatcher(model, max_rows=512)
+    heavy = SampleTask(model, HEAVY, 1)
+    heavy_run = asyncio.ensure_future(batcher.run(heavy))
+    await asyncio.sleep(0)
+    light = [task(model, seed) for seed in range(3)]
+    done = await asyncio.wait_for(asyncio.gather(*(batcher.run(t) for t in light)), 30)
+    assert not heavy_run.done() and heavy.rounds <= 2  # the light ones did not wait for it
+    assert [d.result().names for d in done] == [alone(model, seed) for seed in range(3)]
+    result = (await heavy_run).result()
+    assert result == sample_names(model, HEAVY, 1) and result.rounds == 6
+
+
+async def test_a_large_request_fills_every_core(model: LoadedModel, planned: list) -> None:  # type: ignore[type-arg]
+    batcher = batching.ModelBatcher(model, max_rows=1000, parallel=2)
+    running = asyncio.ensure_future(batcher.run(SampleTask(model, SampleSpec(n=1000, unique=False), 3)))
+    await asyncio.sleep(0)
+    assert len(batcher._running) == 2 and [b.plan.rows for b in batcher._running] == [500, 500]
+    assert (await running).result() == sample_names(model, SampleSpec(n=1000, unique=False), 3)
 
 
 async def test_a_failing_batch_fails_its_requests_and_the_next_batch_runs(
@@ -73,74 +120,101 @@ async def test_a_failing_batch_fails_its_requests_and_the_next_batch_runs(
 ) -> None:
     real = batching.plan_batch
 
-    def fail_seed_13(m: LoadedModel, tasks: list[Task]):  # type: ignore[no-untyped-def]
-        if any(isinstance(t, SampleTask) and t.seed == 13 for t in tasks):
+    def fail_seed_13(m: LoadedModel, pieces: list[Piece]):  # type: ignore[no-untyped-def]
+        if any(isinstance(p.task, SampleTask) and p.task.seed == 13 for p in pieces):
             raise RuntimeError("boom")
-        return real(m, tasks)
+        return real(m, pieces)
 
     monkeypatch.setattr(batching, "plan_batch", fail_seed_13)
-    batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=0.0)
+    batcher = batching.ModelBatcher(model, max_rows=8192)
     with pytest.raises(RuntimeError, match="boom"):
         await batcher.run(task(model, 13))
     assert (await batcher.run(task(model, 14))).result().complete
 
 
-async def test_close_fails_queued_requests(model: LoadedModel) -> None:
+async def test_deadline_ends_a_request_with_what_it_found(model: LoadedModel) -> None:
+    batcher = batching.ModelBatcher(model, max_rows=256)
+    result = (await batcher.run(SampleTask(model, HEAVY, 1), timeout_s=0.0)).result()
+    assert result.stopped == "deadline" and result.rounds == 1 and result.sampled == 0
+    slow = (await batcher.run(SampleTask(model, HEAVY, 1), timeout_s=0.05)).result()
+    assert slow.stopped == "deadline" and 1 <= slow.rounds < 6
+
+
+class Gone:
+    """A client that goes away when told to."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+
+async def test_cancelled_requests_stop_at_every_stage(model: LoadedModel, planned: list) -> None:  # type: ignore[type-arg]
+    counts: list[tuple[str, int]] = []
+    batcher = batching.ModelBatcher(model, max_rows=256, on_cancel=lambda s, r: counts.append((s, r)))
+    # queued: behind a running batch, gone before its turn: it never runs
+    blocker = asyncio.ensure_future(batcher.run(SampleTask(model, SampleSpec(n=256, unique=False), 0)))
+    queued_gone = Gone()
+    queued = SampleTask(model, SampleSpec(n=200, unique=False), 1)
+    queued_run = asyncio.ensure_future(batcher.run(queued, gone=queued_gone.wait()))
+    await asyncio.sleep(0)
+    queued_gone.event.set()
+    with pytest.raises(batching.ClientGone):
+        await queued_run
+    await blocker
+    assert queued.rounds == 0 and all(id(queued) not in {t for t, _, _ in b} for b in planned)
+    assert counts == [("queued", 200)]
+    # between rounds or running: a heavy request stops after the round under way
+    heavy_gone = Gone()
+    heavy = SampleTask(model, HEAVY, 2)
+    heavy_run = asyncio.ensure_future(batcher.run(heavy, gone=heavy_gone.wait()))
+    while heavy.rounds < 2:
+        await asyncio.sleep(0.001)
+    heavy_gone.event.set()
+    with pytest.raises(batching.ClientGone):
+        await heavy_run
+    rounds = heavy.rounds
+    assert (await batcher.run(task(model, 5))).result().names == alone(model, 5)  # later ones unaffected
+    await asyncio.sleep(0.2)
+    assert heavy.rounds <= rounds + 1 and counts[1][0] in ("running", "between_rounds")
+    assert not batcher._queue and not batcher._running
+
+
+async def test_close_fails_queued_and_running_requests(model: LoadedModel) -> None:
     batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=3600.0)
-    await batcher.run(task(model, 0))
-    waiting = asyncio.ensure_future(batcher.run(task(model, 1)))  # waits for companions
+    running = asyncio.ensure_future(batcher.run(SampleTask(model, SampleSpec(n=2000, unique=False), 0)))
+    await asyncio.sleep(0)
+    assert batcher._running and not batcher._running[0].polled  # a callback batch
+    queued = asyncio.ensure_future(batcher.run(task(model, 1)))
     await asyncio.sleep(0)
     batcher.close()
-    with pytest.raises(RuntimeError, match="shutting down"):
-        await waiting
-
-
-@pytest.fixture
-def collected(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of tasks in each polled batch the batchers hand out."""
-    sizes: list[int] = []
-    real = batching.ModelBatcher._collect
-
-    def spy(self: batching.ModelBatcher) -> None:
-        assert self._polled is not None
-        sizes.append(len(self._polled[0]))
-        real(self)
-
-    monkeypatch.setattr(batching.ModelBatcher, "_collect", spy)
-    return sizes
-
-
-async def test_under_load_batches_are_polled_and_answer_as_alone(
-    model: LoadedModel, planned: list[int], collected: list[int]
-) -> None:
-    batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=0.0)
-    results = await asyncio.gather(*(batcher.run(task(model, seed)) for seed in range(6)))
-    # the first request found the model idle (a callback wakes the loop); the others queued
-    # behind it and ran straight after it, polled
-    assert planned == [1, 5] and collected == [5]
-    for seed, done in enumerate(results):
-        assert done.result().names == sample_names(model, SampleSpec(n=3, max_length=12), seed).names
+    for fut in (running, queued):
+        with pytest.raises(batching.ServiceClosing, match="shutting down"):
+            await fut
+    with pytest.raises(batching.ServiceClosing):
+        await batcher.run(task(model, 2))
+    await asyncio.sleep(0.5)  # the batch ends on its pool thread; its callback schedules nothing
 
 
 async def test_a_polled_batch_is_handed_out_when_the_next_request_arrives(
-    model: LoadedModel, planned: list[int], collected: list[int], monkeypatch: pytest.MonkeyPatch
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: only a request can collect the batch
-    batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=0.0)
+    batcher = batching.ModelBatcher(model, max_rows=8192)
     first = [asyncio.ensure_future(batcher.run(task(model, seed))) for seed in range(4)]
     await asyncio.wait_for(first[0], 60)
     for _ in range(600):  # let the polled batch of seeds 1-3 end (about 2 ms of work)
-        if batcher._polled is not None and batcher._polled[2].done():
+        if batcher._running and batcher._running[0].handle.done():
             break
         await asyncio.sleep(0.01)
-    assert not any(f.done() for f in first[1:])  # ended, but nothing has looked yet
+    assert batcher._running[0].polled and not any(f.done() for f in first[1:])  # nobody looked yet
     late = asyncio.ensure_future(batcher.run(task(model, 9)))
     done = await asyncio.wait_for(asyncio.gather(*first[1:]), 5)
-    assert collected == [3]
-    assert [d.result().names for d in done] == [
-        sample_names(model, SampleSpec(n=3, max_length=12), seed).names for seed in range(1, 4)
-    ]
+    assert [d.result().names for d in done] == [alone(model, seed) for seed in range(1, 4)]
     batcher.close()  # the late request's batch is polled too, and will not be: close fails it
-    with pytest.raises(RuntimeError, match="shutting down"):
+    with pytest.raises(batching.ServiceClosing):
         await late
-    assert planned == [1, 3, 1]
+    assert [len(b) for b in planned] == [1, 3, 1]

@@ -71,3 +71,33 @@ async def test_access_log_line_per_request(caplog: pytest.LogCaptureFixture) -> 
     assert fields["request_id"] == "r-1" and fields["duration_ms"] > 0
     as_json = json.loads(JsonFormatter().format(lines[0]))
     assert as_json["request_id"] == "r-1" and as_json["logger"] == "namegen.access"
+
+
+async def test_an_error_below_the_app_is_a_500_with_the_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.routes.models as models_route
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(models_route, "model_info", boom)
+    async with app_client() as client:
+        resp = await client.get(
+            "/models/names", headers={"X-Request-ID": "bug-1", "Origin": "https://a.example"}
+        )
+        assert resp.status_code == 500 and resp.headers["x-request-id"] == "bug-1"
+        assert "bug-1" in resp.json()["detail"] and "a bug" not in resp.text  # no internals leak
+        assert resp.headers["access-control-allow-origin"] == "*"
+        text = (await client.get("/metrics")).text
+        assert 'namegen_requests_total{method="GET",route="/models/{name}",status="500"} 1.0' in text
+        assert (await client.get("/healthz")).status_code == 200  # and it keeps serving
+
+
+async def test_the_services_own_413_carries_cors_headers(client: httpx.AsyncClient) -> None:
+    """A browser on another origin can read the service's own refusals (the 503 of an overloaded
+    server: tests/test_operations.py)."""
+    big = b"x" * ((1 << 20) + 1)
+    resp = await client.post(
+        "/score", content=big, headers={"Origin": "https://app.example", "content-type": "application/json"}
+    )
+    assert resp.status_code == 413 and resp.headers["access-control-allow-origin"] == "*"
+    assert "x-request-id" in resp.headers["access-control-expose-headers"].lower()

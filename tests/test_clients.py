@@ -1,0 +1,212 @@
+"""Slow, idle, odd and departing clients, against a real uvicorn process over loopback: all of it
+bounded in count and time. Figures (latencies meanwhile, when connections close) come from
+`python -m bench.clients`; these tests assert only what a user relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.server import REPO, free_port, serve
+
+pytestmark = pytest.mark.e2e
+
+HEAVY = {"n": 1000, "prefix": "emma", "max_length": 5, "novel": True}  # rejects nearly every sample
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value in Prometheus text (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + ("{" + want + "}" if labels else " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+
+
+async def slow_client(host: str, port: int) -> bytes:
+    """Send a request's headers a byte at a time, 0.2 s apart; return what the server says."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            try:
+                return await asyncio.wait_for(reader.read(200), 0.2)
+            except TimeoutError:
+                continue
+        return b"never answered"
+    except ConnectionError:
+        return b"reset"
+    finally:
+        writer.close()
+
+
+def test_slow_headers_are_cut_off_and_others_are_served() -> None:
+    async def attack(url: str) -> tuple[list[bytes], list[int]]:
+        host, port = url.removeprefix("http://").split(":")
+        slow = [asyncio.create_task(slow_client(host, int(port))) for _ in range(300)]
+        await asyncio.sleep(0.5)
+        statuses = []
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            for _ in range(5):
+                statuses.append((await client.get("/healthz")).status_code)
+                statuses.append((await client.get("/generate", params={"n": 3})).status_code)
+        return await asyncio.gather(*slow), statuses
+
+    with serve(env={"NAMEGEN_HEADER_TIMEOUT_S": "2"}) as srv:
+        answers, statuses = asyncio.run(attack(srv.url))
+    assert statuses == [200] * 10  # served while 300 connections trickle
+    assert all(a.startswith(b"HTTP/1.1 408 Request Timeout") for a in answers), {a[:40] for a in answers}
+
+
+def test_at_the_descriptor_limit_new_clients_are_refused_cleanly_then_served(tmp_path: Path) -> None:
+    """With every file descriptor held by idle connections, a new client is closed at once (never
+    left hanging); once the header timeout frees the idle ones, it is served."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "NAMEGEN_HEADER_TIMEOUT_S": "2",
+        "NAMEGEN_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(REPO),
+    }
+    cmd = ["prlimit", "--nofile=128:128", sys.executable, "-m", "app"]
+    env.update({"NAMEGEN_PORT": str(port)})
+    with (tmp_path / "log").open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+        time.sleep(0.3)
+        assert len(os.listdir(f"/proc/{proc.pid}/fd")) >= 120  # at the limit
+        try:
+            status = httpx.get(f"{url}/healthz", timeout=5).status_code
+        except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
+            status = 0  # refused or closed: a clean refusal, and at once (no timeout)
+        assert status in (0, 200)
+        served = 0
+        for _ in range(60):  # the header timeout closes the idle connections within seconds
+            try:
+                served = httpx.get(f"{url}/healthz", timeout=5).status_code
+                if served == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert served == 200
+    finally:
+        for s in idle:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# methods the HTTP parser knows (WebDAV and others) but the API does not: each must not be a series
+ODD_METHODS = ["PROPFIND", "MKCOL", "LOCK", "UNLOCK", "COPY", "MOVE", "SEARCH", "REPORT", "PURGE", "LINK"]
+
+
+def test_unknown_methods_are_one_metric_label() -> None:
+    with serve() as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        for method in ODD_METHODS:
+            with socket.create_connection((host, int(port))) as s:
+                s.sendall(f"{method} /generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                assert s.recv(100).startswith(b"HTTP/1.1 405 ")
+        text = httpx.get(f"{srv.url}/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("namegen_requests_total{")]
+    assert not any(m in line for line in series for m in ODD_METHODS)
+    assert metric(text, "namegen_requests_total", method="OTHER", route="/generate", status="405") == len(
+        ODD_METHODS
+    )
+
+
+async def hang_up_after(url: str, path: str, body: dict[str, object], delay: float) -> None:
+    """Send a request, then close the connection after `delay` seconds without reading."""
+    host, port = url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    data = json.dumps(body).encode()
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
+    await writer.drain()
+    await asyncio.sleep(delay)
+    writer.close()
+
+
+def test_requests_whose_clients_go_away_are_cancelled_and_memory_stays_flat() -> None:
+    async def scenario(url: str, pid: int) -> dict[str, float]:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            # queued: behind a heavy request's batches on the same model, gone before their turn
+            blocker = asyncio.create_task(client.post("/generate", json={**HEAVY, "seed": 1}))
+            await asyncio.sleep(0.05)
+            await asyncio.gather(
+                *(hang_up_after(url, "/generate", {"n": 900, "seed": s}, 0.01) for s in range(5))
+            )
+            # between rounds or running: heavy requests gone after their first rounds
+            await asyncio.gather(
+                *(hang_up_after(url, "/generate", {**HEAVY, "seed": s}, 0.3) for s in range(3))
+            )
+            await blocker
+            await asyncio.sleep(0.5)
+            after = (await client.get("/metrics")).text
+            ok = await client.post("/generate", json={"n": 5, "seed": 3})
+            assert ok.status_code == 200 and ok.json()["count"] == 5  # later requests are unaffected
+            # RSS over a bounded loop of such requests
+            before_rss = rss_kb(pid)
+            for round_ in range(4):
+                await asyncio.gather(
+                    *(
+                        hang_up_after(url, "/generate", {**HEAVY, "seed": 100 * round_ + s}, 0.05)
+                        for s in range(10)
+                    )
+                )
+            await asyncio.sleep(1.0)
+            return {
+                "queued": metric(after, "namegen_requests_cancelled_total", stage="queued"),
+                "later": metric(after, "namegen_requests_cancelled_total", stage="running")
+                + metric(after, "namegen_requests_cancelled_total", stage="between_rounds"),
+                "rows": metric(after, "namegen_cancelled_rows_total"),
+                "growth": rss_kb(pid) / before_rss,
+            }
+
+    with serve(env={"NAMEGEN_BATCH_THREADS": "1"}) as srv:
+        counts = asyncio.run(scenario(srv.url, srv.proc.pid))
+    assert counts["queued"] == 5 and counts["rows"] >= 5 * 900 * 0.5
+    assert counts["later"] == 3
+    assert counts["growth"] < 1.10
+
+
+def test_a_body_cut_short_is_never_processed() -> None:
+    with serve() as srv:
+        host, port = srv.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as s:
+            s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b'Content-Length: 200\r\n\r\n{"names": ["emma"]}')  # fmt: skip
+            time.sleep(0.2)
+        time.sleep(0.3)
+        text = httpx.get(f"{srv.url}/metrics").text
+    assert metric(text, "namegen_requests_rejected_total", reason="client_gone") == 1
+    assert metric(text, "namegen_requests_total", route="/score", method="POST", status="200") == 0
+    assert metric(text, "namegen_requests_total", route="/score", method="POST", status="422") == 0
