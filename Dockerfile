@@ -35,7 +35,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONWARNINGS="ignore:Failed to initialize NumPy" \
-    NAMEGEN_MODELS_DIR=/app/models
+    NAMEGEN_MODELS_DIR=/app/models \
+    NAMEGEN_HOST=0.0.0.0
 RUN useradd --no-log-init --uid 10001 --home-dir /app --shell /usr/sbin/nologin namegen
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
@@ -46,4 +47,5 @@ USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+# uvicorn with a deadline for request headers (app/server.py); NAMEGEN_WORKERS, NAMEGEN_PORT, ...
+CMD ["python", "-m", "app"]

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     )
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads per process")
     cors_origins: list[str] = Field(["*"], description="origins allowed by CORS; ['*'] allows any")
+    playground: bool = Field(True, description="serve the playground page at / (false: / is a 404)")
     log_format: Literal["text", "json"] = Field("text", description="log line format")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

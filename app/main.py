@@ -29,7 +29,7 @@ from app.errors import install_error_handlers
 from app.logs import configure_logging
 from app.middleware import Metrics, ServiceMiddleware
 from app.registry import CheckpointError, load_registry
-from app.routes import generate, health, metrics, models, next_char, score
+from app.routes import generate, health, metrics, models, next_char, playground, score
 
 logger = logging.getLogger("namegen.main")
 
@@ -154,6 +154,8 @@ def create_app() -> FastAPI:
     # routes are matched router by router, in this order: the probes, then by expected traffic
     for module in (health, generate, next_char, score, models, metrics):
         app.include_router(module.router)
+    if settings.playground:
+        app.include_router(playground.router)
     return app
 
 

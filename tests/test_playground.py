@@ -1,0 +1,307 @@
+"""The playground page at `/`, in a real headless Chromium (Debian's package, driven by Playwright
+through executable_path) against a real uvicorn process. Skipped, with the reason, only where no
+Chromium can be had; .ci/run installs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.server import REPO, free_port, serve
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# what a headless Chromium needs on a machine with no network beyond loopback and no GPU
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+SCREENSHOT = REPO / "docs" / "playground.png"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with serve(env={"NAMEGEN_TORCH_THREADS": "1"}) as srv:
+        yield srv.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("no Chromium here (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (dev extra)")
+    sync_api.expect.set_options(timeout=30_000)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A fresh browser context and page that records console errors and failed requests."""
+
+    def __init__(self, browser: Any, width: int = 1100, height: int = 900, **context: Any) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height}, **context)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on(
+            "console",
+            lambda m: (
+                self.problems.append(f"console {m.type}: {m.text}")
+                if m.type in ("error", "warning")
+                else None
+            ),
+        )
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url}"))
+        self.page.on(
+            "response", lambda r: self.problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None
+        )
+
+    def open(self, url: str) -> Any:
+        self.page.goto(url)
+        self.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+        return self.page
+
+    def names(self) -> list[str]:
+        return [str(n) for n in self.page.locator("#names button.name").all_inner_texts()]
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Any]:
+    pages: list[Page] = []
+
+    def make(**kwargs: Any) -> Page:
+        pages.append(Page(browser, **kwargs))
+        return pages[-1]
+
+    yield make
+    for p in pages:
+        p.context.close()
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's auto-retrying assertions: they query the page with selectors, not with eval,
+    which the page's Content-Security-Policy forbids (so wait_for_function cannot be used)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def api_names(server: str, **params: Any) -> list[str]:
+    return [str(n) for n in httpx.get(f"{server}/generate", params=params).json()["names"]]
+
+
+def test_page_loads_with_no_errors_and_every_model(server: str, open_page: Any) -> None:
+    p = open_page()
+    response = p.page.goto(server + "/")
+    assert response.status == 200 and "default-src 'self'" in response.headers["content-security-policy"]
+    p.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    models = httpx.get(f"{server}/models").json()["data"]
+    options = p.page.locator("#model option").evaluate_all("els => els.map(e => e.value)")
+    assert options == [m["name"] for m in models]
+    fields = p.page.locator("#generate-fields [data-field]").evaluate_all("els => els.map(e => e.name)")
+    assert fields == [
+        "n",
+        "temperature",
+        "top_k",
+        "top_p",
+        "seed",
+        "prefix",
+        "min_length",
+        "max_length",
+        "unique",
+        "novel",
+        "lowercase",
+    ]  # fmt: skip  (from /openapi.json, in its order)
+    assert p.page.locator("#f-n").get_attribute("max") == "1000"  # the service's own limit
+    assert (
+        "1.9851" in p.page.locator("#model-about").inner_text()
+        or "nats/char" in p.page.locator("#model-about").inner_text()
+    )
+    assert p.problems == []
+
+
+def test_generating_with_a_seed_shows_the_apis_names_with_scores(server: str, open_page: Any) -> None:
+    p = open_page()
+    page = p.open(server + "/")
+    page.fill("#f-n", "6")
+    page.fill("#f-prefix", "ka")
+    page.fill("#f-seed", "11")
+    page.press("#f-seed", "Enter")  # Enter generates
+    expect(page.locator("#names .meta")).to_have_count(6)
+    for meta in page.locator("#names .meta").all():
+        expect(meta).to_contain_text("nats/char")
+    assert p.names() == api_names(server, model="names", n=6, prefix="ka", seed=11)
+    assert all("nats/char" in m for m in page.locator("#names .meta").all_inner_texts())
+    assert p.problems == []
+
+
+def test_typing_a_prefix_redraws_the_chart_and_a_bar_extends_it(server: str, open_page: Any) -> None:
+    p = open_page()
+    page = p.open(server + "/")
+    page.locator("#nc-prefix").press_sequentially("emm", delay=30)
+    expect(page.locator("#nc-status")).to_contain_text('"emm"')
+    expected = httpx.get(f"{server}/next-char", params={"prefix": "emm"}).json()["distribution"]
+    bars = page.locator("#chart .bar").evaluate_all(
+        "els => els.map(e => [e.dataset.char, Number(e.dataset.prob)])"
+    )
+    assert [c for c, _ in bars] == [d["char"] for d in expected]
+    assert all(abs(q - d["prob"]) < 1e-9 for (_, q), d in zip(bars, expected, strict=True))
+    rows = page.locator("#nc-table tbody tr").count()
+    assert rows == len(expected)  # the text alternative, always there
+    page.locator('#chart .bar[data-char="a"]').click()
+    expect(page.locator("#nc-status")).to_contain_text('"emma"')
+    assert page.input_value("#nc-prefix") == "emma"
+    after = httpx.get(f"{server}/next-char", params={"prefix": "emma"}).json()["distribution"]
+    assert page.locator("#chart .bar").first.get_attribute("data-char") == after[0]["char"]
+    assert p.problems == []
+
+
+def test_the_permalink_and_the_copied_curl_command_give_the_same_names(server: str, open_page: Any) -> None:
+    p = open_page(permissions=["clipboard-read", "clipboard-write"])
+    page = p.open(server + "/")
+    page.fill("#f-n", "5")
+    page.check("#f-novel")
+    page.fill("#f-temperature", "0.8")
+    page.click("#new-seed")
+    page.click("button[type=submit]")
+    expect(page.locator("#names button")).to_have_count(5)
+    names = p.names()
+    link = page.url
+    assert "novel=true" in link and "temperature=0.8" in link and "seed=" in link
+    fresh = open_page()
+    fresh.open(link)  # a link opened in a new page generates by itself, once loaded
+    expect(fresh.page.locator("#names button")).to_have_count(5)
+    assert fresh.names() == names
+    page.click("#copy-curl")
+    command = page.evaluate("navigator.clipboard.readText()")
+    assert command == page.locator("#curl").inner_text() and command.startswith("curl -s '")
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout)["names"] == names
+    assert p.problems == [] and fresh.problems == []
+
+
+def test_a_bad_value_shows_the_apis_message_and_an_unreachable_service_says_so(
+    server: str, open_page: Any
+) -> None:
+    p = open_page()
+    page = p.open(server + "/")
+    page.fill("#f-prefix", "jo3")
+    page.press("#f-prefix", "Enter")
+    expect(page.locator("#generate-status.error")).to_be_visible()
+    message = page.locator("#generate-status").inner_text()
+    assert message.startswith("422: prefix: prefix has characters outside the alphabet of model 'names'")
+    page.route("**/generate?*", lambda route: route.abort())
+    page.fill("#f-prefix", "jo")
+    page.press("#f-prefix", "Enter")
+    expect(page.locator("#generate-status")).to_contain_text("cannot be reached")
+    expected = ("status of 422", "422: ", "ERR_FAILED", "failed: ")  # the bad value, the cut connection
+    p.problems = [x for x in p.problems if not any(e in x for e in expected)]
+    assert p.problems == []
+
+
+def test_scores_are_listed_and_sortable(server: str, open_page: Any) -> None:
+    p = open_page()
+    page = p.open(server + "/")
+    page.fill("#score-names", "emma\nxqzv\nkaylani")
+    page.click("#score-form button[type=submit]")
+    expect(page.locator("#score-table tbody tr")).to_have_count(3)
+    page.click('#score-table th[data-key="nats_per_char"] button')
+    first = page.locator("#score-table tbody tr").first.locator("td").first.inner_text()
+    assert first == "kaylani"  # the most name-like first
+    assert page.locator('#score-table th[data-key="nats_per_char"]').get_attribute("aria-sort") == "ascending"
+    assert p.problems == []
+
+
+def test_the_page_works_360_pixels_wide(server: str, open_page: Any) -> None:
+    p = open_page(width=360, height=800)
+    page = p.open(server + "/?n=3&seed=2")
+    expect(page.locator("#names button")).to_have_count(3)
+    assert p.names() == api_names(server, n=3, seed=2)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the screen
+    assert p.problems == []
+
+
+# a web app's script on another origin: POST JSON (preflighted) and GET, reading X-Request-ID
+CROSS_ORIGIN_APP = """
+(async () => {
+  const post = await fetch("API/generate", {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({n: 3, seed: 5}),
+  });
+  const get = await fetch("API/next-char?prefix=ka&top_k=2");
+  window.result = {
+    names: (await post.json()).names, postId: post.headers.get("X-Request-ID"),
+    chars: (await get.json()).distribution.map(d => d.char), getId: get.headers.get("X-Request-ID"),
+  };
+})().catch(e => { window.result = {error: String(e)}; });
+"""
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_web_app_on_another_origin_calls_the_api(server: str, open_page: Any, tmp_path: Path) -> None:
+    """CORS: a page served from a second loopback origin POSTs JSON (preflighted) and GETs, and
+    reads the names and the X-Request-ID header."""
+    (tmp_path / "app.html").write_text(
+        '<!doctype html><html><body><script src="app.js"></script></body></html>'
+    )
+    (tmp_path / "favicon.ico").write_bytes(b"")  # what the browser asks this origin for by itself
+    (tmp_path / "app.js").write_text(CROSS_ORIGIN_APP.replace("API", server))
+    port = free_port()
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        p = open_page()
+        p.page.goto(f"http://127.0.0.1:{port}/app.html")
+        result = p.page.wait_for_function("window.result").json_value()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "error" not in result, result
+    assert result["names"] == api_names(server, n=3, seed=5)
+    assert len(result["postId"]) == 32 and len(result["getId"]) == 32 and len(result["chars"]) == 2
+    assert p.problems == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_serious_accessibility_violations(server: str, open_page: Any, scheme: str) -> None:
+    axe_module = pytest.importorskip(
+        "axe_playwright_python.sync_playwright", reason="axe-playwright-python (dev extra)"
+    )
+    p = open_page(color_scheme=scheme)
+    page = p.open(server + "/?n=4&seed=3")
+    expect(page.locator("#names .meta")).to_have_count(4)
+    page.locator("#nc-prefix").press_sequentially("jo", delay=30)
+    expect(page.locator("#nc-status")).to_contain_text('"jo"')
+    page.click("#score-form button[type=submit]")
+    expect(page.locator("#score-table tbody tr")).to_have_count(3)
+    results = axe_module.Axe().run(page)
+    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == [], json.dumps([(v["id"], v["impact"], len(v["nodes"])) for v in serious])
+    if scheme == "light":  # the README's screenshot, made by this run
+        page.set_viewport_size({"width": 1100, "height": 900})
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(SCREENSHOT), full_page=False)
+    assert p.problems == []
+
+
+def test_without_the_playground_the_root_is_404() -> None:
+    with serve(env={"NAMEGEN_PLAYGROUND": "false"}) as srv:
+        assert httpx.get(f"{srv.url}/").status_code == 404
+        assert httpx.get(f"{srv.url}/static/playground.js").status_code == 404
+        assert httpx.get(f"{srv.url}/generate", params={"n": 1}).status_code == 200
