@@ -88,7 +88,7 @@ class TrainConfig:
     conditions: str = "sex,decade"  # the factors the model is given, or "none" (same items, no condition)
     conditioning: str = "tokens"  # "tokens" (exported) or "global" (compared in training only)
     condition_dropout: float = 0.1  # each factor is left out of an item's condition this often
-    weighting: str = "none"  # items drawn alike ("none") or by "log" (1 + ln births), "sqrt" or "births"
+    weighting: str = "none"  # items drawn alike ("none"), or see WEIGHTINGS; validation weighs alike
     # fine-tuning and pretraining
     init: str = ""  # checkpoint to start from (same architecture and vocabulary)
     exclude_held_out: tuple[str, ...] = ()  # corpora whose own val/test items are left out of this one
@@ -137,11 +137,15 @@ class TrainConfig:
         )  # fmt: skip
 
 
+# how a conditioned corpus's items are drawn in training, as a function of (births, births of the
+# item's sex and decade in all): alike; by a function of births; or by births within each sex and
+# decade ("share"), which gives every condition the same weight however many births it had
 WEIGHTINGS = {
-    "none": lambda births: torch.ones_like(births),
-    "log": lambda births: 1 + torch.log(births),
-    "sqrt": torch.sqrt,
-    "births": lambda births: births,
+    "none": lambda births, cell: torch.ones_like(births),
+    "log": lambda births, cell: 1 + torch.log(births),
+    "sqrt": lambda births, cell: torch.sqrt(births),
+    "births": lambda births, cell: births,
+    "share": lambda births, cell: births / cell,
 }
 
 
@@ -200,6 +204,7 @@ class Encoded:
         self.y = self.y.masked_fill(position > self.lengths.unsqueeze(1), IGNORE_INDEX)
         self.n_targets = int((self.y != IGNORE_INDEX).sum())
         self.factors, self.births = factors, births
+        self.weights: Tensor | None = None  # per item, for weighted sampling and weighted loss
 
     def __len__(self) -> int:
         return self.x.size(0)
@@ -260,9 +265,14 @@ def item_losses(
     return sums, counts
 
 
-def evaluate(model: HierarchicalModel, data: Encoded, cond: Conditioner | None = None) -> float:
-    """Mean nats per predicted character over every item of `data`."""
+def evaluate(
+    model: HierarchicalModel, data: Encoded, cond: Conditioner | None = None, weighted: bool = False
+) -> float:
+    """Mean nats per predicted character over every item of `data`; `weighted`: each item's
+    characters count by the item's weight, as the items are drawn in training."""
     sums, counts = item_losses(model, data, cond)
+    if weighted and data.weights is not None:
+        return float((sums * data.weights).sum() / (counts.double() * data.weights).sum())
     return float(sums.sum()) / int(counts.sum())
 
 
@@ -350,6 +360,11 @@ def train_model(
     rows_of = {
         k: [i for i, s in enumerate(corpus.texts) if part_of[s] == k] for k in ("train", "val", "test")
     }
+    cells: dict[tuple[Any, ...], float] = {}  # births by sex and decade, for "share" weighting
+    if corpus.factors is not None and corpus.births is not None:
+        for f, b in zip(corpus.factors, corpus.births, strict=True):
+            key = tuple(sorted(f.items()))
+            cells[key] = cells.get(key, 0.0) + b
     for k, rows in rows_of.items():
         factors = births = None
         if space is not None and corpus.factors is not None:
@@ -357,12 +372,13 @@ def train_model(
         if corpus.births is not None:
             births = torch.tensor([corpus.births[i] for i in rows], dtype=torch.float64)
         data[k] = Encoded([corpus.texts[i] for i in rows], stoi, ctx, factors, births)
+        if cfg.weighting != "none" and births is not None and corpus.factors is not None:
+            cell = torch.tensor([cells[tuple(sorted(corpus.factors[i].items()))] for i in rows])
+            data[k].weights = WEIGHTINGS[cfg.weighting](births, cell)
     cond = None
     if space is not None:
         cond = Conditioner(space, len(vocab), ctx, cfg.conditioning, cfg.condition_dropout)
-    weights = None
-    if cfg.weighting != "none" and data["train"].births is not None:
-        weights = WEIGHTINGS[cfg.weighting](data["train"].births)
+    weights = data["train"].weights
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
 
@@ -396,7 +412,7 @@ def train_model(
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         last = step == cfg.steps - 1
         if (step + 1) % cfg.eval_interval == 0 or last:
-            val = evaluate(model, data["val"], cond)
+            val = evaluate(model, data["val"], cond, weighted=True)  # as the items are drawn
             history.append({"step": step + 1, "train_loss": running, "val_loss": val, "lr": lr_at(step, cfg)})
             if val < best_val:
                 best_val, best_step, best_state = val, step + 1, copy.deepcopy(model.state_dict())
@@ -432,6 +448,12 @@ def train_model(
             "sizes": [len(split.train), len(split.val), len(split.test)],
         },
     }
+    if cfg.weighting != "none" and data["test"].weights is not None:
+        metrics["weighted"] = {
+            "weighting": cfg.weighting,
+            "val_loss": evaluate(model, data["val"], cond, weighted=True),
+            "test_loss": evaluate(model, data["test"], cond, weighted=True),
+        }
     if conditioned:
         metrics["split"]["items"] = [len(data[k]) for k in ("train", "val", "test")]
         metrics.update(_by_condition(model, data["test"], cond, corpus, rows_of["test"]))
