@@ -13,6 +13,8 @@ from training.__main__ import main
 from training.corpus import read_items
 from training.train import TrainConfig, split_items, train_model
 
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
 TINY = dict(
     n_embd=8,
     hidden=(16, 16, 16),
@@ -142,3 +144,70 @@ def test_bad_hidden_flag_is_rejected_by_argparse(capsys: pytest.CaptureFixture[s
         main(["train", "--hidden", "16,-3"])
     assert info.value.code == 2
     assert "--hidden" in capsys.readouterr().err
+
+
+def _era_corpus(tmp_path: Path, every: int = 60) -> Path:
+    import gzip
+
+    lines = gzip.decompress((RESOURCES / "names-era.tsv.gz").read_bytes()).splitlines(keepends=True)[::every]
+    path = tmp_path / "era.tsv.gz"
+    path.write_bytes(gzip.compress(b"".join(lines)))
+    return path
+
+
+def test_a_conditioned_corpus_is_split_by_name_and_reports_by_condition(tmp_path: Path) -> None:
+    from training.corpus import read_era
+    from training.train import Corpus
+
+    items, _ = read_era(_era_corpus(tmp_path))
+    cfg = TrainConfig(name="era", **{**TINY, "steps": 20, "eval_interval": 10, "hidden": (16, 16, 16, 16)})
+    result = train_model(cfg, Corpus.of_era(items))
+    train, held = set(result.split.train), set(result.split.val) | set(result.split.test)
+    assert train and held and not train & held  # no name on both sides, under any sex or decade
+    by = result.metrics["test_loss_by_condition"]
+    assert set(by) == {"F", "M"} and "1920" in by["F"]
+    assert result.space is not None and len(result.space) == 44  # 3 x 15 - 1 conditions
+    assert result.model.wte.num_embeddings == len(result.vocab) + 44
+
+
+def test_share_weighting_gives_every_sex_and_decade_the_same_weight(tmp_path: Path) -> None:
+    from training.corpus import read_era
+    from training.train import Corpus
+
+    items, _ = read_era(_era_corpus(tmp_path, every=20))
+    cfg = TrainConfig(name="era", weighting="share", **{**TINY, "steps": 10, "eval_interval": 10})
+    result = train_model(cfg, Corpus.of_era(items))
+    assert result.metrics["weighted"]["weighting"] == "share"
+    assert result.metrics["weighted"]["test_loss"] > 0
+
+
+def test_exclude_held_out_keeps_another_runs_val_and_test_items_out(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    from training.train import held_out_of, run
+
+    big = tmp_path / "big.txt"
+    extra = [f"zz{chr(97 + i)}{chr(97 + j)}" for i in range(10) for j in range(10)]
+    big.write_text(small_corpus.read_text() + "\n".join(extra) + "\n")
+    small = (str(small_corpus),)
+    quick = {**TINY, "steps": 5, "eval_interval": 5}
+    cfg = TrainConfig(corpus=str(big), name="big", out=str(tmp_path / "m"), exclude_held_out=small, **quick)
+    held = held_out_of((str(small_corpus),), cfg)
+    assert len(held) == 80  # the val and test items of the small corpus's own 80/10/10 split
+    meta = run(cfg)
+    assert meta["corpus"]["items"] == 500  # the corpus as read; the held-out ones are left out of it
+    assert sum(meta["metrics"]["split"]["sizes"]) == 500 - 80
+
+
+def test_init_starts_from_a_checkpoints_weights(small_corpus: Path, tmp_path: Path) -> None:
+    from training.train import run
+
+    corpus, out, init = str(small_corpus), str(tmp_path), str(tmp_path / "first.pt")
+    trained = run(TrainConfig(corpus=corpus, name="first", out=out, **{**TINY, "steps": 80}))
+    still = {**TINY, "steps": 1, "eval_interval": 1, "lr": 1e-6, "min_lr": 1e-6}
+    tuned = run(TrainConfig(corpus=corpus, name="tuned", out=out, init=init, **still))
+    # one tiny step from the trained weights: close to where the first run ended, far from a fresh model
+    assert abs(tuned["metrics"]["val_loss"] - trained["metrics"]["val_loss"]) < 0.01
+    assert tuned["training"]["pretrained"]["checkpoint"] == "first.pt"
+    with pytest.raises(ValueError, match="--init has n_embd 8"):
+        run(TrainConfig(corpus=corpus, name="x", out=out, init=init, **{**TINY, "n_embd": 12, "steps": 1}))
