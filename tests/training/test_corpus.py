@@ -119,3 +119,10 @@ def test_bad_era_corpus_names_the_line(tmp_path: Path, line: bytes, message: str
     with pytest.raises(CorpusError, match=message) as info:
         read_era(p)
     assert str(p) in str(info.value)
+
+
+def test_the_resources_readme_lists_every_corpus_and_its_sha256() -> None:
+    readme = (RESOURCES / "README.md").read_text()
+    for entry in json.loads((RESOURCES / "corpora.json").read_text()).values():
+        assert f"{entry['sha256']}  {entry['file']}" in readme
+        assert f"`{entry['file']}`" in readme
