@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.clients import trickle
 from bench.server import REPO, free_port, serve
 
 pytestmark = pytest.mark.e2e
@@ -38,35 +39,18 @@ def rss_kb(pid: int) -> int:
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
 
 
-async def slow_client(host: str, port: int) -> bytes:
-    """Send a request's headers a byte at a time, 0.2 s apart; return what the server says."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200:
-            writer.write(bytes([byte]))
-            await writer.drain()
-            try:
-                return await asyncio.wait_for(reader.read(200), 0.2)
-            except TimeoutError:
-                continue
-        return b"never answered"
-    except ConnectionError:
-        return b"reset"
-    finally:
-        writer.close()
-
-
 def test_slow_headers_are_cut_off_and_others_are_served() -> None:
     async def attack(url: str) -> tuple[list[bytes], list[int]]:
         host, port = url.removeprefix("http://").split(":")
-        slow = [asyncio.create_task(slow_client(host, int(port))) for _ in range(300)]
+        start = time.monotonic()
+        slow = [asyncio.create_task(trickle(host, int(port), 0.2, start)) for _ in range(300)]
         await asyncio.sleep(0.5)
         statuses = []
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             for _ in range(5):
                 statuses.append((await client.get("/healthz")).status_code)
                 statuses.append((await client.get("/generate", params={"n": 3})).status_code)
-        return await asyncio.gather(*slow), statuses
+        return [answer for _, answer in await asyncio.gather(*slow)], statuses
 
     with serve(env={"NAMEGEN_HEADER_TIMEOUT_S": "2"}) as srv:
         answers, statuses = asyncio.run(attack(srv.url))

@@ -190,16 +190,9 @@ async def test_forward_only_checkpoint_still_works(tmp_path: Path) -> None:
         assert abs(old_score["scores"][0]["logprob"] - new_score["scores"][0]["logprob"]) < 1e-4
 
 
-class WrongSlot(torch.nn.Module):
+class WrongSlot(ForwardOnly):
     """A step that reads the wrong slot of the dilation-2 queue (state entries 1 and 2): right
     while both hold the boundary, wrong once real characters reach them."""
-
-    def __init__(self, inner: torch.jit.ScriptModule) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.inner(idx)
 
     @torch.jit.export
     def init_state(self, batch_size: int) -> list[torch.Tensor]:
@@ -211,15 +204,8 @@ class WrongSlot(torch.nn.Module):
         return self.inner.step(idx, swapped)
 
 
-class OtherStep(torch.nn.Module):
+class OtherStep(ForwardOnly):
     """init_state/step of another signature: step(idx) -> logits, no state."""
-
-    def __init__(self, inner: torch.jit.ScriptModule) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.inner(idx)
 
     @torch.jit.export
     def init_state(self, batch_size: int) -> torch.Tensor:
