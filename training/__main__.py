@@ -65,7 +65,7 @@ HELP = {
     "'global' (a vector added at every level; metrics only)",
     "condition_dropout": "conditioned corpora: how often each factor is left out of an item's condition",
     "weighting": "conditioned corpora: draw items alike (none), by log (1 + ln births), sqrt or births, "
-    "or by share (births within the item's sex and decade); validation weighs items the same way",
+    "or by share (births within the item's sex and decade)",
     "init": "a checkpoint to start from (fine-tuning); same architecture",
     "exclude_held_out": "comma-separated corpora whose own validation and test items (same seed and "
     "fractions) are left out of this corpus",

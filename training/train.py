@@ -88,7 +88,7 @@ class TrainConfig:
     conditions: str = "sex,decade"  # the factors the model is given, or "none" (same items, no condition)
     conditioning: str = "tokens"  # "tokens" (exported) or "global" (compared in training only)
     condition_dropout: float = 0.1  # each factor is left out of an item's condition this often
-    weighting: str = "none"  # items drawn alike ("none"), or see WEIGHTINGS; validation weighs alike
+    weighting: str = "none"  # how items are drawn ("none": alike; see WEIGHTINGS)
     # fine-tuning and pretraining
     init: str = ""  # checkpoint to start from (same architecture and vocabulary)
     exclude_held_out: tuple[str, ...] = ()  # corpora whose own val/test items are left out of this one
@@ -412,7 +412,7 @@ def train_model(
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         last = step == cfg.steps - 1
         if (step + 1) % cfg.eval_interval == 0 or last:
-            val = evaluate(model, data["val"], cond, weighted=True)  # as the items are drawn
+            val = evaluate(model, data["val"], cond)  # on unseen names alike, whatever the weighting
             history.append({"step": step + 1, "train_loss": running, "val_loss": val, "lr": lr_at(step, cfg)})
             if val < best_val:
                 best_val, best_step, best_state = val, step + 1, copy.deepcopy(model.state_dict())
