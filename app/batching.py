@@ -105,6 +105,7 @@ class ModelBatcher:
     on_cancel: CancelHook | None = None
     piece_rows: int = field(init=False)
     _queue: deque[tuple[Job, Piece]] = field(init=False, default_factory=deque)
+    _queued: int = field(init=False, default=0)  # rows in the queue, of requests not cancelled
     _running: list[Batch] = field(init=False, default_factory=list)
     _timer: asyncio.TimerHandle | None = field(init=False, default=None)
     _poll_timer: asyncio.TimerHandle | None = field(init=False, default=None)
@@ -167,24 +168,27 @@ class ModelBatcher:
         pieces = cut(job.task, self.piece_rows)
         job.pending = len(pieces)
         self._queue.extend((job, p) for p in pieces)
+        self._queued += job.task.rows
 
-    def _queued_rows(self) -> int:
-        return sum(piece.rows for job, piece in self._queue if not job.cancelled)
+    def _drop(self, job: Job) -> int:
+        """Take the job's pieces out of the queue; return their rows."""
+        rows = sum(p.rows for j, p in self._queue if j is job)
+        if rows:
+            self._queue = deque((j, p) for j, p in self._queue if j is not job)
+            self._queued -= rows
+        return rows
 
     def _worth_another(self) -> bool:
         """Whether to start a batch while others run: enough work for another core, queued or
         running (a small request then need not wait behind a large batch)."""
-        return self._queued_rows() >= PARALLEL_ROWS or any(
-            b.plan.rows >= PARALLEL_ROWS for b in self._running
-        )
+        return self._queued >= PARALLEL_ROWS or any(b.plan.rows >= PARALLEL_ROWS for b in self._running)
 
     def _batch_limit(self) -> int:
         """Rows for the next batch: max_rows, or, when the queue holds work for several free
         cores, its share of it, so that one large request runs on all of them at once."""
         free = self.parallel - len(self._running)
-        queued = self._queued_rows()
-        if free > 1 and queued >= PARALLEL_ROWS * free:
-            return min(self.max_rows, math.ceil(queued / free))
+        if free > 1 and self._queued >= PARALLEL_ROWS * free:
+            return min(self.max_rows, math.ceil(self._queued / free))
         return self.max_rows
 
     def _take(self, limit: int) -> list[tuple[Job, Piece]]:
@@ -195,17 +199,16 @@ class ModelBatcher:
         rows = 0
         while self._queue:
             job, piece = self._queue[0]
-            if job.cancelled:
-                self._queue.popleft()
-                continue
             if isinstance(job.task, SampleTask) and now > job.deadline:
                 self._queue.popleft()
+                self._queued -= piece.rows
                 job.task.stop("deadline")
                 self._piece_back(job)
                 continue
             if batch and rows + piece.rows > limit:
                 break
             self._queue.popleft()
+            self._queued -= piece.rows
             batch.append((job, piece))
             rows += piece.rows
         return batch
@@ -305,9 +308,7 @@ class ModelBatcher:
             stage = "running"
         else:
             stage = "between_rounds"
-        never_run = sum(p.rows for j, p in self._queue if j is job)
-        if never_run:
-            self._queue = deque((j, p) for j, p in self._queue if j is not job)
+        never_run = self._drop(job)
         if self.on_cancel is not None:
             self.on_cancel(stage, never_run)
         if not job.fut.done():
@@ -316,7 +317,8 @@ class ModelBatcher:
     def _fail(self, jobs: list[Job], error: Exception) -> None:
         logger.error("batch of %d pieces failed on model %s", len(jobs), self.model.name, exc_info=error)
         for job in jobs:
-            job.cancelled = True  # its other pieces, if any, never run
+            job.cancelled = True
+            self._drop(job)  # its other pieces never run
             if not job.fut.done():
                 job.fut.set_exception(error)
 
@@ -330,6 +332,7 @@ class ModelBatcher:
         self._timer = self._poll_timer = None
         jobs = [j for j, _ in self._queue] + [j for b in self._running for j, _ in b.pieces]
         self._queue.clear()
+        self._queued = 0
         self._running.clear()
         for job in jobs:
             if not job.fut.done():
