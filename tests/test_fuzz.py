@@ -15,6 +15,16 @@ from bench.server import serve
 pytestmark = pytest.mark.e2e
 
 
+# Every warning but validation_mismatch: which names, prefixes and conditions a request may carry
+# depends on the loaded model's alphabet and conditions, which a static schema cannot state, so
+# most generated strings are (rightly) refused with a 422 naming the field.
+WARNINGS = ",".join([
+    "missing_auth", "missing_test_data", "base_url_mismatch", "missing_deserializer",
+    "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "unresolvable_reference",
+    "rate_limited", "timeout_units",
+])  # fmt: skip
+
+
 def test_no_server_errors_and_responses_match_the_schema(tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("schemathesis")
     if not cli.exists() and shutil.which("schemathesis") is None:
@@ -23,7 +33,8 @@ def test_no_server_errors_and_responses_match_the_schema(tmp_path: Path) -> None
         run = subprocess.run(
             [str(cli) if cli.exists() else "schemathesis", "run", f"{srv.url}/openapi.json",
              "--checks", "not_a_server_error,response_schema_conformance",
-             "--max-examples", "50", "--seed", "1", "--request-timeout", "30"],
+             "--max-examples", "50", "--seed", "1", "--request-timeout", "30",
+             "--warnings", WARNINGS],
             capture_output=True, text=True, timeout=600, cwd=tmp_path,
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-2000:]
