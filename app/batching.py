@@ -3,16 +3,17 @@ Micro-batching: concurrent requests for the same model run as one batch, within 
 
 Each model has a batcher that lives in the event loop. A request's task is cut into pieces of at
 most `piece_rows` rows (app/sampling.py: a piece keeps its rows' numbers, so the names do not
-depend on the cut) and queued, oldest first. A batch takes queued pieces until the next one would
-pass `max_rows`: the cap is a true bound on the rows, and so on the memory, of any batch. While
+depend on the cut) and queued. A batch takes queued pieces while they fit in `max_rows`: the cap is
+a true bound on the rows, and so on the memory, of any batch. While
 batches run, the requests that arrive form the next one. Up to `parallel` batches of a model run
 at once on torch's inter-op threads, each on a core of its own: a further batch starts when a core
 is free and there is enough work for it (heavy work queued or running); small requests keep
 sharing one batch at a time, which is what they do best.
 
-Fairness: a task that wants another sampling round goes to the back of the queue, so its rounds
-interleave with the requests that arrived meanwhile, and a request's pieces never hold more than
-`max_rows` rows of a batch. Bounds: a sampling task past its deadline has its unstarted pieces
+Fairness: a batch takes first the pieces of the requests it has served least (rows taken so far,
+every round counted; oldest first among equals), so a new request goes into the next batch ahead
+of the remaining pieces and later rounds of a large one, and waits for at most the batches already
+running. Bounds: a sampling task past its deadline has its unstarted pieces
 dropped and ends with what it found; a request whose client has gone (`gone`) is cancelled: its
 unstarted pieces never run and no further round starts; `on_cancel` counts each case.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 from collections import deque
@@ -84,6 +86,7 @@ class Job:
     running: int = 0  # of those, how many are in a running batch
     started: bool = False  # whether any piece of it has run or is running
     cancelled: bool = False
+    served: int = 0  # rows of it taken into batches so far, every round counted
 
 
 @dataclass(eq=False)
@@ -192,25 +195,36 @@ class ModelBatcher:
         return self.max_rows
 
     def _take(self, limit: int) -> list[tuple[Job, Piece]]:
-        """Queued pieces for one batch, oldest first, up to `limit` rows (at least one piece);
-        drops the pieces of cancelled requests and of sampling tasks past their deadline."""
+        """Queued pieces for one batch, up to `limit` rows (at least one piece): the pieces of the
+        requests served least so far first (a new request before the later rounds and pieces of
+        a large one), oldest first among equals, each taken if it still fits. Drops the pieces of
+        sampling tasks past their deadline."""
         now = asyncio.get_running_loop().time()
+        queue = list(self._queue)
+        order = sorted(range(len(queue)), key=lambda i: (queue[i][0].served, i))
         batch: list[tuple[Job, Piece]] = []
+        taken: set[int] = set()
         rows = 0
-        while self._queue:
-            job, piece = self._queue[0]
+        for i in order:
+            job, piece = queue[i]
             if isinstance(job.task, SampleTask) and now > job.deadline:
-                self._queue.popleft()
+                taken.add(i)
                 self._queued -= piece.rows
                 job.task.stop("deadline")
                 self._piece_back(job)
                 continue
             if batch and rows + piece.rows > limit:
-                break
-            self._queue.popleft()
+                continue
+            taken.add(i)
             self._queued -= piece.rows
             batch.append((job, piece))
             rows += piece.rows
+        for job, piece in batch:
+            job.served += piece.rows
+        if taken:
+            left = [e for i, e in enumerate(queue) if i not in taken]
+            left.extend(itertools.islice(self._queue, len(queue), None))  # queued meanwhile, if any
+            self._queue = deque(left)
         return batch
 
     # -- batches ---------------------------------------------------------------------------------

@@ -107,6 +107,25 @@ async def test_a_heavy_requests_rounds_go_behind_light_requests(model: LoadedMod
     assert result == sample_names(model, HEAVY, 1) and result.rounds == 6
 
 
+async def test_a_new_request_goes_before_the_queued_pieces_of_a_large_one(
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
+) -> None:
+    """A request arriving while a large one has many pieces queued is in the very next batch: the
+    requests served least go first."""
+    batcher = batching.ModelBatcher(model, max_rows=100)
+    big = SampleTask(model, SampleSpec(n=1000, unique=False), 2)
+    big_run = asyncio.ensure_future(batcher.run(big))
+    await asyncio.sleep(0)
+    assert len(planned) == 1 and len(batcher._queue) == 9  # one piece running, nine queued
+    light = task(model, 5)
+    done = await batcher.run(light)
+    assert id(light) in [t for t, _, _ in planned[1]]  # the next batch after the running one
+    assert done.result().names == alone(model, 5)
+    assert (await big_run).result() == sample_names(model, SampleSpec(n=1000, unique=False), 2)
+    assert sorted(offset for b in planned for t, offset, _ in b if t == id(big)) == list(range(0, 1000, 100))
+
+
 async def test_a_large_request_fills_every_core(model: LoadedModel, planned: list) -> None:  # type: ignore[type-arg]
     batcher = batching.ModelBatcher(model, max_rows=1000, parallel=2)
     running = asyncio.ensure_future(batcher.run(SampleTask(model, SampleSpec(n=1000, unique=False), 3)))
