@@ -121,12 +121,15 @@ def period_fit(
 def ceiling(
     peaks: dict[str, dict[str, int]], births: dict[str, dict[int, dict[str, int]]]
 ) -> dict[str, dict[int, float]]:
-    """Per sex and decade: the births-weighted share of that decade's names peaking within one."""
+    """Per sex and decade with births in the corpus: the births-weighted share of that decade's
+    names peaking within one."""
     out: dict[str, dict[int, float]] = {s: {} for s in SEXES}
     for sex in SEXES:
         for decade in DECADES:
             b = births[sex][decade]
-            out[sex][decade] = sum(k for n, k in b.items() if near(peaks[sex][n], decade)) / sum(b.values())
+            if b:
+                hits = sum(k for n, k in b.items() if near(peaks[sex][n], decade))
+                out[sex][decade] = hits / sum(b.values())
     return out
 
 
@@ -162,18 +165,26 @@ def loss_table(models: dict[str, Checkpoint]) -> list[str]:
     """Test loss by sex and decade from each checkpoint's metrics, as Markdown rows."""
     named = {k: m.meta["metrics"] for k, m in models.items()}
     head = " | ".join(named)
+    # change: the last model's loss minus the first's (negative: the condition lowers it)
     lines = [f"| sex | decade | {head} | change |", "| --- | --- |" + " ---: |" * (len(named) + 1)]
     rest = len(named) > 1
     for sex in SEXES:
         for decade in DECADES:
-            values = [m["test_loss_by_condition"][sex][str(decade)] for m in named.values()]
-            change = f"{values[0] - values[-1]:+.4f}" if rest else ""
+            values = [m["test_loss_by_condition"].get(sex, {}).get(str(decade)) for m in named.values()]
+            if None in values:  # no test item of that sex and decade
+                continue
+            change = f"{values[-1] - values[0]:+.4f}" if rest else ""
             lines.append(
                 f"| {sex} | {decade}s | " + " | ".join(f"{v:.4f}" for v in values) + f" | {change} |"
             )
     overall = [m["test_loss"] for m in named.values()]
-    change = f"{overall[0] - overall[-1]:+.4f}" if rest else ""
+    change = f"{overall[-1] - overall[0]:+.4f}" if rest else ""
     lines.append("| all | all | " + " | ".join(f"**{v:.4f}**" for v in overall) + f" | {change} |")
+    weighted = [m.get("test_loss_births_weighted") for m in named.values()]
+    if all(w is not None for w in weighted):  # each item counted by its births, as users meet names
+        change = f"{weighted[-1] - weighted[0]:+.4f}" if rest else ""
+        cells = " | ".join(f"**{w:.4f}**" for w in weighted)
+        lines.append(f"| all, by births | all | {cells} | {change} |")
     return lines
 
 
@@ -218,16 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| --- | --- | ---: |" + " ---: |" * (2 * len(names)))
     ratios: dict[str, list[float]] = {k: [] for k in names}
-    for sex in SEXES:
-        for decade in DECADES:
-            c = top[sex][decade]
-            shares = [fits[k][sex][decade]["share"] for k in names]
-            for k, s in zip(names, shares, strict=True):
-                ratios[k].append(s / c)
-            cells = [f"{s:.1%}" for s in shares] + [f"{s / c:.0%}" for s in shares]
-            print(f"| {sex} | {decade}s | {c:.1%} | " + " | ".join(cells) + " |")
-    mean_ceiling = sum(top[s][d] for s in SEXES for d in DECADES) / (len(SEXES) * len(DECADES))
-    means = [sum(fits[k][s][d]["share"] for s in SEXES for d in DECADES) / len(ratios[k]) for k in names]
+    scored = [(s, d) for s in SEXES for d in DECADES if d in top[s]]  # the cells with births
+    for sex, decade in scored:
+        c = top[sex][decade]
+        shares = [fits[k][sex][decade]["share"] for k in names]
+        for k, s in zip(names, shares, strict=True):
+            ratios[k].append(s / c)
+        cells = [f"{s:.1%}" for s in shares] + [f"{s / c:.0%}" for s in shares]
+        print(f"| {sex} | {decade}s | {c:.1%} | " + " | ".join(cells) + " |")
+    mean_ceiling = sum(top[s][d] for s, d in scored) / len(scored)
+    means = [sum(fits[k][s][d]["share"] for s, d in scored) / len(scored) for k in names]
     print(f"| mean | | {mean_ceiling:.1%} | " + " | ".join(f"**{m:.1%}**" for m in means) + " | "
           + " | ".join(f"**{sum(r) / len(r):.0%}**" for r in ratios.values()) + " |")  # fmt: skip
     png = args.model.with_suffix(".period.png")
