@@ -24,7 +24,7 @@ def server() -> Iterator[str]:
 
 def test_models_listed(server: str) -> None:
     data = httpx.get(f"{server}/models").json()
-    assert data["count"] == 4 and data["default"] == "names"
+    assert data["count"] == 5 and data["default"] == "names"
 
 
 def test_generate_with_seed_reproduces(server: str) -> None:

@@ -305,3 +305,34 @@ def test_without_the_playground_the_root_is_404() -> None:
         assert httpx.get(f"{srv.url}/").status_code == 404
         assert httpx.get(f"{srv.url}/static/playground.js").status_code == 404
         assert httpx.get(f"{srv.url}/generate", params={"n": 1}).status_code == 200
+
+
+def test_condition_controls_follow_the_models_conditions(server: str, open_page: Any) -> None:
+    models = httpx.get(f"{server}/models").json()["data"]
+    conditioned = next(m for m in models if m["conditions"])  # names-era
+    p = open_page()
+    page = p.open(server + "/")
+    expect(page.locator("#condition-fields [data-field]")).to_have_count(0)  # names: none
+    page.select_option("#model", conditioned["name"])
+    expect(page.locator("#c-sex option")).to_have_count(
+        1 + len(conditioned["conditions"]["fields"]["sex"]["values"])
+    )
+    assert page.locator("#c-year").get_attribute("max") == str(
+        conditioned["conditions"]["fields"]["year"]["max"]
+    )
+    page.select_option("#c-sex", "F")
+    page.fill("#c-year", "1925")
+    page.fill("#f-n", "5")
+    page.fill("#f-seed", "1")
+    page.press("#f-seed", "Enter")
+    expect(page.locator("#names button")).to_have_count(5)
+    params = {"model": conditioned["name"], "n": 5, "seed": 1, "sex": "F", "year": 1925}
+    assert p.names() == api_names(server, **params)
+    assert "sex=F" in page.url and "year=1925" in page.url
+    fresh = open_page()
+    fresh.open(page.url)  # the permalink keeps the condition
+    expect(fresh.page.locator("#names button")).to_have_count(5)
+    assert fresh.names() == p.names()
+    page.select_option("#model", "names")
+    expect(page.locator("#condition-fields [data-field]")).to_have_count(0)
+    assert p.problems == [] and fresh.problems == []

@@ -150,7 +150,7 @@ async def test_unknown_model_404_names_the_models(client: httpx.AsyncClient) -> 
     resp = await client.post("/generate", json={"model": "klingon"})
     assert resp.status_code == 404
     msg = resp.json()["detail"]
-    assert "klingon" in msg and "names, names-female, names-male, surnames" in msg
+    assert "klingon" in msg and "names, names-era, names-female, names-male, surnames" in msg
 
 
 @pytest.mark.parametrize("content", [b"{bad json", b"[1, 2]", b'"n"', b"", b'{"n": 3,}'])

@@ -16,7 +16,7 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
-        "models": ["names", "names-female", "names-male", "surnames"],
+        "models": ["names", "names-era", "names-female", "names-male", "surnames"],
         "default": "names",
     }
 

@@ -11,14 +11,14 @@ from tests.app.conftest import REPO_MODELS
 
 pytestmark = pytest.mark.anyio
 
-SHIPPED = ["names", "names-female", "names-male", "surnames"]
+SHIPPED = ["names", "names-era", "names-female", "names-male", "surnames"]
 
 
 async def test_list_models(client: httpx.AsyncClient) -> None:
     resp = await client.get("/models")
     assert resp.status_code == 200
     data = resp.json()
-    assert data["count"] == 4 and data["default"] == "names"
+    assert data["count"] == len(SHIPPED) and data["default"] == "names"
     assert [m["name"] for m in data["data"]] == SHIPPED
     for m in data["data"]:
         for key in [
@@ -41,7 +41,9 @@ async def test_list_models(client: httpx.AsyncClient) -> None:
         assert m["sha256"] == file_hash
         assert m["default"] is (m["name"] == "names")
     items = {m["name"]: m["corpus"]["items"] for m in data["data"]}
-    assert items == {"names": 29910, "names-female": 18309, "names-male": 14160, "surnames": 88799}
+    assert items == {
+        "names": 29910, "names-female": 18309, "names-male": 14160, "surnames": 88799, "names-era": 359563
+    }  # fmt: skip
 
 
 async def test_get_one_model(client: httpx.AsyncClient) -> None:
@@ -54,7 +56,7 @@ async def test_get_one_model(client: httpx.AsyncClient) -> None:
 async def test_unknown_model_404_lists_models(client: httpx.AsyncClient, name: str) -> None:
     resp = await client.get(f"/models/{name}")
     assert resp.status_code == 404
-    assert "names, names-female, names-male, surnames" in resp.json()["detail"]
+    assert "names, names-era, names-female, names-male, surnames" in resp.json()["detail"]
 
 
 @pytest.mark.parametrize("path", ["/models/../models", "/models/%2e%2e%2fapp%2fmain.py", "/models/a/b"])
@@ -62,7 +64,7 @@ async def test_paths_never_reach_the_filesystem(client: httpx.AsyncClient, path:
     resp = await client.get(path)
     assert resp.status_code in (200, 404)  # ".." collapses to /models; the rest match no model
     if resp.status_code == 200:
-        assert resp.json()["count"] == 4
+        assert resp.json()["count"] == len(SHIPPED)
 
 
 async def test_default_model_setting() -> None:

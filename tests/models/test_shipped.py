@@ -15,14 +15,16 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 SHIPPED = sorted(MODELS.glob("*.pt"))
 
 
-def test_the_four_models_are_shipped() -> None:
-    assert sorted(p.stem for p in SHIPPED) == ["names", "names-female", "names-male", "surnames"]
+def test_the_five_models_are_shipped() -> None:
+    assert sorted(p.stem for p in SHIPPED) == ["names", "names-era", "names-female", "names-male", "surnames"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_step_equals_forward_at_every_position(path: Path) -> None:
     module, meta, _ = load_parts(path)
     ctx, V = int(meta["context_length"]), len(meta["vocab"])  # type: ignore[arg-type]
+    if "conditions" in meta:  # condition tokens may stand anywhere a token may
+        V += len(meta["conditions"]["tokens"])  # type: ignore[index, arg-type]
     gen = torch.Generator().manual_seed(0)
     B, T = 32, 2 * ctx + 5  # longer than the context: the queues must forget what falls out of it
     tokens = torch.randint(0, V, (B, T), generator=gen)
@@ -44,12 +46,35 @@ def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
     corpus = meta["corpus"]
     assert isinstance(corpus, dict)
     assert corpus["sha256"] == corpora[path.stem]["sha256"]
-    assert corpus["items"] == corpora[path.stem]["items"] == len(items)
+    assert corpus["items"] == corpora[path.stem]["items"]
+    if "conditions" in meta:  # items.txt: every distinct name of the conditioned corpus
+        assert len(items) == corpora["names-all"]["items"]
+    else:
+        assert corpus["items"] == len(items)
     assert meta["name"] == path.stem and meta["format_version"] == 2
     assert int(meta["parameters"]) <= 250_000  # type: ignore[call-overload]
     metrics = meta["metrics"]
     assert isinstance(metrics, dict)
-    assert metrics["train_loss"] < metrics["val_loss"] < 2.5
+    assert metrics["test_loss"] < 2.5
     report = json.loads(path.with_suffix(".metrics.json").read_text())
     assert report["metrics"] == metrics  # the metrics JSON beside the checkpoint is the same run
     assert path.with_suffix(".loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:
+    """What users of names-era rely on: a girl's name of the 1920s is far more often a name whose
+    heyday was the 1920s than one whose heyday was a century later (a name's heyday, or peak
+    decade: where it took its largest share of that sex's births)."""
+    from app.registry import load_checkpoint
+    from app.sampling import SampleSpec, sample_names
+    from training.evaluate import peak_decades
+
+    model = load_checkpoint(MODELS / "names-era.pt")
+    peaks, _ = peak_decades(MODELS.parent / "resources" / "names-era.tsv.gz")
+    for sex, decade, other in [("F", 1920, 2010), ("M", 2010, 1920), ("F", 1980, 1890)]:
+        start = model.start_of({"sex": sex, "decade": decade})
+        names = sample_names(model, SampleSpec(n=300, unique=False, start=start), 1).names
+        real = [peaks[sex][n] for n in names if n in peaks[sex]]
+        here = sum(abs(p - decade) <= 10 for p in real) / len(real)
+        there = sum(abs(p - other) <= 10 for p in real) / len(real)
+        assert here > there + 0.2, (sex, decade, here, there)
