@@ -9,6 +9,8 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # a folder of wheels to install from too (for example torch's CPU wheel mounted into the build)
 ARG PIP_FIND_LINKS=
 ARG TORCH_VERSION=2.13.0
+# optional extras of the package, e.g. EXTRAS=ray for the image of deploy/ray/rayservice.yaml
+ARG EXTRAS=
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 WORKDIR /src
@@ -22,7 +24,7 @@ RUN set -eu; set --; \
     else \
         /opt/venv/bin/pip install "$@" "torch==${TORCH_VERSION}"; \
     fi; \
-    /opt/venv/bin/pip install "$@" . && \
+    /opt/venv/bin/pip install "$@" ".${EXTRAS:+[${EXTRAS}]}" && \
     /opt/venv/bin/python -c "import torch; assert torch.version.cuda is None, 'not a CPU build'" && \
     # what serving never uses: torch's C++ headers and test files (about 150 MB), pip
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" && \

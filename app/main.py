@@ -61,7 +61,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # busy event loop (docs/performance.md: what each setting changes)
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
     t0 = time.perf_counter()
-    registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
+    try:
+        registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
+    except CheckpointError as e:
+        app.state.startup_failure = f"cannot start: {e}"  # for hosts that run the lifespan themselves
+        raise
     app.state.metrics.set_models(
         (m.name, m.meta["parameters"], m.context_length, m.meta["metrics"]["test_loss"], m.sha256)
         for m in registry.models.values()
@@ -139,7 +143,7 @@ def create_app() -> FastAPI:
         "allow_credentials": False,
         "allow_methods": ["GET", "POST", "OPTIONS"],
         "allow_headers": ["*"],
-        "expose_headers": ["X-Request-ID", "Retry-After"],
+        "expose_headers": ["X-Request-ID", "X-Served-By", "Retry-After"],
     }
     app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(StartupFailureMiddleware)

@@ -4,7 +4,7 @@ BaseHTTPMiddleware): a request id, the in-flight cap, the body size cap, Prometh
 one access log line.
 
 - Request id: the client's `X-Request-ID` (up to 128 printable characters) or a fresh one, echoed
-  in the response header and in the access line.
+  in the response header and in the access line; `X-Served-By` names the process (host/pid).
 - In-flight cap: past NAMEGEN_MAX_IN_FLIGHT requests being served, a new one is answered 503 with
   Retry-After at once instead of queueing without bound. Probes and /metrics are exempt.
 - Body cap: a body over NAMEGEN_MAX_BODY_BYTES is answered 413, whether its Content-Length says so
@@ -18,6 +18,8 @@ one access log line.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -132,6 +134,11 @@ class ServiceMiddleware:
         self.max_body_bytes = max_body_bytes
         self.cors = cors  # CORSMiddleware's options: this middleware's own answers carry them too
         self.in_flight = 0
+        # which process answered (host/pid): with several workers or replicas, the one to look at
+        self.served_by = (
+            b"x-served-by",
+            f"{socket.gethostname()}/{os.getpid()}".encode("latin-1", "replace"),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,7 +155,7 @@ class ServiceMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), id_header]}
+                message = {**message, "headers": [*message.get("headers", []), id_header, self.served_by]}
             await send(message)
 
         async def answer(code: int, detail: str, headers: dict[str, str] | None = None) -> None:

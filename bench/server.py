@@ -49,9 +49,11 @@ def serve(
     args: list[str] | None = None,
     ready_timeout: float = 60,
     repo: Path = REPO,
+    prefix: list[str] | None = None,
 ) -> Iterator[Server]:
     """Run `uvicorn app.main:app` until the block ends; wait for /readyz before yielding. `repo`:
-    the checkout whose app/ and models/ to serve (this one by default)."""
+    the checkout whose app/ and models/ to serve (this one by default); `prefix`: a command to run
+    it under (for example `taskset -c 0`)."""
     port = free_port()
     python_path = os.pathsep.join(p for p in [str(repo), os.environ.get("PYTHONPATH", "")] if p)
     full_env = {"NAMEGEN_MODELS_DIR": str(repo / "models"), **os.environ, **(env or {})}
@@ -66,7 +68,7 @@ def serve(
                 else []
             )
             proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+                [*(prefix or []), sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
                  "--port", str(port), *protocol, *(args or [])],
                 cwd=repo, env=full_env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -51,11 +52,12 @@ def image() -> str:
     return tag
 
 
-@pytest.fixture(scope="module")
-def container(image: str) -> Iterator[tuple[str, str]]:
+@contextmanager
+def started(image: str, *flags: str) -> Iterator[tuple[str, str]]:
+    """The image running (podman run -d with these flags) until /readyz answers; removed after."""
     name = f"namegen-test-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    podman("run", "-d", "--name", name, *RUNTIME, "-p", f"127.0.0.1:{port}:8000", image)
+    podman("run", "-d", "--name", name, *RUNTIME, *flags, "-p", f"127.0.0.1:{port}:8000", image)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -76,10 +78,16 @@ def container(image: str) -> Iterator[tuple[str, str]]:
         podman("rm", "-f", name, check=False)
 
 
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[tuple[str, str]]:
+    with started(image) as running:
+        yield running
+
+
 def test_container_serves_models_and_names(container: tuple[str, str]) -> None:
     _, url = container
     models = httpx.get(f"{url}/models").json()
-    assert models["count"] == 4 and models["default"] == "names"
+    assert models["count"] == len(list((REPO / "models").glob("*.pt"))) and models["default"] == "names"
     body = {"n": 5, "seed": 7}
     first = httpx.post(f"{url}/generate", json=body).json()
     assert first["count"] == 5 and httpx.get(f"{url}/generate", params=body).json()["names"] == first["names"]
@@ -99,3 +107,53 @@ def test_image_holds_no_training_code_or_tests(image: str) -> None:
     assert out == "None None"
     size = int(podman("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
     print(f"\nimage {image}: {size / 1e6:.0f} MB")
+
+
+def manifest_flags() -> list[str]:
+    """podman flags for what deploy/kubernetes/deployment.yaml promises: its uid, a read-only root
+    filesystem, no capabilities, no privilege escalation, a tmpfs where it mounts an emptyDir, and
+    its ConfigMap's settings."""
+    import yaml
+
+    base = REPO / "deploy" / "kubernetes"
+    dep = yaml.safe_load((base / "deployment.yaml").read_text())
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    uid = pod["securityContext"]["runAsUser"]
+    flags = ["--user", f"{uid}:{pod['securityContext']['runAsGroup']}"]
+    if c["securityContext"]["readOnlyRootFilesystem"]:
+        flags.append("--read-only")
+    if c["securityContext"]["capabilities"]["drop"] == ["ALL"]:
+        flags += ["--cap-drop", "ALL"]
+    if not c["securityContext"]["allowPrivilegeEscalation"]:
+        flags += ["--security-opt", "no-new-privileges"]
+    empty = {v["name"]: v["emptyDir"] for v in pod["volumes"] if "emptyDir" in v}
+    for mount in c["volumeMounts"]:
+        if mount["name"] in empty:
+            # a Kubernetes quantity (64Mi) in tmpfs's own units (64m)
+            size = empty[mount["name"]].get("sizeLimit", "64Mi").replace("Mi", "m").replace("Gi", "g")
+            flags += ["--tmpfs", f"{mount['mountPath']}:rw,size={size}"]
+    for key, value in yaml.safe_load((base / "configmap.yaml").read_text())["data"].items():
+        flags += ["-e", f"{key}={value}"]
+    return flags
+
+
+def test_the_image_serves_as_the_kubernetes_manifest_runs_it(image: str) -> None:
+    flags = manifest_flags()
+    assert "--read-only" in flags and "ALL" in flags
+    with started(image, *flags) as (name, url):
+        assert httpx.get(f"{url}/models").json()["count"] == len(list((REPO / "models").glob("*.pt")))
+        body = {"n": 5, "seed": 7}
+        names = httpx.post(f"{url}/generate", json=body).json()["names"]
+        assert names == httpx.get(f"{url}/generate", params=body).json()["names"]
+        assert httpx.get(f"{url}/").status_code == 200  # the playground, from the read-only image
+        probe = (
+            "import os; open('/tmp/x', 'w').write('ok'); "
+            "print(os.getuid(), open('/proc/self/status').read().split('CapEff:')[1].split()[0])"
+        )
+        out = podman("exec", name, "python", "-c", probe).stdout.split()
+        assert out == ["10001", "0000000000000000"]  # the manifest's uid, no capabilities, /tmp writable
+        denied = podman("exec", name, "python", "-c", "open('/app/x', 'w')", check=False)
+        assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+        logs = podman("logs", name, check=False)
+        assert '"level": "info"' in logs.stderr + logs.stdout  # NAMEGEN_LOG_FORMAT=json from the ConfigMap

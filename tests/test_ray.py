@@ -1,0 +1,143 @@
+"""namegen on Ray Serve, on a local Ray cluster started by this test (the CPUs pinned to 2, no
+dashboard): the HTTP contract through Serve's proxy with 2 replicas, both replicas answering, the
+same names from either, a replica killed during a burst, and a checkpoint folder that fails to
+load. Needs the ray extra (.ci/run installs it); skipped, with the reason, without it."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.server import free_port
+
+pytestmark = [
+    pytest.mark.e2e,
+    # Ray's own imports and shutdown raise these; they are Ray's, not the project's
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+serve = pytest.importorskip("ray.serve")
+
+APP = "namegen"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    from app.ray_serve import build
+
+    # a 2-core machine starting Ray and torch at once is slow: give the proxy time to come up
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    port = free_port()
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build({"replicas": "2"}), name=APP, route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def replica_states() -> dict[str, int]:
+    states: dict[str, int] = serve.status().applications[APP].deployments["namegen"].replica_states
+    return states
+
+
+def test_the_http_contract_through_the_proxy(cluster: str) -> None:
+    with httpx.Client(base_url=cluster, timeout=60) as client:
+        models = client.get("/models").json()
+        assert models["count"] >= 4 and models["default"] == "names"
+        body = {"n": 8, "seed": 42, "prefix": "ka"}
+        post = client.post("/generate", json=body).json()
+        get = client.get("/generate", params=body).json()
+        assert post["names"] == get["names"] and post["count"] == 8
+        dist = client.get("/next-char", params={"prefix": "emm"}).json()["distribution"]
+        assert math.isclose(sum(d["prob"] for d in dist), 1.0, abs_tol=1e-9)
+        scores = client.post("/score", json={"names": ["emma", "xqzv"]}).json()["scores"]
+        assert scores[0]["nats_per_char"] < scores[1]["nats_per_char"]
+        bad = client.get("/generate", params={"n": 0})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "n"]
+        assert client.get("/models/klingon").status_code == 404
+        assert client.get("/readyz").json()["status"] == "ready"
+
+
+def test_both_replicas_answer_with_the_same_names_for_a_seed(cluster: str) -> None:
+    async def many() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=cluster, timeout=60) as client:
+            return list(
+                await asyncio.gather(
+                    *(client.get("/generate", params={"n": 5, "seed": 7}) for _ in range(60))
+                )
+            )
+
+    responses = asyncio.run(many())
+    by = {r.headers["x-served-by"] for r in responses}
+    assert len(by) == 2, by  # two processes answered
+    assert len({tuple(r.json()["names"]) for r in responses}) == 1  # whichever answered, the same names
+
+
+def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -> None:
+    replicas = [
+        a for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "serve" and a["name"].startswith(f"SERVE_REPLICA::{APP}#")
+    ]  # fmt: skip
+    assert len(replicas) == 2
+
+    async def burst() -> tuple[list[int], list[int]]:
+        before: list[int] = []
+        after: list[int] = []
+        killed = asyncio.Event()
+
+        async def client_loop(client: httpx.AsyncClient) -> None:
+            for i in range(40):
+                sent_after = killed.is_set()
+                try:
+                    status = (await client.get("/generate", params={"n": 3, "seed": i})).status_code
+                except httpx.TransportError:
+                    status = -1
+                (after if sent_after else before).append(status)
+
+        async def kill() -> None:
+            await asyncio.sleep(0.5)
+            victim = ray.get_actor(replicas[0]["name"], namespace="serve")
+            ray.kill(victim, no_restart=True)
+            await asyncio.sleep(0.5)  # the proxy learns of the death from the controller
+            killed.set()
+
+        async with httpx.AsyncClient(base_url=cluster, timeout=60) as client:
+            await asyncio.gather(kill(), *(client_loop(client) for _ in range(4)))
+        return before, after
+
+    before, after = asyncio.run(burst())
+    assert before and after  # the burst was under way when the replica was killed
+    assert all(s == 200 for s in after), after  # every request sent after the kill succeeded
+    deadline = time.monotonic() + 120
+    while replica_states().get("RUNNING", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert replica_states().get("RUNNING", 0) == 2  # the count comes back
+
+
+def test_a_folder_that_fails_to_load_fails_the_deployment_naming_the_file(
+    cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.ray_serve import build
+
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("NAMEGEN_MODELS_DIR", str(tmp_path))  # passed on to the replicas
+    with pytest.raises(RuntimeError, match="Deploying application broken failed"):
+        serve.run(build({"replicas": "1"}), name="broken", route_prefix="/broken")  # returns: no hang
+    status: Any = serve.status().applications["broken"]
+    assert status.status == "DEPLOY_FAILED"
+    message = status.deployments["namegen"].message  # what `serve status` shows for the deployment
+    assert "broken.pt" in message and "not a zip archive" in message, message[-2000:]
+    serve.delete("broken")
