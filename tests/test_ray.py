@@ -134,8 +134,10 @@ def test_a_folder_that_fails_to_load_fails_the_deployment_naming_the_file(
 
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     monkeypatch.setenv("NAMEGEN_MODELS_DIR", str(tmp_path))  # passed on to the replicas
+    # no CPU asked: the cluster's 2 are the namegen replicas', and a replica waiting for a CPU
+    # would wait for ever instead of failing
     with pytest.raises(RuntimeError, match="Deploying application broken failed"):
-        serve.run(build({"replicas": "1"}), name="broken", route_prefix="/broken")  # returns: no hang
+        serve.run(build({"replicas": "1", "cpus": "0"}), name="broken", route_prefix="/broken")
     status: Any = serve.status().applications["broken"]
     assert status.status == "DEPLOY_FAILED"
     message = status.deployments["namegen"].message  # what `serve status` shows for the deployment
