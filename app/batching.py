@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import math
 from collections import deque
@@ -222,9 +221,7 @@ class ModelBatcher:
         for job, piece in batch:
             job.served += piece.rows
         if taken:
-            left = [e for i, e in enumerate(queue) if i not in taken]
-            left.extend(itertools.islice(self._queue, len(queue), None))  # queued meanwhile, if any
-            self._queue = deque(left)
+            self._queue = deque(e for i, e in enumerate(queue) if i not in taken)
         return batch
 
     # -- batches ---------------------------------------------------------------------------------

@@ -361,9 +361,10 @@ def train_model(
         k: [i for i, s in enumerate(corpus.texts) if part_of[s] == k] for k in ("train", "val", "test")
     }
     cells: dict[tuple[Any, ...], float] = {}  # births by sex and decade, for "share" weighting
+    cell_of: list[tuple[Any, ...]] = []  # each item's sex and decade, as a key of `cells`
     if corpus.factors is not None and corpus.births is not None:
-        for f, b in zip(corpus.factors, corpus.births, strict=True):
-            key = tuple(sorted(f.items()))
+        cell_of = [tuple(sorted(f.items())) for f in corpus.factors]
+        for key, b in zip(cell_of, corpus.births, strict=True):
             cells[key] = cells.get(key, 0.0) + b
     for k, rows in rows_of.items():
         factors = births = None
@@ -373,7 +374,7 @@ def train_model(
             births = torch.tensor([corpus.births[i] for i in rows], dtype=torch.float64)
         data[k] = Encoded([corpus.texts[i] for i in rows], stoi, ctx, factors, births)
         if cfg.weighting != "none" and births is not None and corpus.factors is not None:
-            cell = torch.tensor([cells[tuple(sorted(corpus.factors[i].items()))] for i in rows])
+            cell = torch.tensor([cells[cell_of[i]] for i in rows])
             data[k].weights = WEIGHTINGS[cfg.weighting](births, cell)
     cond = None
     if space is not None:
