@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import warnings
 from pathlib import Path
@@ -12,6 +13,14 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "resources"
+
+
+def era_sample(folder: Path, every: int) -> Path:
+    """Every `every`-th line of the names-era corpus, as a corpus file of its own in `folder`."""
+    lines = gzip.decompress((RESOURCES / "names-era.tsv.gz").read_bytes()).splitlines(keepends=True)
+    path = folder / "era.tsv.gz"
+    path.write_bytes(gzip.compress(b"".join(lines[::every])))
+    return path
 
 
 @pytest.fixture(scope="session")

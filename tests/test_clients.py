@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from bench.clients import trickle
 from bench.server import REPO, free_port, serve
+from bench.soak import rss_kb
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,6 @@ def metric(text: str, name: str, **labels: str) -> float:
         if line.startswith(name + ("{" + want + "}" if labels else " ")):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def rss_kb(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
 
 
 def test_slow_headers_are_cut_off_and_others_are_served() -> None:

@@ -6,7 +6,6 @@ place the condition token alike."""
 
 from __future__ import annotations
 
-import gzip
 import math
 import shutil
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from tests.app.conftest import REPO_MODELS, app_client
+from tests.conftest import era_sample
 from training.corpus import read_era
 from training.train import Conditioner, Corpus, Encoded, TrainConfig, item_losses, run
 
@@ -28,9 +28,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with `names` and a tiny conditioned model, `era`, trained on every 40th line of
     the names-era corpus."""
     work = tmp_path_factory.mktemp("era")
-    lines = gzip.decompress(ERA.read_bytes()).splitlines(keepends=True)[::40]
-    corpus = work / "era.tsv.gz"
-    corpus.write_bytes(gzip.compress(b"".join(lines)))
+    corpus = era_sample(work, 40)
     out = work / "models"
     cfg = TrainConfig(
         corpus=str(corpus), name="era", out=str(out), n_embd=8, hidden=(16, 16, 16, 16), steps=60,

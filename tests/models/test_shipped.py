@@ -67,7 +67,7 @@ def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:
     decade: where it took its largest share of that sex's births)."""
     from app.registry import load_checkpoint
     from app.sampling import SampleSpec, sample_names
-    from training.evaluate import peak_decades
+    from training.evaluate import near, peak_decades
 
     model = load_checkpoint(MODELS / "names-era.pt")
     peaks, _ = peak_decades(MODELS.parent / "resources" / "names-era.tsv.gz")
@@ -75,6 +75,6 @@ def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:
         start = model.start_of({"sex": sex, "decade": decade})
         names = sample_names(model, SampleSpec(n=300, unique=False, start=start), 1).names
         real = [peaks[sex][n] for n in names if n in peaks[sex]]
-        here = sum(abs(p - decade) <= 10 for p in real) / len(real)
-        there = sum(abs(p - other) <= 10 for p in real) / len(real)
+        here = sum(near(p, decade) for p in real) / len(real)
+        there = sum(near(p, other) for p in real) / len(real)
         assert here > there + 0.2, (sex, decade, here, there)

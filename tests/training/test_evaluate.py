@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import era_sample
 from training.__main__ import main
 from training.corpus import DECADES
 from training.evaluate import ceiling, peak_decades
@@ -42,9 +43,7 @@ def test_peak_decade_is_by_share_of_the_decade_not_by_births(tmp_path: Path) -> 
 def test_the_command_reports_loss_and_period_fit_against_the_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = gzip.decompress((RESOURCES / "names-era.tsv.gz").read_bytes()).splitlines(keepends=True)
-    corpus = tmp_path / "era.tsv.gz"
-    corpus.write_bytes(gzip.compress(b"".join(lines[::40])))
+    corpus = era_sample(tmp_path, 40)
     tiny = ["--corpus", str(corpus), "--out", str(tmp_path), "--n-embd", "8", "--hidden", "16,16,16,16",
             "--steps", "30", "--eval-interval", "30", "--batch-size", "32", "--threads", "1",
             "--no-progress", "--weighting", "births"]  # fmt: skip

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import era_sample
 from training.__main__ import main
 from training.corpus import read_items
 from training.train import TrainConfig, split_items, train_model
-
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 TINY = dict(
     n_embd=8,
@@ -146,20 +145,11 @@ def test_bad_hidden_flag_is_rejected_by_argparse(capsys: pytest.CaptureFixture[s
     assert "--hidden" in capsys.readouterr().err
 
 
-def _era_corpus(tmp_path: Path, every: int = 60) -> Path:
-    import gzip
-
-    lines = gzip.decompress((RESOURCES / "names-era.tsv.gz").read_bytes()).splitlines(keepends=True)[::every]
-    path = tmp_path / "era.tsv.gz"
-    path.write_bytes(gzip.compress(b"".join(lines)))
-    return path
-
-
 def test_a_conditioned_corpus_is_split_by_name_and_reports_by_condition(tmp_path: Path) -> None:
     from training.corpus import read_era
     from training.train import Corpus
 
-    items, _ = read_era(_era_corpus(tmp_path))
+    items, _ = read_era(era_sample(tmp_path, 60))
     cfg = TrainConfig(name="era", **{**TINY, "steps": 20, "eval_interval": 10, "hidden": (16, 16, 16, 16)})
     result = train_model(cfg, Corpus.of_era(items))
     train, held = set(result.split.train), set(result.split.val) | set(result.split.test)
@@ -174,7 +164,7 @@ def test_share_weighting_gives_every_sex_and_decade_the_same_weight(tmp_path: Pa
     from training.corpus import read_era
     from training.train import Corpus
 
-    items, _ = read_era(_era_corpus(tmp_path, every=20))
+    items, _ = read_era(era_sample(tmp_path, 20))
     cfg = TrainConfig(name="era", weighting="share", **{**TINY, "steps": 10, "eval_interval": 10})
     result = train_model(cfg, Corpus.of_era(items))
     assert result.metrics["weighted"]["weighting"] == "share"
