@@ -65,7 +65,8 @@ HELP = {
     "'global' (a vector added at every level; metrics only)",
     "condition_dropout": "conditioned corpora: how often each factor is left out of an item's condition",
     "weighting": "conditioned corpora: draw items alike (none), by log (1 + ln births), sqrt or births, "
-    "or by share (births within the item's sex and decade)",
+    "by share (births within the item's sex and decade), or share-sqrt (births within it, and each sex "
+    "and decade by the square root of its births)",
     "init": "a checkpoint to start from (fine-tuning); same architecture",
     "exclude_held_out": "comma-separated corpora whose own validation and test items (same seed and "
     "fractions) are left out of this corpus",

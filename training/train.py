@@ -138,14 +138,18 @@ class TrainConfig:
 
 
 # how a conditioned corpus's items are drawn in training, as a function of (births, births of the
-# item's sex and decade in all): alike; by a function of births; or by births within each sex and
-# decade ("share"), which gives every condition the same weight however many births it had
+# item's sex and decade in all): alike; by a function of births; by births within each sex and
+# decade ("share"), which gives every condition the same weight however many births it had; or
+# between "births" and "share" ("share-sqrt": births within each sex and decade, and each sex and
+# decade by the square root of its births, so the 1880s, with a fortieth of the 1950s' births, get
+# a sixth of their draws rather than a fortieth)
 WEIGHTINGS = {
     "none": lambda births, cell: torch.ones_like(births),
     "log": lambda births, cell: 1 + torch.log(births),
     "sqrt": lambda births, cell: torch.sqrt(births),
     "births": lambda births, cell: births,
     "share": lambda births, cell: births / cell,
+    "share-sqrt": lambda births, cell: births / torch.sqrt(cell),
 }
 
 

@@ -171,6 +171,26 @@ def test_share_weighting_gives_every_sex_and_decade_the_same_weight(tmp_path: Pa
     assert result.metrics["weighted"]["test_loss"] > 0
 
 
+def test_weightings_set_how_often_each_sex_and_decade_is_drawn() -> None:
+    from training.train import WEIGHTINGS
+
+    # two cells: 100 births (items of 60 and 40) and 10,000 births (items of 9,000 and 1,000)
+    births = torch.tensor([60.0, 40.0, 9000.0, 1000.0], dtype=torch.float64)
+    cell = torch.tensor([100.0, 100.0, 10000.0, 10000.0], dtype=torch.float64)
+
+    def cell_totals(weighting: str) -> tuple[float, float]:
+        w = WEIGHTINGS[weighting](births, cell)
+        assert torch.allclose(w[0] / w[1], births[0] / births[1])  # by births within a cell
+        return float(w[:2].sum()), float(w[2:].sum())
+
+    small, large = cell_totals("births")
+    assert large / small == pytest.approx(100)  # as many draws as births
+    small, large = cell_totals("share")
+    assert large / small == pytest.approx(1)  # every cell alike
+    small, large = cell_totals("share-sqrt")
+    assert large / small == pytest.approx(10)  # by the square root of the cell's births
+
+
 def test_exclude_held_out_keeps_another_runs_val_and_test_items_out(
     small_corpus: Path, tmp_path: Path
 ) -> None:
