@@ -90,6 +90,35 @@ def _end_record_offset(data: bytes) -> int:
     return at
 
 
+def _check_record(data: bytes, info: zipfile.ZipInfo, name: str) -> None:
+    """The central directory's record of an entry agrees with the entry's own local header and data
+    descriptor (CRC-32 and sizes). zipfile reads a stored entry by its uncompressed size alone, so a
+    damaged compressed size in the central directory would pass it and fail torch's reader."""
+    damaged = ArchiveError(
+        f"the archive's central directory is damaged (its record of {name} disagrees with the entry's own)"
+    )
+    h = info.header_offset
+    try:
+        header = struct.unpack("<IHHHHHIIIHH", data[h : h + 30])
+    except struct.error:
+        raise damaged from None
+    sig, _, flags, _, _, _, crc, csize, usize, nlen, elen = header
+    stored = info.compress_type == zipfile.ZIP_STORED
+    if sig != 0x04034B50 or (stored and info.compress_size != info.file_size):
+        raise damaged
+    if flags & 0x08:  # sizes and CRC follow the data, in a descriptor (what torch writes)
+        at = h + 30 + nlen + elen + info.compress_size
+        if data[at : at + 4] == b"PK\x07\x08":
+            at += 4
+        short = struct.unpack("<III", data[at : at + 12]) if at + 12 <= len(data) else None
+        wide = struct.unpack("<IQQ", data[at : at + 20]) if at + 20 <= len(data) else None  # zip64
+        record = (info.CRC, info.compress_size, info.file_size)
+        if record not in (short, wide):
+            raise damaged
+    elif (crc, csize, usize) != (info.CRC, info.compress_size, info.file_size) and csize != 0xFFFFFFFF:
+        raise damaged
+
+
 def check_archive(data: bytes) -> ArchiveReport:
     """Read every entry of a checkpoint archive, checking its structure, every entry's CRC-32 and,
     when the archive has extra/digests.json, every entry's sha256. Raises ArchiveError naming the
@@ -112,6 +141,7 @@ def check_archive(data: bytes) -> ArchiveReport:
             raise ArchiveError(
                 f"the archive's records are damaged (entry {info.filename!r} is not under {root}/)"
             )
+        _check_record(data, info, rest)
         try:
             entries[rest] = archive.read(info)  # checks the entry's CRC-32
         except zipfile.BadZipFile as e:

@@ -30,10 +30,11 @@ def models(tmp_path: Path) -> Path:
     return folder
 
 
-def entry_offset(data: bytes, suffix: str) -> tuple[int, int]:
-    """Where the content of the first entry whose name ends in `suffix` starts, and its size."""
+def entry_offset(data: bytes, suffix: str, within: str = "") -> tuple[int, int]:
+    """Where the content of the first entry whose name ends in `suffix` (and contains `within`)
+    starts, and its size."""
     with zipfile.ZipFile(REPO_MODELS / VICTIM) as z:
-        info = next(i for i in z.infolist() if i.filename.endswith(suffix))
+        info = next(i for i in z.infolist() if i.filename.endswith(suffix) and within in i.filename)
     h = info.header_offset
     name_len, extra_len = struct.unpack("<HH", data[h + 26 : h + 30])
     return h + 30 + name_len + extra_len, info.compress_size
@@ -61,7 +62,9 @@ ENTRIES = [
     ("items.txt", lambda d: entry_offset(d, "extra/items.txt")[0] + 100, "items.txt (the training items)"),
     ("meta.json", lambda d: entry_offset(d, "extra/meta.json")[0] + 50, "meta.json"),
     ("weights", lambda d: entry_offset(d, "/data/1")[0] + 7, "the weights (data/1)"),
-    ("code", lambda d: sum(entry_offset(d, "/export.py")) - 9, "the TorchScript code (code/"),
+    # the exporter's code: export.py, or export/___torch_mangle_N.py when several were exported in one
+    # process (TorchScript renames a class compiled again)
+    ("code", lambda d: sum(entry_offset(d, ".py", "/training/export")) - 9, "the TorchScript code (code/"),
     ("structure", lambda d: entry_offset(d, "/data.pkl")[0] + 30, "the module structure (data.pkl)"),
     ("digests", lambda d: entry_offset(d, "extra/digests.json")[0] + 40, "digests.json"),
     ("version", lambda d: entry_offset(d, "/version")[0], "the entry version"),

@@ -225,7 +225,7 @@ class ShortState(WrongSlot):
 
     @torch.jit.export
     def step(self, idx: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        logits, new = self.inner.step(idx, [s.expand(idx.size(0), -1) for s in state])
+        logits, new = self.inner.step(idx, [s.expand(idx.size(0), -1).clone() for s in state])
         return logits, [s[:1] for s in new]
 
 
