@@ -2,29 +2,36 @@
 Scale up: names/s of POST /generate with n = 1000 over HTTP, on 1 core and on all cores, as a
 fraction of the hardware limit measured in the same run; and uvicorn workers.
 
-    python -m bench.scale                      # 15 s per configuration
-    python -m bench.scale --duration 30 --workers 1,2
+    python -m bench.scale                      # 5 rounds of 4 s per configuration
+    python -m bench.scale --rounds 8 --workers 1,2
 
-The hardware limit: the FLOP/s of a large fp32 matmul (2048 x 2048, torch) on 1 thread and on every
-core, measured here, now. The model's cost: the FLOPs of one step of its incremental `step` (every
-Linear of every level, and the output layer) times the steps a name takes (its characters and its
-end), averaged over the names the service returned. The fraction is names/s x FLOPs per name over
-the matmul FLOP/s of the same cores.
+The hardware limit: the FLOP/s of a large fp32 matmul (2048 x 2048, torch) on 1 thread pinned to
+the server's core, and on every core, measured here, now. The model's cost: the FLOPs of one step
+of its incremental `step` (every Linear of every level, and the output layer) times the steps a
+name takes (its characters and its end), averaged over the names the service returned. The
+fraction is names/s x FLOPs per name over the matmul FLOP/s of the same cores.
 
-Configurations, each a real uvicorn process serving alone: 1 core (the process pinned to one CPU
-with taskset, NAMEGEN_BATCH_THREADS=1) and all cores (no pinning, the default batch threads); and,
-with --workers, uvicorn with N worker processes: GET /generate?n=1 and POST n=1000 throughput from
-concurrent clients, and the resident memory of every worker.
+Two real uvicorn processes serve at once (each idle while the other is measured): one pinned to
+core 0 with taskset and NAMEGEN_BATCH_THREADS=1, one on all cores with the default batch threads.
+On a shared machine the speed of the cores drifts by tens of per cent within minutes, so the
+measurements are interleaved: each round measures, for each configuration in turn, the matmul and
+then a lone client's names/s (the 1-core client pinned to another core), and the fraction and the
+all-cores speed-up are taken within each round. The table gives the medians over rounds and the
+range of the fraction. Then 4 concurrent clients, once per configuration; and, with --workers,
+uvicorn with N worker processes: GET /generate?n=1 and POST n=1000 throughput from concurrent
+clients, and the resident memory of every worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -102,38 +109,78 @@ def worker_rss(pid: int) -> list[int]:
     return [rss_kb(p) for p in workers] or [rss_kb(pid)]
 
 
+def pinned(cores: set[int]) -> contextlib.AbstractContextManager[None]:
+    """This process (the matmul, the Python client) on `cores` for a while."""
+
+    @contextlib.contextmanager
+    def scope() -> Iterator[None]:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, cores)
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, before)
+
+    return scope()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--duration", type=float, default=15, help="seconds per configuration")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per configuration")
+    p.add_argument("--duration", type=float, default=4, help="seconds of a lone client per round")
     p.add_argument("--model", default="names")
     p.add_argument("--workers", default="", help="comma-separated worker counts to measure, e.g. 1,2")
     args = p.parse_args()
-    cores = len(os.sched_getaffinity(0))
+    all_cores = os.sched_getaffinity(0)
+    cores = len(all_cores)
+    other = (all_cores - {0}) or {0}  # where the 1-core configuration's client runs
     per_step = step_flops(args.model)
     body = {"model": args.model, "n": 1000, "unique": False}
     print(f"model {args.model}: {per_step / 1e3:,.0f} kFLOP per step per name; {cores} cores")
-    rows = []
-    for label, threads, prefix, env in [
-        ("1 core", 1, ["taskset", "-c", "0"], {"NAMEGEN_BATCH_THREADS": "1"}),
-        (f"{cores} cores", cores, [], {}),
-    ]:
-        limit = matmul_flops(threads)
-        with serve(
-            env={"NAMEGEN_LOG_LEVEL": "warning", **env}, args=["--no-access-log"], prefix=prefix
-        ) as srv:
-            asyncio.run(throughput(srv.url, 3, 1, body))  # warm-up
-            lone_names, _, steps = asyncio.run(throughput(srv.url, args.duration, 1, body))
-            busy_names, _, _ = asyncio.run(throughput(srv.url, args.duration, 4, body))
-        flops = per_step * steps
-        rows.append((label, limit, lone_names, busy_names, flops))
-    print("\nPOST /generate n=1000 (unique=false) over HTTP; matmul: 2048x2048 fp32, same run\n")
+    labels = ["1 core", f"{cores} cores"]
+    threads = {labels[0]: 1, labels[1]: cores}
+    affinity = {labels[0]: ({0}, other), labels[1]: (all_cores, all_cores)}  # matmul, client
+    env = {"NAMEGEN_LOG_LEVEL": "warning"}
+    pin = ["taskset", "-c", "0"]
+    one = serve(env={**env, "NAMEGEN_BATCH_THREADS": "1"}, args=["--no-access-log"], prefix=pin)
+    every = serve(env=env, args=["--no-access-log"])
+    limits: dict[str, list[float]] = {k: [] for k in labels}
+    lone: dict[str, list[float]] = {k: [] for k in labels}
+    steps: list[float] = []
+    busy: dict[str, float] = {}
+    with one as srv_one, every as srv_every:
+        urls = {labels[0]: srv_one.url, labels[1]: srv_every.url}
+        for url in urls.values():
+            asyncio.run(throughput(url, 3, 1, body))  # warm-up
+        for _ in range(args.rounds):
+            for label in labels:
+                matmul_cores, client_cores = affinity[label]
+                with pinned(matmul_cores):
+                    limits[label].append(matmul_flops(threads[label], seconds=1.5))
+                with pinned(client_cores):
+                    names, _, mean_steps = asyncio.run(throughput(urls[label], args.duration, 1, body))
+                lone[label].append(names)
+                steps.append(mean_steps)
+        for label in labels:
+            with pinned(affinity[label][1]):
+                busy[label] = asyncio.run(throughput(urls[label], 3 * args.duration, 4, body))[0]
+    flops = per_step * statistics.mean(steps)
+    print(f"\nPOST /generate n=1000 (unique=false) over HTTP; matmul: 2048x2048 fp32; {args.rounds} "
+          f"interleaved rounds, medians\n")  # fmt: skip
     print("| cores | matmul GFLOP/s | lone request names/s | 4 clients names/s | MFLOP per name | "
-          "fraction of matmul (lone) | (4 clients) |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, limit, lone, busy, flops in rows:
-        print(f"| {label} | {limit / 1e9:.1f} | {lone:,.0f} | {busy:,.0f} | {flops / 1e6:.2f} | "
-              f"{lone * flops / limit:.0%} | {busy * flops / limit:.0%} |")  # fmt: skip
-    print(f"\nall cores / 1 core, lone request: {rows[1][2] / rows[0][2]:.2f}x")
+          "fraction of matmul (lone) | range over rounds | (4 clients) |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
+    for label in labels:
+        fractions = [n * flops / lim for n, lim in zip(lone[label], limits[label], strict=True)]
+        limit = statistics.median(limits[label])
+        print(f"| {label} | {limit / 1e9:.1f} | {statistics.median(lone[label]):,.0f} | {busy[label]:,.0f} | "
+              f"{flops / 1e6:.2f} | {statistics.median(fractions):.0%} | "
+              f"{min(fractions):.0%}-{max(fractions):.0%} | {busy[label] * flops / limit:.0%} |")  # fmt: skip
+    speedups = [b / a for a, b in zip(lone[labels[0]], lone[labels[1]], strict=True)]
+    print(
+        f"\nall cores / 1 core, lone request: {statistics.median(speedups):.2f}x "
+        f"(rounds: {min(speedups):.2f}-{max(speedups):.2f}x)"
+    )
 
     if args.workers:
         # small requests from wrk (a Python client tops out far below the server); large ones
