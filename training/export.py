@@ -64,9 +64,8 @@ class ScriptedGenerator(nn.Module):
     - tanh(y) is written 2 * sigmoid(2y) - 1 (torch's sigmoid costs a third of its tanh on CPU):
       the LayerNorm's scale and shift are doubled, and the "2s - 1" is folded into the weights and
       bias of whatever reads the level's output (the next level, or the output layer).
-    The result equals `forward` to float32 rounding (tests/training/test_export.py). Measured with
-    the service's batch loop, n = 1000 on one thread: 30% more names/s than the concatenation, the
-    tanh and a fresh pre-activation (docs/performance.md)."""
+    The result equals `forward` to float32 rounding (tests/training/test_export.py); what this form
+    saves is measured in docs/performance.md."""
 
     context_length: torch.jit.Final[int]
     dilations: list[int]
