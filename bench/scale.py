@@ -71,7 +71,7 @@ def step_flops(model: str) -> float:
 
 async def throughput(
     url: str, seconds: float, clients: int, body: dict[str, object] | None
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Names/s and requests/s from `clients` concurrent clients for `seconds`; and the mean
     steps per name (characters + end) of what came back."""
     stop = time.monotonic() + seconds
@@ -109,19 +109,15 @@ def worker_rss(pid: int) -> list[int]:
     return [rss_kb(p) for p in workers] or [rss_kb(pid)]
 
 
-def pinned(cores: set[int]) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def pinned(cores: set[int]) -> Iterator[None]:
     """This process (the matmul, the Python client) on `cores` for a while."""
-
-    @contextlib.contextmanager
-    def scope() -> Iterator[None]:
-        before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, cores)
-        try:
-            yield
-        finally:
-            os.sched_setaffinity(0, before)
-
-    return scope()
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def main() -> None:

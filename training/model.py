@@ -11,8 +11,8 @@ character of every name at once.
     model = HierarchicalModel(ModelConfig(vocab_size=27))
     logits, loss = model(idx, targets)   # idx (B, T) with T >= context_length
 
-The same modules also run one step at a time with a per-level queue of past inputs (Fast WaveNet,
-Paine et al. 2016): see `fuse_step`, used by the exported checkpoint (training/export.py).
+The exported checkpoint runs the same function one step at a time with a per-level queue of past
+inputs (Fast WaveNet, Paine et al. 2016): see ScriptedGenerator in training/export.py.
 
 Conditions (for example sex and decade of birth) enter in one of two ways:
 - "tokens": each condition is a token of its own after the vocabulary (ids vocab_size and up), and
@@ -90,10 +90,6 @@ class FuseLevel(nn.Module):
         self.cond = nn.Embedding(n_global + 1, n_out) if n_global else None
         if self.cond is not None:
             nn.init.zeros_(self.cond.weight)
-
-    def fuse_step(self, prev: Tensor, cur: Tensor) -> Tensor:
-        # prev, cur: (B, n_in) -> (B, n_out)
-        return torch.tanh(self.norm(self.linear(torch.cat([prev, cur], dim=-1))))
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         # x: (B, T, n_in) -> (B, T - dilation, n_out): position t sees inputs t-d and t
