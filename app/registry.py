@@ -318,7 +318,7 @@ def _load_module(path: Path, data: bytes) -> torch.jit.ScriptModule:
     return module.eval()
 
 
-def _build_loop(
+def build_loop(
     path: Path,
     module: torch.jit.ScriptModule,
     incremental: bool,
@@ -326,7 +326,8 @@ def _build_loop(
     labels: list[str],
     starts: list[int],
 ) -> torch.jit.ScriptModule:
-    """The scripted batch loop over the checkpoint, started: what the service runs batches on."""
+    """The scripted batch loop over the checkpoint, started: what the service runs batches on.
+    With incremental=False it drives `forward` through StepAdapter (bench.generate's "no cache")."""
     label_order = sorted(range(len(labels)), key=labels.__getitem__)  # next-char ties, by label
     try:
         with warnings.catch_warnings():
@@ -398,7 +399,7 @@ def load_checkpoint(path: Path, manifest: dict[str, str] | None = None) -> Loade
     incremental = _check_module(path, module, meta, starts)
     vocab = list(meta["vocab"])
     labels = [END_LABEL, *vocab[1:]]
-    loop = _build_loop(path, module, incremental, int(meta["context_length"]), labels, starts)
+    loop = build_loop(path, module, incremental, int(meta["context_length"]), labels, starts)
     return LoadedModel(
         name=meta["name"],
         path=path,

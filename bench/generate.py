@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from app.registry import LoadedModel, _build_loop, load_checkpoint
+from app.registry import LoadedModel, build_loop, load_checkpoint
 from app.sampling import SampleSpec, sample_names
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -92,7 +92,7 @@ def main() -> None:
     cached = load_checkpoint(args.models_dir / f"{args.model}.pt")
     # the same module driven through forward(): a batch loop of its own over StepAdapter (the
     # loaded model's loop runs the checkpoint's step)
-    loop = _build_loop(cached.path, cached.module, False, cached.context_length, cached.labels, cached.starts)
+    loop = build_loop(cached.path, cached.module, False, cached.context_length, cached.labels, cached.starts)
     uncached = dataclasses.replace(cached, incremental=False, loop=loop)
     print(f"model {cached.name}: {cached.meta['parameters']:,} parameters, context {cached.context_length}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), median of {args.repeats}\n")
