@@ -7,6 +7,7 @@ namegen's training command line.
     python -m training train --corpus resources/names-era.tsv.gz --name names-era --out models
     python -m training export models/*.pt    # rewrite checkpoints with this version's exporter
     python -m training evaluate models/names-era.pt --baseline runs/names-era-uncond.pt
+    python -m training score models/names.pt --corpus resources/names.txt   # test loss, any checkpoint
 
 Bad input (a missing or tiny corpus, a bad flag value) prints one line `error: ...` and exits 2,
 with nothing written to the output folder.
@@ -19,7 +20,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from training import evaluate
+from training import evaluate, score
 from training.corpus import CorpusError, build_corpora
 from training.export import reexport
 from training.train import TrainConfig, run
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "evaluate", add_help=False, help="period fit of a conditioned model (python -m training evaluate -h)"
     )
+    sub.add_parser(
+        "score",
+        add_help=False,
+        help="test loss of a checkpoint on a corpus's test split (python -m training score -h)",
+    )
     train = sub.add_parser("train", help="train a model and export its checkpoint")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -123,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate"]:
         return evaluate.main(argv[1:])
+    if argv[:1] == ["score"]:
+        return score.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "corpus":
