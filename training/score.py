@@ -1,6 +1,6 @@
 """
-Test loss of any checkpoint on any one-item-per-line corpus's test split, read through the
-checkpoint's step() as the service reads it, optionally after a condition.
+Test loss of a checkpoint on a corpus's test split, read through its step() as the service reads it.
+A conditioned checkpoint may be given a condition first.
 
     python -m training score models/names.pt --corpus resources/names.txt
     python -m training score models/names-era.pt --corpus resources/names-female.txt --sex F --year 2015
