@@ -1,11 +1,12 @@
 """
-Test loss of a checkpoint on a corpus's test split, read through its step() as the service reads it.
+Test loss of a checkpoint on a corpus's test split, computed as training computes the card's.
 A conditioned checkpoint may be given a condition first.
 
     python -m training score models/names.pt --corpus resources/names.txt
     python -m training score models/names-era.pt --corpus resources/names-female.txt --sex F --year 2015
 
-The split is the one `python -m training train` makes (same seed and fractions by default), so a
+The split is the one `python -m training train` makes (same seed and fractions by default), and the
+loss is training's own (`train.evaluate` over the model rebuilt from the checkpoint), so a
 checkpoint scored on its own corpus gives the test loss on its card, and any other checkpoint scored
 on that corpus is measured on the same held-out names: the way to compare routes to a better 2017
 model (trained on 2017 alone, pretrained on every year and fine-tuned, or the era model asked for
@@ -18,44 +19,37 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from training.conditions import ConditionSpace
 from training.corpus import CorpusError, read_items
-from training.evaluate import Checkpoint
-from training.train import TrainConfig, split_items
-
-CHUNK = 512  # names scored per batch of steps
+from training.export import load_trained
+from training.train import Conditioner, Encoded, TrainConfig, evaluate, split_items
 
 
-@torch.inference_mode()
-def split_loss(model: Checkpoint, names: list[str], start: int = 0) -> float:
-    """Mean negative log-likelihood per character (end included) of `names` after `start`: the
-    boundary (0), or a condition token read context-length times."""
-    stoi = {c: i for i, c in enumerate(model.vocab)}
+def score_names(path: Path, names: list[str], condition: dict[str, Any]) -> float:
+    """Mean nats per character (end included) of `names` under the checkpoint at `path`, every
+    name given `condition` (factor -> value; empty: none)."""
+    model, meta, _ = load_trained(path)
+    stoi = {c: i for i, c in enumerate(meta["vocab"])}
     unknown = sorted({c for n in names for c in n if c not in stoi})
     if unknown:
-        raise ValueError(f"characters {''.join(unknown)!r} are not in the vocabulary of {model.path}")
-    ctx = int(model.meta["context_length"])
-    total, count = 0.0, 0
-    for i in range(0, len(names), CHUNK):
-        chunk = names[i : i + CHUNK]
-        L = max(map(len, chunk)) + 1  # every name and its end
-        targets = torch.full((len(chunk), L), -1, dtype=torch.long)  # (B, L), -1 past a name's end
-        for r, name in enumerate(chunk):
-            targets[r, : len(name) + 1] = torch.tensor([stoi[c] for c in name] + [0])
-        state = model.module.init_state(len(chunk))
-        token = torch.full((len(chunk),), start, dtype=torch.long)
-        for _ in range(ctx if start else 1):
-            logits, state = model.module.step(token, state)
-        for t in range(L):
-            y = targets[:, t]  # (B,)
-            live = y >= 0
-            logp = torch.log_softmax(logits.double(), dim=1)  # (B, V)
-            total -= float(logp[live].gather(1, y[live].unsqueeze(1)).sum())
-            count += int(live.sum())
-            logits, state = model.module.step(y.clamp(min=0), state)
-    return total / count
+        raise ValueError(f"characters {''.join(unknown)!r} are not in the vocabulary of {path}")
+    ctx = int(meta["context_length"])
+    if not condition:
+        return evaluate(model, Encoded(names, stoi, ctx))
+    if "conditions" not in meta:
+        raise ValueError(f"{path} declares no conditions; drop --sex and --year")
+    space = ConditionSpace.build(list(meta["conditions"]["factors"]))
+    if any(f not in space.factors or v not in space.factors[f] for f, v in condition.items()):
+        raise ValueError(f"{path} has no condition token for {condition}")
+    # each factor's value index, len(values) standing for "left out", as Conditioner reads them
+    row = [vals.index(condition[f]) if f in condition else len(vals) for f, vals in space.factors.items()]
+    factors = torch.tensor([row]).expand(len(names), -1)  # (N, F)
+    cond = Conditioner(space, len(stoi), ctx, "tokens", dropout=0.0)
+    return evaluate(model, Encoded(names, stoi, ctx, factors=factors), cond)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,21 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, as in training")
     args = parser.parse_args(argv)
     try:
-        model = Checkpoint(args.model)
         items, _ = read_items(args.corpus)
         test = split_items(items, args.val_fraction, args.test_fraction, args.seed).test
         decade = None if args.year is None else args.year // 10 * 10
         condition = {k: v for k, v in (("sex", args.sex), ("decade", decade)) if v is not None}
-        start = 0
-        if condition:
-            if not model.tokens:
-                raise ValueError(f"{args.model} declares no conditions; drop --sex and --year")
-            key = (condition.get("sex"), condition.get("decade"))
-            if key not in model.tokens:
-                raise ValueError(f"{args.model} has no condition token for {condition}")
-            start = model.tokens[key]
-        loss = split_loss(model, test, start)
-    except (CorpusError, ValueError, OSError, RuntimeError) as e:
+        loss = score_names(args.model, test, condition)
+    except (CorpusError, ValueError, OSError) as e:
         print(f"error: {e}")
         return 2
     asked = ", ".join(f"{k} {v}" for k, v in condition.items()) or "no condition"
