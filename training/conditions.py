@@ -59,8 +59,11 @@ class ConditionSpace:
         return self.combos.index(tuple(values.get(f) for f in self.factors))
 
     def value_indices(self, rows: list[dict[str, Any]]) -> Tensor:
-        """(N, F) each row's value index per factor."""
-        return torch.tensor([[vals.index(r[f]) for f, vals in self.factors.items()] for r in rows])
+        """(N, F) each row's value index per factor; a factor missing from a row is len(values),
+        "left out", as lookup() and the Conditioner read it."""
+        return torch.tensor(
+            [[vals.index(r[f]) if f in r else len(vals) for f, vals in self.factors.items()] for r in rows]
+        )
 
     def lookup(self) -> Tensor:
         """A table from value indices (with len(values) standing for "left out") to the condition

@@ -21,8 +21,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from training.conditions import ConditionSpace
 from training.corpus import CorpusError, read_items
 from training.export import load_trained
@@ -45,9 +43,7 @@ def score_names(path: Path, names: list[str], condition: dict[str, Any]) -> floa
     space = ConditionSpace.build(list(meta["conditions"]["factors"]))
     if any(f not in space.factors or v not in space.factors[f] for f, v in condition.items()):
         raise ValueError(f"{path} has no condition token for {condition}")
-    # each factor's value index, len(values) standing for "left out", as Conditioner reads them
-    row = [vals.index(condition[f]) if f in condition else len(vals) for f, vals in space.factors.items()]
-    factors = torch.tensor([row]).expand(len(names), -1)  # (N, F)
+    factors = space.value_indices([condition]).expand(len(names), -1)  # (N, F)
     cond = Conditioner(space, len(stoi), ctx, "tokens", dropout=0.0)
     return evaluate(model, Encoded(names, stoi, ctx, factors=factors), cond)
 
