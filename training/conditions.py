@@ -59,10 +59,13 @@ class ConditionSpace:
         return self.combos.index(tuple(values.get(f) for f in self.factors))
 
     def value_indices(self, rows: list[dict[str, Any]]) -> Tensor:
-        """(N, F) each row's value index per factor; a factor missing from a row is len(values),
-        "left out", as lookup() and the Conditioner read it."""
+        """(N, F) each row's value index per factor; a factor absent from a row or None is
+        len(values), "left out" (as in index()), which lookup() and the Conditioner read as such."""
         return torch.tensor(
-            [[vals.index(r[f]) if f in r else len(vals) for f, vals in self.factors.items()] for r in rows]
+            [
+                [len(vals) if r.get(f) is None else vals.index(r[f]) for f, vals in self.factors.items()]
+                for r in rows
+            ]
         )
 
     def lookup(self) -> Tensor:
