@@ -2,7 +2,11 @@
 HTTP load benchmark: wrk (its own process, loopback only, fixed duration and connections, stops by
 itself) against a real uvicorn process serving namegen. GET /healthz is the ceiling: what this
 server, machine and load generator manage with no model work at all. Every other endpoint is
-reported as a ratio to it.
+reported as a ratio to it, and beside it what a request costs the server in CPU time: its event
+loop (the main thread of each uvicorn process that serves) and every thread it has (with the batch
+threads that run the model), read from /proc before and after each run. On a shared machine whose
+cores run faster or slower from one minute to the next, the throughput moves with them; the CPU
+time per request moves less, and says where a change in a ratio comes from.
 
     python -m bench.http                         # 10 s per endpoint, 32 connections
     python -m bench.http --duration 5 --connections 64 --workers 1
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -44,6 +49,41 @@ class Result:
     p99_ms: float
     requests: int
     errors: int  # socket errors + non-2xx/3xx responses + timeouts
+    loop_us: float  # CPU time of the serving processes' main threads (event loops) per request
+    server_us: float  # CPU time of every thread of the server per request
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the server's event loops (the main thread of
+    each worker process, or of the server itself without workers) and by all its threads. Read
+    from /proc, so that a noisy machine's slower or faster cores show as such rather than as a
+    change in what a request costs."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    # uvicorn --workers N: the worker processes, not multiprocessing's resource tracker
+    workers = [c for c in children if b"resource_tracker" not in _cmdline(c)] or [pid]
+    loops = every = 0.0
+    for proc in {pid, *workers}:
+        for tid in os.listdir(f"/proc/{proc}/task"):
+            try:
+                stat = Path(f"/proc/{proc}/task/{tid}/stat").read_text()
+            except OSError:  # the thread ended meanwhile
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+            every += seconds
+            if proc in workers and int(tid) == proc:
+                loops += seconds
+    return loops, every
 
 
 def _ms(value: str, unit: str) -> float:
@@ -114,10 +154,15 @@ def main() -> None:
             for repo, srv in servers.items():
                 results = []
                 for label, method, path, body in ENDPOINTS:
+                    before = server_cpu(srv.proc.pid)
                     rps, p50, p99, total, errors = run_wrk(
                         srv.url + path, method, body, args.duration, args.connections, args.wrk_threads
                     )
-                    results.append(Result(label, rps, p50, p99, total, errors))
+                    after = server_cpu(srv.proc.pid)
+                    loop_us, server_us = (
+                        (b - a) / max(total, 1) * 1e6 for a, b in zip(before, after, strict=True)
+                    )
+                    results.append(Result(label, rps, p50, p99, total, errors, loop_us, server_us))
                 rounds[repo].append(results)
 
     for repo in repos:
@@ -134,9 +179,9 @@ def print_table(rounds: list[list[Result]], args: argparse.Namespace) -> None:
               f"round's own /healthz")  # fmt: skip
     range_head = " range      |" if args.rounds > 1 else ""
     print(f"\n| {'endpoint':<22} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'requests':>8} | "
-          f"{'errors':>6} | {'vs ceiling':>10} |{range_head}")  # fmt: skip
+          f"{'errors':>6} | {'vs ceiling':>10} |{range_head} loop us/req | server us/req |")  # fmt: skip
     print(f"|{'-' * 24}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 12}|"
-          f"{'-' * 12 + '|' if args.rounds > 1 else ''}")  # fmt: skip
+          f"{'-' * 12 + '|' if args.rounds > 1 else ''}{'-' * 13}|{'-' * 15}|")  # fmt: skip
     for i, (label, *_) in enumerate(ENDPOINTS):
         runs = [results[i] for results in rounds]
         ratios = [results[i].requests_per_s / results[0].requests_per_s for results in rounds]
@@ -144,7 +189,8 @@ def print_table(rounds: list[list[Result]], args: argparse.Namespace) -> None:
         print(f"| {label:<22} | {median(r.requests_per_s for r in runs):>8,.0f} | "
               f"{median(r.p50_ms for r in runs):>7.2f} | {median(r.p99_ms for r in runs):>7.2f} | "
               f"{sum(r.requests for r in runs):>8,} | {sum(r.errors for r in runs):>6} | "
-              f"{median(ratios):>10.2f} |{spread}")  # fmt: skip
+              f"{median(ratios):>10.2f} |{spread} {median(r.loop_us for r in runs):>11,.0f} | "
+              f"{median(r.server_us for r in runs):>13,.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
