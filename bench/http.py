@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from bench.server import REPO, serve
+from bench.server import REPO, serve, worker_pids
 
 ENDPOINTS: list[tuple[str, str, str, dict[str, object] | None]] = [
     # label, method, path, JSON body
@@ -56,21 +56,12 @@ class Result:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def server_cpu(pid: int) -> tuple[float, float]:
     """CPU seconds (user + system) used so far by the server's event loops (the main thread of
     each worker process, or of the server itself without workers) and by all its threads. Read
     from /proc, so that a noisy machine's slower or faster cores show as such rather than as a
     change in what a request costs."""
-    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    # uvicorn --workers N: the worker processes, not multiprocessing's resource tracker
-    workers = [c for c in children if b"resource_tracker" not in _cmdline(c)] or [pid]
+    workers = worker_pids(pid)
     loops = every = 0.0
     for proc in {pid, *workers}:
         for tid in os.listdir(f"/proc/{proc}/task"):

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ import httpx
 import torch
 
 from bench.http import run_wrk
-from bench.server import serve
+from bench.server import serve, worker_pids
 from bench.soak import rss_kb
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -101,12 +100,7 @@ async def throughput(
 
 def worker_rss(pid: int) -> list[int]:
     """RSS (kB) of a uvicorn process's workers, or of the process itself when it has none."""
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    cmdlines = {c: Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace") for c in children}
-    workers = [  # not multiprocessing's resource tracker, which uvicorn's supervisor also starts
-        int(c) for c, cmd in cmdlines.items() if "python" in cmd and "resource_tracker" not in cmd
-    ]
-    return [rss_kb(p) for p in workers] or [rss_kb(pid)]
+    return [rss_kb(p) for p in worker_pids(pid)]
 
 
 @contextlib.contextmanager

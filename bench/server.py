@@ -23,6 +23,15 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of a uvicorn started with --workers N, or [pid] when it serves alone
+    (not multiprocessing's resource tracker, which uvicorn's supervisor also starts)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    cmdlines = {c: Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace") for c in children}
+    workers = [int(c) for c, cmd in cmdlines.items() if "python" in cmd and "resource_tracker" not in cmd]
+    return workers or [pid]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
