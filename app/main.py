@@ -33,6 +33,8 @@ from app.routes import generate, health, metrics, models, next_char, playground,
 
 logger = logging.getLogger("namegen.main")
 
+GC_YOUNG_THRESHOLD = 10_000  # young tracked objects that start a collection; see lifespan
+
 DESCRIPTION = """
 Sample names from small character-level hierarchical ("WaveNet-ish") models.
 
@@ -83,6 +85,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # and holds up the requests of that moment (python -m bench.http: p99 of /generate?n=1)
     gc.collect()
     gc.freeze()
+    # and collect the young generation less often. A collection runs when the tracked objects
+    # born since the last one and still alive pass its threshold (700 by default): the requests
+    # in flight under load hold more than that (a request waiting for its batch keeps its
+    # coroutines, scope and task alive), so at 32 connections collections run about 180 times a
+    # second, each finding every object alive (they die by reference counting when their request
+    # ends): about 40 us of event loop per small request (docs/performance.md). At 10,000 none runs
+    # under that load; one still runs when reference cycles pile up
+    young_threshold, *older = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
     logger.info(
         "ready: %d models (%s), default %s, loaded in %.0f ms",
         len(registry.models),
@@ -95,6 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.service = None
         runner.close()
+        gc.set_threshold(young_threshold, *older)
         gc.unfreeze()
 
 
