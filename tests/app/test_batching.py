@@ -67,6 +67,18 @@ async def test_under_load_requests_arriving_within_the_wait_share_one_batch(
         assert done.result().names == alone(model, seed)
 
 
+async def test_under_load_requests_read_in_one_turn_of_the_event_loop_share_one_batch(
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
+) -> None:
+    batcher = batching.ModelBatcher(model, max_rows=8192)  # no wait
+    await batcher.run(task(model, 0))  # a batch just ended: the model counts as under load
+    results = await asyncio.gather(*(batcher.run(task(model, seed)) for seed in range(1, 6)))
+    # the first does not start a batch of its own: the next batch starts once all five are queued
+    assert [len(b) for b in planned] == [1, 5]
+    assert [r.result().names for r in results] == [alone(model, seed) for seed in range(1, 6)]
+
+
 async def test_small_requests_queue_behind_the_running_batch_and_are_polled(
     model: LoadedModel,
     planned: list,  # type: ignore[type-arg]
