@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         ge=0,
         le=100,
         description="under load, how long a request that finds its model idle waits for others to "
-        "join its batch (0: never); on a quiet server requests start at once",
+        "join its batch (0: only those the event loop has read with it); on a quiet server requests "
+        "start at once",
     )
     max_in_flight: int = Field(
         256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"
