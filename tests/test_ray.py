@@ -86,12 +86,17 @@ def test_both_replicas_answer_with_the_same_names_for_a_seed(cluster: str) -> No
     assert len({tuple(r.json()["names"]) for r in responses}) == 1  # whichever answered, the same names
 
 
-def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -> None:
-    replicas = [
-        a for a in ray.util.list_named_actors(all_namespaces=True)
+def replica_actors() -> set[str]:
+    """The names of the app's live replica actors."""
+    return {
+        a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
         if a["namespace"] == "serve" and a["name"].startswith(f"SERVE_REPLICA::{APP}#")
-    ]  # fmt: skip
-    assert len(replicas) == 2
+    }  # fmt: skip
+
+
+def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -> None:
+    original = replica_actors()
+    assert len(original) == 2
 
     async def burst() -> tuple[list[int], list[int]]:
         before: list[int] = []
@@ -109,7 +114,7 @@ def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -
 
         async def kill() -> None:
             await asyncio.sleep(0.5)
-            victim = ray.get_actor(replicas[0]["name"], namespace="serve")
+            victim = ray.get_actor(min(original), namespace="serve")
             ray.kill(victim, no_restart=True)
             await asyncio.sleep(0.5)  # the proxy learns of the death from the controller
             killed.set()
@@ -121,9 +126,16 @@ def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -
     before, after = asyncio.run(burst())
     assert before and after  # the burst was under way when the replica was killed
     assert all(s == 200 for s in after), after  # every request sent after the kill succeeded
+
+    # wait for the replacement itself: until the controller has seen the death, the states it
+    # reports may still count the killed replica as running
+    def replaced() -> bool:
+        return bool(replica_actors() - original) and replica_states().get("RUNNING", 0) == 2
+
     deadline = time.monotonic() + 120
-    while replica_states().get("RUNNING", 0) < 2 and time.monotonic() < deadline:
+    while not replaced() and time.monotonic() < deadline:
         time.sleep(1)
+    assert replica_actors() - original  # a new replica took the killed one's place
     assert replica_states().get("RUNNING", 0) == 2  # the count comes back
 
 
