@@ -99,21 +99,30 @@ def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -
     assert len(original) == 2
 
     async def burst() -> tuple[list[int], list[int]]:
+        # bounded by counts, not by time, so that it straddles the kill on a fast machine as on a
+        # slow one: the kill waits for requests to have been answered, and each client goes on
+        # until it has sent `after_each` requests after the kill (at most `cap` in all)
         before: list[int] = []
         after: list[int] = []
         killed = asyncio.Event()
+        after_each, cap = 10, 2000
 
         async def client_loop(client: httpx.AsyncClient) -> None:
-            for i in range(40):
-                sent_after = killed.is_set()
+            sent_after = 0
+            for i in range(cap):
+                if sent_after >= after_each:
+                    return
+                is_after = killed.is_set()
+                sent_after += is_after
                 try:
                     status = (await client.get("/generate", params={"n": 3, "seed": i})).status_code
                 except httpx.TransportError:
                     status = -1
-                (after if sent_after else before).append(status)
+                (after if is_after else before).append(status)
 
         async def kill() -> None:
-            await asyncio.sleep(0.5)
+            while len(before) < 8:  # the burst is under way
+                await asyncio.sleep(0.01)
             victim = ray.get_actor(min(original), namespace="serve")
             ray.kill(victim, no_restart=True)
             await asyncio.sleep(0.5)  # the proxy learns of the death from the controller
@@ -124,7 +133,7 @@ def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -
         return before, after
 
     before, after = asyncio.run(burst())
-    assert before and after  # the burst was under way when the replica was killed
+    assert before and len(after) == 40  # the burst was under way when the replica was killed
     assert all(s == 200 for s in after), after  # every request sent after the kill succeeded
 
     # wait for the replacement itself: until the controller has seen the death, the states it
