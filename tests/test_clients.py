@@ -23,6 +23,11 @@ from bench.soak import rss_kb
 pytestmark = pytest.mark.e2e
 
 HEAVY = {"n": 1000, "prefix": "emma", "max_length": 5, "novel": True}  # rejects nearly every sample
+# one long batch: every row samples 64 characters (1,000 rows x 65 steps, about 0.3 s on a fast
+# core), so that requests sent just after it stay queued for hundreds of milliseconds whatever the
+# machine's speed; HEAVY's batches last a few tens of milliseconds, which a fast machine can end
+# within a 10 ms window
+LONG = {"n": 1000, "min_length": 64, "max_length": 64, "unique": False}
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -137,17 +142,17 @@ async def hang_up_after(url: str, path: str, body: dict[str, object], delay: flo
 def test_requests_whose_clients_go_away_are_cancelled_and_memory_stays_flat() -> None:
     async def scenario(url: str, pid: int) -> dict[str, float]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            # queued: behind a heavy request's batches on the same model, gone before their turn
-            blocker = asyncio.create_task(client.post("/generate", json={**HEAVY, "seed": 1}))
+            # queued: behind a long batch on the same model, gone before their turn
+            blocker = asyncio.create_task(client.post("/generate", json={**LONG, "seed": 1}))
             await asyncio.sleep(0.05)
             await asyncio.gather(
                 *(hang_up_after(url, "/generate", {"n": 900, "seed": s}, 0.01) for s in range(5))
             )
+            assert (await blocker).status_code == 200
             # between rounds or running: heavy requests gone after their first rounds
             await asyncio.gather(
                 *(hang_up_after(url, "/generate", {**HEAVY, "seed": s}, 0.3) for s in range(3))
             )
-            await blocker
             await asyncio.sleep(0.5)
             after = (await client.get("/metrics")).text
             ok = await client.post("/generate", json={"n": 5, "seed": 3})
