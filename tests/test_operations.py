@@ -54,10 +54,12 @@ def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones() -> None:
     async def burst_then_term(url: str, proc: object) -> tuple[list[int], bool]:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             work = [asyncio.create_task(client.post("/generate", json={**BIG, "seed": i})) for i in range(16)]
+            deadline = time.monotonic() + 30
             while True:  # the server's own count: all 16 in flight (and this /metrics request)
                 text = (await client.get("/metrics")).text
                 if float(text.split("\nnamegen_requests_in_flight ")[1].split()[0]) >= 17:
                     break
+                assert time.monotonic() < deadline, "the 16 requests were never in flight at once"
                 await asyncio.sleep(0.01)
             assert not any(w.done() for w in work)
             proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
