@@ -24,8 +24,13 @@ loop learns that a batch has ended in one of two ways:
 - a batch started by a request that found its model idle registers a callback, which wakes the
   event loop at once (on a quiet server the GIL it needs is free);
 - any other batch (the service is under load) is polled: the event loop checks the running batches
-  whenever a request for the model arrives, and every POLL_S. Under load the callback's GIL
-  hand-overs would wait on the busy event loop.
+  whenever a request for the model arrives, and, while they run, on every turn of the event loop
+  when each holds at most `spin_rows` rows (a small batch: it ends within a few milliseconds),
+  every POLL_S otherwise. Under load the callback's GIL hand-overs would wait on the busy event
+  loop; and once every client's request is in the running batch or queued behind it, none arrives
+  to collect the batch, so a small one would wait for the timer, which uvloop counts in whole
+  milliseconds, about as long as it took to compute. Checking on every turn means the event loop
+  does not sleep while a small batch runs under load: it spins for at most that batch's time.
 docs/performance.md has the measurements behind these choices (`python -m bench.http`).
 
 No FastAPI here.
@@ -61,7 +66,7 @@ from app.sampling import (
 logger = logging.getLogger("namegen.batching")
 
 BUSY_WINDOW_S = 0.05  # a model whose last batch ended this recently counts as under load
-POLL_S = 0.001  # how often the event loop checks on polled batches (uvloop's timers count in ms)
+POLL_S = 0.001  # how often the event loop checks on large polled batches (uvloop's timers count in ms)
 PARALLEL_ROWS = 64  # rows of work, queued or running, worth a batch on another core
 
 CancelHook = Callable[[str, int], None]  # (stage, rows never run) for each cancelled request
@@ -105,13 +110,14 @@ class ModelBatcher:
     max_rows: int = 1024  # rows of one batch at most
     parallel: int = 1  # batches of this model running at once at most
     wait_s: float = 0.0  # under load, how long a task that finds no batch running waits for others
+    spin_rows: int = 64  # polled batches this small are checked on every turn of the event loop
     on_cancel: CancelHook | None = None
     piece_rows: int = field(init=False)
     _queue: deque[tuple[Job, Piece]] = field(init=False, default_factory=deque)
     _queued: int = field(init=False, default=0)  # rows in the queue, of requests not cancelled
     _running: list[Batch] = field(init=False, default_factory=list)
     _timer: asyncio.Handle | None = field(init=False, default=None)
-    _poll_timer: asyncio.TimerHandle | None = field(init=False, default=None)
+    _poll_timer: asyncio.Handle | None = field(init=False, default=None)
     _last_end: float = field(init=False, default=-math.inf)  # event-loop time the last batch ended
     _closed: bool = field(init=False, default=False)
 
@@ -253,7 +259,7 @@ class ModelBatcher:
             self._running.append(batch)
             if polled:
                 if self._poll_timer is None:
-                    self._poll_timer = loop.call_later(POLL_S, self._poll)
+                    self._poll_soon(loop)
             else:
                 handle.add_done_callback(lambda _, b=batch: self._wake(loop, b))
 
@@ -269,7 +275,15 @@ class ModelBatcher:
         self._poll_timer = None
         self._collect()
         if any(b.polled for b in self._running) and not self._closed:
-            self._poll_timer = asyncio.get_running_loop().call_later(POLL_S, self._poll)
+            self._poll_soon(asyncio.get_running_loop())
+
+    def _poll_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Check the polled batches again: on the event loop's next turn while every one of them is
+        small, in POLL_S otherwise."""
+        if all(b.plan.rows <= self.spin_rows for b in self._running if b.polled):
+            self._poll_timer = loop.call_soon(self._poll)
+        else:
+            self._poll_timer = loop.call_later(POLL_S, self._poll)
 
     def _collect(self) -> None:
         """Finish the polled batches that have ended."""
@@ -372,9 +386,10 @@ class BatchRunner:
         wait_s: float = 0.0,
         parallel: int = 1,
         on_cancel: CancelHook | None = None,
+        spin_rows: int = 64,
     ) -> None:
         self.batchers = {
-            name: ModelBatcher(m, max_rows, parallel, wait_s, on_cancel)
+            name: ModelBatcher(m, max_rows, parallel, wait_s, spin_rows, on_cancel)
             for name, m in registry.models.items()
         }
         for batcher in self.batchers.values():

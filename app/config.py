@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         "join its batch (0: only those the event loop has read with it); on a quiet server requests "
         "start at once",
     )
+    batch_spin_rows: int = Field(
+        64,
+        ge=0,
+        le=1_000_000,
+        description="under load, batches of at most this many rows are checked on every turn of the "
+        "event loop, which then spins while one runs, rather than every millisecond (0: never)",
+    )
     max_in_flight: int = Field(
         256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"
     )

@@ -78,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wait_s=settings.batch_wait_ms / 1000,
         parallel=settings.batch_threads,
         on_cancel=app.state.metrics.count_cancelled,
+        spin_rows=settings.batch_spin_rows,
     )
     app.state.service = Service(registry, runner, settings, app.state.metrics)
     # everything loaded so far lives as long as the process: take it out of the garbage

@@ -234,7 +234,7 @@ async def test_a_polled_batch_is_handed_out_when_the_next_request_arrives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: only a request can collect the batch
-    batcher = batching.ModelBatcher(model, max_rows=8192)
+    batcher = batching.ModelBatcher(model, max_rows=8192, spin_rows=0)  # nor does the event loop spin
     first = [asyncio.ensure_future(batcher.run(task(model, seed))) for seed in range(4)]
     await asyncio.wait_for(first[0], 60)
     for _ in range(600):  # let the polled batch of seeds 1-3 end (about 2 ms of work)
@@ -249,3 +249,35 @@ async def test_a_polled_batch_is_handed_out_when_the_next_request_arrives(
     with pytest.raises(batching.ServiceClosing):
         await late
     assert [len(b) for b in planned] == [1, 3, 1]
+
+
+async def test_a_small_polled_batch_is_handed_out_as_it_ends_with_no_request_arriving(
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load every client may be waiting on the running batch, so none arrives to collect it:
+    a small one is checked on every turn of the event loop, never left for the poll timer."""
+    monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: the timer never collects it
+    batcher = batching.ModelBatcher(model, max_rows=8192)
+    first = [asyncio.ensure_future(batcher.run(task(model, seed))) for seed in range(4)]
+    await asyncio.wait_for(first[0], 60)
+    assert batcher._running and batcher._running[0].polled  # seeds 1-3, polled
+    done = await asyncio.wait_for(asyncio.gather(*first[1:]), 60)  # and no further request
+    assert [d.result().names for d in done] == [alone(model, seed) for seed in range(1, 4)]
+    assert [len(b) for b in planned] == [1, 3] and not batcher._running
+    # a batch larger than spin_rows is left to the timer (or the next request): `late`, queued
+    # behind `big`, which starts on a quiet model (a callback batch)
+    await asyncio.sleep(2 * batching.BUSY_WINDOW_S)
+    big = asyncio.ensure_future(batcher.run(task(model, 10, n=batcher.spin_rows + 1)))
+    await asyncio.sleep(0)
+    late = asyncio.ensure_future(batcher.run(task(model, 11, n=batcher.spin_rows + 1)))
+    await asyncio.wait_for(big, 60)
+    for _ in range(600):  # let the polled batch end (a few ms of work)
+        if batcher._running and batcher._running[0].handle.done():
+            break
+        await asyncio.sleep(0.01)
+    assert batcher._running[0].polled and not late.done()  # ended, and nobody looked
+    batcher.close()
+    with pytest.raises(batching.ServiceClosing):
+        await late
