@@ -67,12 +67,13 @@ class Settings(BaseSettings):
         "join its batch (0: only those the event loop has read with it); on a quiet server requests "
         "start at once",
     )
-    batch_spin_rows: int = Field(
-        64,
+    batch_spin_rows: int | None = Field(
+        None,
         ge=0,
         le=1_000_000,
         description="under load, batches of at most this many rows are checked on every turn of the "
-        "event loop, which then spins while one runs, rather than every millisecond (0: never)",
+        "event loop, which then spins while one runs, rather than every millisecond (0: never); "
+        "default: 64 with one worker, 0 with several",
     )
     max_in_flight: int = Field(
         256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"
@@ -86,6 +87,15 @@ class Settings(BaseSettings):
     playground: bool = Field(True, description="serve the playground page at / (false: / is a 404)")
     log_format: Literal["text", "json"] = Field("text", description="log line format")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def spin_rows(settings: Settings) -> int:
+    """The batch size up to which the event loop spins on a running batch: batch_spin_rows, or 64
+    with one worker and 0 with several, whose spinning event loops would take each other's cores
+    (docs/performance.md)."""
+    if settings.batch_spin_rows is not None:
+        return settings.batch_spin_rows
+    return 64 if settings.workers == 1 else 0
 
 
 @lru_cache

@@ -23,7 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.batching import BatchRunner
-from app.config import Settings, get_settings
+from app.config import Settings, get_settings, spin_rows
 from app.deps import Service
 from app.errors import install_error_handlers
 from app.logs import configure_logging
@@ -78,7 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wait_s=settings.batch_wait_ms / 1000,
         parallel=settings.batch_threads,
         on_cancel=app.state.metrics.count_cancelled,
-        spin_rows=settings.batch_spin_rows,
+        spin_rows=spin_rows(settings),
     )
     app.state.service = Service(registry, runner, settings, app.state.metrics)
     # everything loaded so far lives as long as the process: take it out of the garbage

@@ -128,7 +128,11 @@ def main() -> None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
 
     uv_args = ["--no-access-log", "--workers", str(args.workers), *args.uvicorn_args.split()]
-    env = {"NAMEGEN_TORCH_THREADS": str(args.torch_threads), "NAMEGEN_LOG_LEVEL": "warning"}
+    env = {
+        "NAMEGEN_TORCH_THREADS": str(args.torch_threads),
+        "NAMEGEN_LOG_LEVEL": "warning",
+        "NAMEGEN_WORKERS": str(args.workers),  # as the image sets it: the app's defaults follow it
+    }
     for item in args.env:
         name, sep, value = item.partition("=")
         if not sep or not name.startswith("NAMEGEN_"):

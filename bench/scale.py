@@ -180,7 +180,10 @@ def main() -> None:
         print("| ---: | ---: | ---: | ---: | --- |")
         for w in [int(x) for x in args.workers.split(",")]:
             with serve(
-                env={"NAMEGEN_LOG_LEVEL": "warning"}, args=["--no-access-log", "--workers", str(w)]
+                # NAMEGEN_WORKERS as the image sets it: the app's defaults follow it (no spinning
+                # event loops with several workers)
+                env={"NAMEGEN_LOG_LEVEL": "warning", "NAMEGEN_WORKERS": str(w)},
+                args=["--no-access-log", "--workers", str(w)],
             ) as srv:
                 asyncio.run(throughput(srv.url, 3, 8, None))  # warm-up, and every worker started
                 small = f"{srv.url}/generate?n=1"
