@@ -104,6 +104,22 @@ def run_wrk(url: str, method: str, body: dict[str, object] | None, duration: int
     return rps, p50, p99, total, errors
 
 
+def check_args(p: argparse.ArgumentParser, against: Path | None, env_items: list[str]) -> dict[str, str]:
+    """What the wrk benchmarks check before they start: wrk is installed, `--against` (if given)
+    holds a namegen checkout, and each `--env` is NAMEGEN_NAME=VALUE. Returns the settings asked."""
+    if against is not None and not (against / "app" / "main.py").is_file():
+        p.error(f"--against: {str(against)!r} is not a namegen checkout (no app/main.py)")
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    env: dict[str, str] = {}
+    for item in env_items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("NAMEGEN_"):
+            p.error(f"--env takes NAMEGEN_NAME=VALUE, got {item!r}")
+        env[name] = value
+    return env
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
@@ -122,22 +138,15 @@ def main() -> None:
                         "serve beside this one with the same settings and the same Python; every "
                         "round measures both in turn, and each gets its own table")  # fmt: skip
     args = p.parse_args()
-    if args.against is not None and not (args.against / "app" / "main.py").is_file():
-        p.error(f"--against: {str(args.against)!r} is not a namegen checkout (no app/main.py)")
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    asked = check_args(p, args.against, args.env)
 
     uv_args = ["--no-access-log", "--workers", str(args.workers), *args.uvicorn_args.split()]
     env = {
         "NAMEGEN_TORCH_THREADS": str(args.torch_threads),
         "NAMEGEN_LOG_LEVEL": "warning",
         "NAMEGEN_WORKERS": str(args.workers),  # as the image sets it: the app's defaults follow it
+        **asked,
     }
-    for item in args.env:
-        name, sep, value = item.partition("=")
-        if not sep or not name.startswith("NAMEGEN_"):
-            p.error(f"--env takes NAMEGEN_NAME=VALUE, got {item!r}")
-        env[name] = value
     repos = [REPO] if args.against is None else [REPO, args.against.resolve()]
     rounds: dict[Path, list[list[Result]]] = {repo: [] for repo in repos}
     with contextlib.ExitStack() as stack:

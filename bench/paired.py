@@ -16,11 +16,10 @@ Needs wrk (Debian: apt-get install wrk).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 from pathlib import Path
 
-from bench.http import run_wrk, server_cpu
+from bench.http import check_args, run_wrk, server_cpu
 from bench.server import REPO, Server, serve
 
 
@@ -47,17 +46,8 @@ def main() -> None:
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="a NAMEGEN_ setting for both servers (repeatable)")  # fmt: skip
     args = p.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    env = {"NAMEGEN_LOG_LEVEL": "warning", **check_args(p, args.against, args.env)}
     other = args.against.resolve()
-    if not (other / "app" / "main.py").is_file():
-        p.error(f"--against: {str(args.against)!r} is not a namegen checkout (no app/main.py)")
-    env = {"NAMEGEN_LOG_LEVEL": "warning"}
-    for item in args.env:
-        name, sep, value = item.partition("=")
-        if not sep or not name.startswith("NAMEGEN_"):
-            p.error(f"--env takes NAMEGEN_NAME=VALUE, got {item!r}")
-        env[name] = value
     paths = args.path or ["/generate?n=1", "/next-char?prefix=emm"]
     uv_args = ["--no-access-log"]
     print(f"wrk -t1 -c{args.connections}, {args.pairs} pairs of {args.duration} s runs per endpoint; "
