@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from app.config import SPIN_ROWS
 from app.registry import LoadedModel, Registry
 from app.sampling import (
     BatchPlan,
@@ -110,7 +111,7 @@ class ModelBatcher:
     max_rows: int = 1024  # rows of one batch at most
     parallel: int = 1  # batches of this model running at once at most
     wait_s: float = 0.0  # under load, how long a task that finds no batch running waits for others
-    spin_rows: int = 64  # polled batches this small are checked on every turn of the event loop
+    spin_rows: int = SPIN_ROWS  # polled batches this small are checked on every turn of the event loop
     on_cancel: CancelHook | None = None
     piece_rows: int = field(init=False)
     _queue: deque[tuple[Job, Piece]] = field(init=False, default_factory=deque)
@@ -386,7 +387,7 @@ class BatchRunner:
         wait_s: float = 0.0,
         parallel: int = 1,
         on_cancel: CancelHook | None = None,
-        spin_rows: int = 64,
+        spin_rows: int = SPIN_ROWS,
     ) -> None:
         self.batchers = {
             name: ModelBatcher(m, max_rows, parallel, wait_s, spin_rows, on_cancel)

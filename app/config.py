@@ -16,6 +16,9 @@ REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 N_CEILING = 10_000
 PREFIX_CEILING = 64
 LENGTH_CEILING = 64
+# with one worker, polled batches of at most this many rows are checked on every turn of the event
+# loop (batch_spin_rows; app/batching.py)
+SPIN_ROWS = 64
 
 
 class Settings(BaseSettings):
@@ -90,12 +93,12 @@ class Settings(BaseSettings):
 
 
 def spin_rows(settings: Settings) -> int:
-    """The batch size up to which the event loop spins on a running batch: batch_spin_rows, or 64
-    with one worker and 0 with several, whose spinning event loops would take each other's cores
-    (docs/performance.md)."""
+    """The batch size up to which the event loop spins on a running batch: batch_spin_rows, or
+    SPIN_ROWS with one worker and 0 with several, whose spinning event loops would take each other's
+    cores (docs/performance.md)."""
     if settings.batch_spin_rows is not None:
         return settings.batch_spin_rows
-    return 64 if settings.workers == 1 else 0
+    return SPIN_ROWS if settings.workers == 1 else 0
 
 
 @lru_cache
