@@ -281,3 +281,28 @@ async def test_a_small_polled_batch_is_handed_out_as_it_ends_with_no_request_arr
     batcher.close()
     with pytest.raises(batching.ServiceClosing):
         await late
+
+
+async def test_under_load_an_uneven_split_of_small_requests_evens_out(
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
+) -> None:
+    """Under load, the batch after a small one takes at most the mean of its rows and the queued
+    rows: 28 requests queued behind a batch of 4 go as 16 and 12, not 28, so that the event loop
+    has requests to answer while either group computes."""
+    batcher = batching.ModelBatcher(model, max_rows=8192)
+    await batcher.run(task(model, 0, n=1))  # a batch just ended: the model counts as under load
+    slow = SampleSpec(n=1, min_length=600, max_length=600)  # 600 steps: it runs while 28 queue
+    first = [asyncio.ensure_future(batcher.run(SampleTask(model, slow, seed))) for seed in range(1, 5)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert [len(b) for b in planned] == [1, 4] and batcher._running[0].polled
+    rest = [asyncio.ensure_future(batcher.run(task(model, seed, n=1))) for seed in range(10, 38)]
+    await asyncio.sleep(0)
+    assert batcher._queued == 28 and not batcher._running[0].handle.done()  # queued while it runs
+    done = await asyncio.wait_for(asyncio.gather(*first, *rest), 60)
+    assert [len(b) for b in planned] == [1, 4, 16, 12]
+    assert [d.result().names for d in done[4:]] == [alone(model, seed, n=1) for seed in range(10, 38)]
+    assert [d.result().names for d in done[:4]] == [
+        sample_names(model, slow, seed).names for seed in range(1, 5)
+    ]
