@@ -29,9 +29,11 @@ unstarted pieces never run and no further round starts; `on_cancel` counts each 
 The event loop lays a batch out and reads its results (plain Python, fast); the batch itself runs
 on torch's inter-op thread pool through the scripted loop's `launch`, holding no GIL. The event
 loop learns that a batch has ended in one of two ways:
-- a batch started by a request that found its model idle registers a callback, which wakes the
-  event loop at once (on a quiet server the GIL it needs is free);
-- any other batch (the service is under load) is polled: the event loop checks the running batches
+- a batch started by a request that found its model idle, or one of at least PARALLEL_ROWS rows,
+  registers a callback, which wakes the event loop at once (on a quiet server the GIL it needs is
+  free; a large batch ends a few times a second at most, so its one hand-over costs little, and the
+  timer below would leave its core idle for up to POLL_S);
+- any other batch (small, under load) is polled: the event loop checks the running batches
   whenever a request for the model arrives, and, while they run, on every turn of the event loop
   when each holds at most `spin_rows` rows (a small batch: it ends within a few milliseconds),
   every POLL_S otherwise. Under load the callback's GIL hand-overs would wait on the busy event
@@ -75,7 +77,7 @@ from app.sampling import (
 logger = logging.getLogger("namegen.batching")
 
 BUSY_WINDOW_S = 0.05  # a model whose last batch ended this recently counts as under load
-POLL_S = 0.001  # how often the event loop checks on large polled batches (uvloop's timers count in ms)
+POLL_S = 0.001  # how often the event loop checks polled batches over spin_rows (uvloop's timers: ms)
 PARALLEL_ROWS = 64  # rows of work, queued or running, worth a batch on another core
 
 CancelHook = Callable[[str, int], None]  # (stage, rows never run) for each cancelled request
@@ -270,10 +272,10 @@ class ModelBatcher:
             for job, _ in pieces:
                 job.started = True
                 job.running += 1
-            polled = back_to_back or bool(self._running)
-            batch = Batch(pieces, plan, handle, polled)
             rows = sum(p.rows for _, p in pieces)  # the requests' rows, not the padding
-            self._split_rows = rows if polled and rows < PARALLEL_ROWS else 0
+            polled = (back_to_back or bool(self._running)) and rows < PARALLEL_ROWS
+            batch = Batch(pieces, plan, handle, polled)
+            self._split_rows = rows if polled else 0
             self._running.append(batch)
             if polled:
                 if self._poll_timer is None:

@@ -259,15 +259,15 @@ async def test_a_small_polled_batch_is_handed_out_as_it_ends_with_no_request_arr
     """Under load every client may be waiting on the running batch, so none arrives to collect it:
     a small one is checked on every turn of the event loop, never left for the poll timer."""
     monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: the timer never collects it
-    batcher = batching.ModelBatcher(model, max_rows=8192)
+    batcher = batching.ModelBatcher(model, max_rows=8192, spin_rows=9)
     first = [asyncio.ensure_future(batcher.run(task(model, seed))) for seed in range(4)]
     await asyncio.wait_for(first[0], 60)
     assert batcher._running and batcher._running[0].polled  # seeds 1-3, polled
     done = await asyncio.wait_for(asyncio.gather(*first[1:]), 60)  # and no further request
     assert [d.result().names for d in done] == [alone(model, seed) for seed in range(1, 4)]
     assert [len(b) for b in planned] == [1, 3] and not batcher._running
-    # a batch larger than spin_rows is left to the timer (or the next request): `late`, queued
-    # behind `big`, which starts on a quiet model (a callback batch)
+    # a polled batch larger than spin_rows is left to the timer (or the next request): `late`,
+    # queued behind `big`, which starts on a quiet model (a callback batch)
     await asyncio.sleep(2 * batching.BUSY_WINDOW_S)
     big = asyncio.ensure_future(batcher.run(task(model, 10, n=batcher.spin_rows + 1)))
     await asyncio.sleep(0)
@@ -306,3 +306,19 @@ async def test_under_load_an_uneven_split_of_small_requests_evens_out(
     assert [d.result().names for d in done[:4]] == [
         sample_names(model, slow, seed).names for seed in range(1, 5)
     ]
+
+
+async def test_under_load_a_large_batch_is_handed_out_by_its_callback(
+    model: LoadedModel,
+    planned: list,  # type: ignore[type-arg]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch of PARALLEL_ROWS rows or more wakes the event loop as it ends, under load too: a
+    lone client sending large requests back to back gets each answer at once, not at the timer."""
+    monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: the timer never collects it
+    batcher = batching.ModelBatcher(model, max_rows=8192, spin_rows=0)  # nor does the event loop spin
+    n = batching.PARALLEL_ROWS
+    await batcher.run(task(model, 0, n=n))  # a batch just ended: the model counts as under load
+    done = await asyncio.wait_for(batcher.run(task(model, 1, n=n)), 30)  # and no further request
+    assert not batcher._running and [len(b) for b in planned] == [1, 1]
+    assert done.result().names == alone(model, 1, n=n)
