@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -250,8 +251,9 @@ class BatchPlan:
     pieces: list[Piece]  # padded to MIN_ROWS rows
     args: tuple[Any, ...]  # the loop's arguments: Python lists and ints
 
-    @property
+    @cached_property
     def rows(self) -> int:
+        # once per batch: the batcher reads it on every turn of the event loop while it runs
         return sum(p.rows for p in self.pieces)
 
 
