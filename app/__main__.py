@@ -1,5 +1,5 @@
-"""Serve namegen: `python -m app` (see app/server.py)."""
+"""Serve namegen: `python -m app` (see app/http/server.py)."""
 
-from app.server import main
+from app.http.server import main
 
 main()

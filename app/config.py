@@ -10,14 +10,17 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+APP_DIR = Path(__file__).resolve().parent
+REPO = APP_DIR.parent  # in a checkout: the repository (an installed package has no models/ there)
+REPO_MODELS = REPO / "models"
+STATIC = APP_DIR / "static"  # the playground's and the API docs' own files
 
 # hard ceilings of the HTTP schema; the settings below may only lower them
 N_CEILING = 10_000
 PREFIX_CEILING = 64
 LENGTH_CEILING = 64
 # with one worker, polled batches of at most this many rows are checked on every turn of the event
-# loop (batch_spin_rows; app/batching.py)
+# loop (batch_spin_rows; app/inference/batching.py)
 SPIN_ROWS = 64
 
 
@@ -57,7 +60,7 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         10.0, gt=0, le=600, description="time a client has to send a request's headers (python -m app)"
     )
-    # how `python -m app` serves (app/server.py); a plain `uvicorn app.main:app` takes its own flags
+    # how `python -m app` serves (app/http/server.py); a plain `uvicorn app.main:app` takes its own flags
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in the image)")
     port: int = Field(8000, ge=1, le=65535, description="port to listen on")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes, each with every model")

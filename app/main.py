@@ -22,14 +22,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.batching import BatchRunner
 from app.config import Settings, get_settings, spin_rows
-from app.deps import Service
-from app.errors import install_error_handlers
-from app.logs import configure_logging
-from app.middleware import Metrics, ServiceMiddleware
-from app.registry import CheckpointError, load_registry
-from app.routes import generate, health, metrics, models, next_char, playground, score
+from app.http.deps import Service
+from app.http.errors import install_error_handlers
+from app.http.logs import configure_logging
+from app.http.middleware import Metrics, ServiceMiddleware
+from app.http.routes import generate, health, metrics, models, next_char, playground, score
+from app.inference.batching import BatchRunner
+from app.inference.registry import CheckpointError, load_registry
 
 logger = logging.getLogger("namegen.main")
 

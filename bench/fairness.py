@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.server import REPO, serve
+from tests.support.server import REPO, serve
 
 WORST = {"n": 1000, "prefix": "emma", "max_length": 5, "novel": True}
 LIGHT = [("/generate", {"n": 1}), ("/next-char", {"prefix": "emm"})]

@@ -27,10 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from app.registry import LoadedModel, build_loop, load_checkpoint
-from app.sampling import SampleSpec, sample_names
-
-MODELS = Path(__file__).resolve().parents[1] / "models"
+from app.inference.registry import LoadedModel, build_loop, load_checkpoint
+from app.inference.sampling import SampleSpec, sample_names
+from tests.support import MODELS
 
 
 @torch.inference_mode()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
-from bench.server import REPO, serve, worker_pids
+from tests.support.server import REPO, serve, worker_pids
 
 ENDPOINTS: list[tuple[str, str, str, dict[str, object] | None]] = [
     # label, method, path, JSON body

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.server import REPO, serve
-from bench.soak import rss_kb
+from tests.support.server import REPO, rss_kb, serve
 
 
 async def mix(url: str, seconds: float, clients: int, pid: int) -> tuple[int, int, int]:

@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 
 from bench.http import check_args, run_wrk, server_cpu
-from bench.server import REPO, Server, serve
+from tests.support.server import REPO, Server, serve
 
 
 def measure(srv: Server, path: str, duration: int, connections: int) -> tuple[float, float, float]:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
+from app.config import STATIC
 from bench.fairness import pct
-from bench.server import serve
+from tests.support.server import serve
 
-STATIC = Path(__file__).resolve().parents[1] / "app" / "static"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 WORD = "emmanuellekaylanisophiajaxon"

@@ -23,8 +23,7 @@ import httpx
 
 from bench.http import run_wrk
 from bench.scale import throughput
-from bench.server import free_port, serve
-from bench.soak import rss_kb
+from tests.support.server import free_port, rss_kb, serve
 
 
 def replica_pid(ray: object, actor: dict[str, str]) -> int:

@@ -31,16 +31,13 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import torch
 
 from bench.http import run_wrk
-from bench.server import serve, worker_pids
-from bench.soak import rss_kb
-
-MODELS = Path(__file__).resolve().parents[1] / "models"
+from tests.support import MODELS
+from tests.support.server import rss_kb, serve, worker_pids
 
 
 def matmul_flops(threads: int, size: int = 2048, seconds: float = 3.0) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.server import serve
+from tests.support.server import rss_kb, serve
 
 # (label, method, path, query or JSON body); picked at random, each equally often
 TRAFFIC: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -44,14 +44,6 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 async def worker(

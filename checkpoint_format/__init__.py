@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ ITEMS_FILE = "items.txt"
 DIGESTS_FILE = "digests.json"
 MANIFEST = "SHA256SUMS"
 SERIALIZATION_ID = ".data/serialization_id"
+# a model's name: what requests pass as `model`, and the checkpoint's file name before .pt
+MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 UNDIGESTED = frozenset({f"extra/{DIGESTS_FILE}", SERIALIZATION_ID})
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from checkpoint_format import torchscript
+from tests.support import REPO
+
 RESOURCES = REPO / "resources"
 
 
@@ -34,11 +35,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def read_checkpoint(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
     """A checkpoint's module and its extra files (meta.json, items.txt) as text."""
-    extra: dict[str, Any] = {"meta.json": "", "items.txt": ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
-        module = torch.jit.load(str(path), _extra_files=extra)
-    return module.eval(), {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
+    return torchscript.load(path, ("meta.json", "items.txt"))
 
 
 def load_parts(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any], list[str]]:

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO
+
 HOST = "localhost:8000"
 FLOAT = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?")
 FENCE = "```"
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.docs_examples", description=__doc__.split("\n")[1])
     parser.add_argument("--update", action="store_true", help="rewrite the expected outputs in place")
     args = parser.parse_args(argv)
-    from bench.server import serve
+    from tests.support.server import serve
 
     with serve(env={"NAMEGEN_TORCH_THREADS": "1"}) as srv:
         if args.update:

@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.clients import trickle
-from bench.server import REPO, free_port, serve
-from bench.soak import rss_kb
+from tests.support.server import REPO, free_port, rss_kb, serve
+from tests.support.slow import trickle
 
 pytestmark = pytest.mark.e2e
 

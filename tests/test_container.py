@@ -12,14 +12,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
-from bench.server import free_port
+from tests.support import REPO
+from tests.support.server import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("NAMEGEN_BASE_IMAGE", "localhost/namegen-base:bookworm")
 RUNTIME = ["--runtime", "/usr/sbin/runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 pytestmark = pytest.mark.container

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.server import serve
 from tests.docs_examples import FENCE, Example, doc_files, examples, normalise, run
+from tests.support.server import serve
 
 pytestmark = pytest.mark.e2e
 

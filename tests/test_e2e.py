@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.server import ServerError, serve
+from tests.support.server import ServerError, serve
 
 pytestmark = pytest.mark.e2e
 

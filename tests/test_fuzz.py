@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import serve
+from tests.support.server import serve
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from bench.server import REPO, serve
+from tests.support.server import REPO, serve
 
 MODELS = REPO / "models"
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.server import REPO, free_port, serve
+from tests.support.server import REPO, free_port, serve
 
 pytestmark = pytest.mark.e2e
 

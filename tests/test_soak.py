@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench.server import REPO
+from tests.support.server import REPO
 
 pytestmark = pytest.mark.e2e
 

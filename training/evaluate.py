@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from checkpoint_format import ITEMS_FILE, META_FILE
+from checkpoint_format import ITEMS_FILE, META_FILE, torchscript
 from training.corpus import DECADES, SEXES, read_era
 
 MAX_LENGTH = 32  # longest name sampled; SSA names have at most 15 characters
@@ -43,10 +42,7 @@ class Checkpoint:
     does (a forced start, then one token per step)."""
 
     def __init__(self, path: Path) -> None:
-        extra: dict[str, Any] = {META_FILE: "", ITEMS_FILE: ""}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
-            self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+        self.module, extra = torchscript.load(path, (META_FILE, ITEMS_FILE))
         self.path = path
         self.meta: dict[str, Any] = json.loads(extra[META_FILE])
         self.vocab: list[str] = self.meta["vocab"]

@@ -26,7 +26,6 @@ updated with the new file's sha256.
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from checkpoint_format import (
     check_archive,
     entry_digests,
     sha256_hex,
+    torchscript,
     write_manifest,
 )
 from training.model import HierarchicalModel, ModelConfig
@@ -158,7 +158,7 @@ def script_model(model: HierarchicalModel) -> torch.jit.ScriptModule:
             "only 'tokens' conditioning can be exported: a checkpoint's forward takes tokens alone"
         )
     model = model.eval()
-    return torch.jit.script(ScriptedGenerator(model))
+    return torchscript.script(ScriptedGenerator(model))
 
 
 def save_checkpoint(model: HierarchicalModel, meta: dict[str, Any], items: list[str], path: Path) -> Path:
@@ -174,13 +174,11 @@ def save_checkpoint(model: HierarchicalModel, meta: dict[str, Any], items: list[
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
         staged = Path(tmp) / path.name  # torch names the archive's root folder after the file
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
-            # twice: the digests of the first archive's entries go into the second, whose entries
-            # are the same bytes but for digests.json and the random serialization id
-            torch.jit.save(scripted, str(staged), _extra_files=extra)
-            extra[DIGESTS_FILE] = json.dumps(entry_digests(staged.read_bytes()), indent=1, sort_keys=True)
-            torch.jit.save(scripted, str(staged), _extra_files=extra)
+        # twice: the digests of the first archive's entries go into the second, whose entries
+        # are the same bytes but for digests.json and the random serialization id
+        torchscript.save(scripted, staged, extra)
+        extra[DIGESTS_FILE] = json.dumps(entry_digests(staged.read_bytes()), indent=1, sort_keys=True)
+        torchscript.save(scripted, staged, extra)
         data = staged.read_bytes()
         report = check_archive(data)  # every digest matches: the two saves agreed
         assert report.digests and report.root == path.stem, report.root
@@ -192,18 +190,16 @@ def save_checkpoint(model: HierarchicalModel, meta: dict[str, Any], items: list[
 def load_trained(path: Path) -> tuple[HierarchicalModel, dict[str, Any], list[str]]:
     """The trained model in a checkpoint (rebuilt from its meta.json and weights), with its
     metadata and items: what `save_checkpoint` needs to write it again."""
-    extra: dict[str, Any] = {META_FILE: "", ITEMS_FILE: ""}
+    data = Path(path).read_bytes()
     try:
-        check_archive(Path(path).read_bytes())  # never re-export or fine-tune from damaged bytes
+        check_archive(data)  # never re-export or fine-tune from damaged bytes
     except ArchiveError as e:
         raise ValueError(f"{path}: not a TorchScript checkpoint ({e})") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 flags TorchScript as legacy
-        try:
-            scripted = torch.jit.load(str(path), _extra_files=extra)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{path}: not a TorchScript checkpoint ({first})") from None
+    try:
+        scripted, extra = torchscript.load(data, (META_FILE, ITEMS_FILE))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a TorchScript checkpoint ({first})") from None
     try:
         meta = json.loads(extra[META_FILE])
         arch = meta["architecture"]
@@ -218,8 +214,7 @@ def load_trained(path: Path) -> tuple[HierarchicalModel, dict[str, Any], list[st
         model.load_state_dict(scripted.state_dict())
     except RuntimeError as e:
         raise ValueError(f"{path}: the weights do not match meta.json's architecture: {e}") from None
-    items = extra[ITEMS_FILE]
-    items = (items.decode() if isinstance(items, bytes) else items).splitlines()
+    items = extra[ITEMS_FILE].splitlines()
     return model.eval(), meta, items
 
 

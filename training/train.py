@@ -32,7 +32,6 @@ import json
 import math
 import os
 import random
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from checkpoint_format import BOUNDARY
+from checkpoint_format import BOUNDARY, MODEL_NAME_RE
 from training.conditions import ConditionSpace
 from training.corpus import (
     CorpusError,
@@ -55,8 +54,6 @@ from training.corpus import (
 )
 from training.export import load_trained, save_checkpoint
 from training.model import IGNORE_INDEX, HierarchicalModel, ModelConfig
-
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 @dataclass
@@ -81,7 +78,10 @@ class TrainConfig:
     eval_interval: int = 250  # steps between validation passes (and best-weights checks)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    seed: int = 1337  # split, initialisation, batches and dropout
+    seed: int = 1337  # the split (and, unless train_seed is set, initialisation, batches, dropout)
+    # initialisation, batches and dropout; -1: the same as seed. Members of an ensemble differ by
+    # this alone, so they share the split (and the names held out of pretraining)
+    train_seed: int = -1
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True  # tqdm bar on stderr
     # conditioned corpora (*.tsv.gz) only
@@ -94,7 +94,7 @@ class TrainConfig:
     exclude_held_out: tuple[str, ...] = ()  # corpora whose own val/test items are left out of this one
 
     def validate(self) -> None:
-        if not NAME_RE.match(self.name):
+        if not MODEL_NAME_RE.match(self.name):
             raise ValueError(
                 f"--name must be 1-64 characters of a-z, 0-9, '-' or '_' starting with a letter "
                 f"or digit, got {self.name!r}"
@@ -129,6 +129,11 @@ class TrainConfig:
         if self.conditions != "none":
             ConditionSpace.build(self.conditions.split(","))
         self.model_config(2, 0).validate()
+
+    @property
+    def init_seed(self) -> int:
+        """The seed of the initial weights, the batches and dropout."""
+        return self.seed if self.train_seed < 0 else self.train_seed
 
     def model_config(self, vocab_size: int, n_conditions: int) -> ModelConfig:
         return ModelConfig(
@@ -353,7 +358,7 @@ def train_model(
     if conditioned and cfg.conditions != "none":
         space = ConditionSpace.build(cfg.conditions.split(","))
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.init_seed)
     model = HierarchicalModel(cfg.model_config(len(vocab), len(space) if space else 0))
     if init is not None:
         vocab = _check_init(init[0].config, init[1], model.config, vocab)
@@ -385,7 +390,7 @@ def train_model(
         cond = Conditioner(space, len(vocab), ctx, cfg.conditioning, cfg.condition_dropout)
     weights = data["train"].weights
     opt = make_optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.init_seed)
 
     bar = None
     if cfg.progress:

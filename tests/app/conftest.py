@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from app.config import Settings, get_settings
 from app.main import create_app
-
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+from tests.support import MODELS as REPO_MODELS
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import yaml
 
 from app.config import Settings
 from app.main import create_app
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "kubernetes"
 KUBERNETES = "1.32.0"  # the version the manifests are validated against
 CHECKOV = "3.3.30"

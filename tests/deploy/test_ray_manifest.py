@@ -7,13 +7,13 @@ name a real builder and only the arguments it takes."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 RAY = REPO / "deploy" / "ray"
 KUBERNETES = "1.32.0"
 

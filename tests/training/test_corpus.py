@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import RESOURCES
 from training.corpus import (
     DECADES,
     CorpusError,
@@ -16,8 +17,6 @@ from training.corpus import (
     read_items,
     sha256_bytes,
 )
-
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import era_sample
+from tests.support import RESOURCES
 from training.__main__ import main
 from training.corpus import DECADES
 from training.evaluate import ceiling, peak_decades
-
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 
 def write_era(path: Path, rows: list[tuple[str, str, int, int]]) -> Path:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.support import REPO as ROOT
 from training.__main__ import main
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def score(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -1,0 +1,83 @@
+"""What is loaded: every model's metadata and measured quality."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from app.http.deps import ServiceDep, resolve_model
+from app.http.schemas import (
+    CorpusInfo,
+    ErrorResponse,
+    IntegrityInfo,
+    Limits,
+    ModelInfo,
+    ModelList,
+    ModelMetrics,
+)
+from app.inference.registry import LoadedModel
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def model_info(model: LoadedModel, default: str) -> ModelInfo:
+    meta = model.meta
+    return ModelInfo(
+        name=model.name,
+        description=meta["description"],
+        default=model.name == default,
+        vocab=model.vocab,
+        alphabet=model.alphabet,
+        context_length=model.context_length,
+        parameters=meta["parameters"],
+        architecture=meta["architecture"],
+        metrics=ModelMetrics(**meta["metrics"]),
+        corpus=CorpusInfo(**meta["corpus"]),
+        created_at=meta["created_at"],
+        torch_version=meta.get("torch_version"),
+        sha256=model.sha256,
+        size_bytes=model.size_bytes,
+        incremental=model.incremental,
+        integrity=IntegrityInfo(**asdict(model.integrity)),
+        conditions=None if "conditions" not in meta else conditions_info(meta["conditions"]),
+    )
+
+
+def conditions_info(raw: dict[str, Any]) -> dict[str, Any]:
+    """What a client needs of a model's conditions: the request fields and their values, the
+    factors, what leaving a field out does (not the token table, which is the engine's)."""
+    return {k: raw[k] for k in ("fields", "factors", "absent") if k in raw}
+
+
+@router.get("", summary="List the loaded models", operation_id="list_models")
+async def list_models(service: ServiceDep) -> ModelList:
+    registry, settings = service.registry, service.settings
+    data = [model_info(registry.models[n], registry.default) for n in registry.names()]
+    limits = Limits(
+        max_n=settings.max_n,
+        max_prefix_length=settings.max_prefix_length,
+        max_score_names=settings.max_score_names,
+    )
+    return ModelList(
+        data=data,
+        count=len(data),
+        default=registry.default,
+        limits=limits,
+        manifest=registry.manifest,
+        skipped=registry.skipped,
+    )
+
+
+@router.get(
+    "/{name}",
+    summary="One model's metadata",
+    operation_id="get_model",
+    responses={404: {"model": ErrorResponse, "description": "no such model"}},
+)
+async def get_model(
+    name: Annotated[str, Path(description="a loaded model's name (GET /models)")], service: ServiceDep
+) -> ModelInfo:
+    registry = service.registry
+    return model_info(resolve_model(registry, name), registry.default)

@@ -1,0 +1,83 @@
+"""
+Running the service: uvicorn with a deadline for every request's headers.
+
+    python -m app                      # NAMEGEN_HOST, NAMEGEN_PORT, NAMEGEN_WORKERS, ...
+    uvicorn app.main:app --http app.http.server:HeaderTimeoutProtocol
+
+uvicorn closes idle keep-alive connections (`timeout_keep_alive`) but gives a client unlimited time
+to send a request's headers, so clients that trickle them a byte at a time (slowloris) each hold a
+connection, and a file descriptor, for as long as they like. HeaderTimeoutProtocol is uvicorn's
+httptools protocol with one addition: from the moment a connection opens, or a keep-alive
+connection's next request begins, its headers must be complete within NAMEGEN_HEADER_TIMEOUT_S;
+past it the client gets a 408 and the connection is closed. A request's body is not subject to it
+(the body size cap and the app's own bounds apply there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.config import Settings, get_settings
+
+REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 36\r\nconnection: close\r\n\r\nrequest headers not received in time"
+)
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline for each request's headers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = get_settings().header_timeout_s
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()  # the first request's headers are due from the moment the connection opens
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:  # a keep-alive connection's next request
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.write(REQUEST_TIMEOUT)
+            self.transport.close()
+
+
+def main(settings: Settings | None = None) -> None:
+    """Serve app.main:app with HeaderTimeoutProtocol, as the settings say."""
+    settings = settings or get_settings()
+    uvicorn.run(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        http="app.http.server:HeaderTimeoutProtocol",
+        timeout_keep_alive=settings.keep_alive_s,
+        access_log=False,  # the app logs one line per request itself (app/http/middleware.py)
+    )

@@ -1,0 +1,481 @@
+"""
+The model registry: every `*.pt` checkpoint in a folder, checked byte for byte and against the
+checkpoint contract, loaded with `torch.jit.load`, before the service accepts a request.
+
+What a checkpoint must pass (each failure is one CheckpointError naming the file and the part):
+- integrity (checkpoint_format): the zip structure, every entry's CRC-32, the sha256 of every entry
+  listed in its digests.json (format 2), and, where the folder has a SHA256SUMS, the whole file's
+  sha256 there. A folder without SHA256SUMS is loaded with the first checks only, and says so;
+- contract: meta.json complete and named after the file (`NAME.pt` holds model NAME), items.txt
+  present, `forward(idx (B, T)) -> (B, V)`, and, for checkpoints that export `init_state`/`step`,
+  every position of a probe longer than the context giving the same logits both ways;
+- compiling the scripted batch loop (app/inference/engine.py) over it, and running its start.
+
+Nothing here imports FastAPI or training/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from app.inference.engine import MIN_ROWS, BatchLoop, StepAdapter
+from checkpoint_format import (
+    BOUNDARY,
+    DIGESTS_FILE,
+    END_LABEL,
+    ITEMS_FILE,
+    MANIFEST,
+    META_FILE,
+    MODEL_NAME_RE,
+    SUPPORTED_FORMATS,
+    ArchiveError,
+    check_archive,
+    read_manifest,
+    sha256_hex,
+    torchscript,
+)
+
+logger = logging.getLogger("namegen.registry")
+
+REQUIRED_META: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "name": str,
+    "description": str,
+    "vocab": list,
+    "context_length": int,
+    "architecture": dict,
+    "parameters": int,
+    "metrics": dict,
+    "corpus": dict,
+    "created_at": str,
+}
+STEP_TOLERANCE = 1e-4  # largest |step - forward| logit difference accepted
+
+
+class CheckpointError(Exception):
+    """A checkpoint (or models folder) the service cannot use; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ConditionField:
+    """A request field that conditions a model: `sex` (one of `values`) or `year` (min..max, mapped
+    onto a factor value, its bucket: 1925 -> 1920)."""
+
+    name: str
+    factor: str
+    values: tuple[str, ...] = ()
+    min: int = 0
+    max: int = 0
+    bucket: int = 1
+
+    def factor_value(self, value: str | int) -> str | int | None:
+        """The factor value for a request value, or None when the value is not allowed."""
+        if self.values:
+            text = str(value).upper()
+            return text if text in self.values else None
+        if isinstance(value, bool) or not isinstance(value, int) or not self.min <= value <= self.max:
+            return None
+        return self.min + (value - self.min) // self.bucket * self.bucket
+
+    def allowed(self) -> str:
+        return " or ".join(self.values) if self.values else f"a year from {self.min} to {self.max}"
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What a conditioned checkpoint's meta.json declares: the request fields, and the start
+    token of every combination of factor values (a factor left out: None)."""
+
+    fields: dict[str, ConditionField]
+    factors: tuple[str, ...]
+    tokens: dict[tuple[Any, ...], int]  # factor values (None: left out) -> token id
+
+    @classmethod
+    def parse(cls, raw: object) -> Conditions:
+        """From meta.json's "conditions"; ValueError saying what is wrong."""
+        if not isinstance(raw, dict):
+            raise ValueError("must be an object")
+        factors = tuple(raw["factors"])
+        fields = {}
+        for name, spec in raw["fields"].items():
+            if spec["factor"] not in factors:
+                raise ValueError(f"field {name!r} maps onto unknown factor {spec['factor']!r}")
+            fields[name] = ConditionField(
+                name, spec["factor"], tuple(spec.get("values", ())), int(spec.get("min", 0)),
+                int(spec.get("max", 0)), int(spec.get("bucket", 1)),
+            )  # fmt: skip
+        tokens = {tuple(t.get(f) for f in factors): int(t["token"]) for t in raw["tokens"]}
+        if not tokens or len(set(tokens.values())) != len(tokens):
+            raise ValueError("tokens must be distinct")
+        return cls(fields, factors, tokens)
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """How a checkpoint's bytes were checked at load."""
+
+    crc32: bool  # every zip entry's CRC-32 (always, when loaded)
+    digests: bool  # every entry against digests.json (format 2 checkpoints)
+    manifest: bool  # the whole file against SHA256SUMS beside it (when the folder has one)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A checkpoint as loaded and checked: plain data, built by load_checkpoint."""
+
+    name: str
+    path: Path
+    meta: dict[str, Any]
+    vocab: list[str]
+    stoi: dict[str, int]
+    alphabet: str  # every character a prefix or name may use
+    labels: list[str]  # each token as next-char reports it: the boundary as END_LABEL
+    items: frozenset[str]
+    sha256: str
+    size_bytes: int
+    load_seconds: float
+    incremental: bool  # exports init_state/step (Fast WaveNet) rather than only forward
+    integrity: Integrity
+    conditions: Conditions | None
+    # start tokens of the batch loop's begin table: [boundary, then each condition's token]
+    starts: list[int] = field(repr=False)
+    module: torch.jit.ScriptModule = field(repr=False)
+    # the scripted loop that runs a whole batch through the checkpoint's step (app/inference/engine.py)
+    loop: torch.jit.ScriptModule = field(repr=False)
+
+    @property
+    def context_length(self) -> int:
+        return int(self.meta["context_length"])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(map(self.vocab.__getitem__, ids))  # a third faster than a generator
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """Characters of `text` outside this model's alphabet, in order of first appearance."""
+        return list(dict.fromkeys(c for c in text if c not in self.stoi or c == BOUNDARY))
+
+    def start_of(self, values: dict[str, Any]) -> int:
+        """The begin-table row of a condition given as factor values (absent ones left out);
+        0, the boundary, when nothing is given."""
+        if self.conditions is None or not any(v is not None for v in values.values()):
+            return 0
+        token = self.conditions.tokens[tuple(values.get(f) for f in self.conditions.factors)]
+        return self.starts.index(token)
+
+
+def _check_meta(path: Path, raw: bytes | None) -> dict[str, Any]:
+    if raw is None or not raw.strip():
+        raise CheckpointError(f"{path}: no {META_FILE} in the archive")
+    try:
+        meta = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+        raise CheckpointError(f"{path}: {META_FILE} is not valid JSON ({where})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: {META_FILE} must be a JSON object")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: {META_FILE} lacks {', '.join(missing)}")
+    for key, kind in REQUIRED_META.items():
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise CheckpointError(f"{path}: {META_FILE} field {key!r} has the wrong type")
+    if meta["format_version"] not in SUPPORTED_FORMATS:
+        raise CheckpointError(
+            f"{path}: format_version {meta['format_version']} is not supported (supported: "
+            f"{', '.join(map(str, SUPPORTED_FORMATS))})"
+        )
+    if not MODEL_NAME_RE.match(meta["name"]):
+        raise CheckpointError(
+            f"{path}: model name {meta['name']!r} is not of the form {MODEL_NAME_RE.pattern}"
+        )
+    if meta["name"] != path.stem:
+        raise CheckpointError(
+            f"{path}: holds model {meta['name']!r}; a checkpoint is named after its model "
+            f"({meta['name']}.pt): was it renamed or swapped?"
+        )
+    vocab = meta["vocab"]
+    if (
+        len(vocab) < 2
+        or vocab[0] != BOUNDARY
+        or not all(isinstance(c, str) and len(c) == 1 for c in vocab)
+        or len(set(vocab)) != len(vocab)
+    ):
+        raise CheckpointError(
+            f"{path}: vocab must be distinct single characters with the boundary {BOUNDARY!r} first"
+        )
+    if meta["context_length"] < 1:
+        raise CheckpointError(f"{path}: context_length must be positive")
+    for key in ("train_loss", "val_loss", "test_loss"):
+        value = meta["metrics"].get(key)
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise CheckpointError(f"{path}: metrics.{key} must be a number")
+    for key in ("name", "source", "licence", "items", "sha256"):
+        if key not in meta["corpus"]:
+            raise CheckpointError(f"{path}: corpus.{key} is missing")
+    return meta
+
+
+def _probe(vocab_size: int, context_length: int) -> list[int]:
+    """A text longer than the context that uses every token: each level's queue must then both
+    fill and forget correctly for the step logits to match forward's at every position."""
+    length = 2 * context_length + 3
+    return [1 + (7 * i) % (vocab_size - 1) for i in range(length)]
+
+
+@torch.inference_mode()
+def _check_module(
+    path: Path, module: torch.jit.ScriptModule, meta: dict[str, Any], starts: list[int]
+) -> bool:
+    """Check forward's output; for checkpoints with init_state/step, check that stepping through
+    a probe text after each start token gives forward's logits at every position. Returns whether
+    the checkpoint is incremental."""
+    V, ctx = len(meta["vocab"]), meta["context_length"]
+    probe = torch.zeros(2, ctx, dtype=torch.long)
+    probe[1, -1] = 1  # one sequence that has seen a real character
+    try:
+        out = module(probe)
+    except Exception as e:
+        raise CheckpointError(f"{path}: forward failed on a (2, {ctx}) batch: {type(e).__name__}") from None
+    if not isinstance(out, Tensor) or tuple(out.shape) != (2, V):
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise CheckpointError(f"{path}: forward must return (B, {V}) logits, got {shape}")
+    if not bool(torch.isfinite(out).all()):
+        raise CheckpointError(f"{path}: forward returned non-finite logits")
+    incremental = hasattr(module, "init_state") and hasattr(module, "step")
+    if not incremental:
+        return False
+    text = torch.tensor(_probe(V, ctx))
+    rows = starts if len(starts) > 1 else starts * 2  # at least 2 rows: the batch must be first
+    B = len(rows)
+    # each row: its start token filling the context (the boundary, or a condition), then the probe
+    history = torch.tensor(rows).unsqueeze(1).expand(B, ctx)
+    try:
+        state = module.init_state(B)
+        for _ in range(ctx):
+            logits, state = module.step(history[:, 0], state)
+        worst = 0.0
+        for t in range(text.numel() + 1):
+            _check_step_output(path, logits, state, B, V)
+            expected = module(history)
+            worst = max(worst, float((logits - expected).abs().max()))
+            if t < text.numel():
+                token = text[t].expand(B)
+                logits, state = module.step(token, state)
+                history = torch.cat([history, token.unsqueeze(1)], dim=1)
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(
+            f"{path}: init_state/step failed: {type(e).__name__}: {_first_line(e)}"
+        ) from None
+    if not worst <= STEP_TOLERANCE:  # NaN fails too
+        raise CheckpointError(
+            f"{path}: step() disagrees with forward() on a probe of {text.numel()} tokens (largest "
+            f"logit difference {worst:.3g}, allowed {STEP_TOLERANCE})"
+        )
+    return True
+
+
+def _check_step_output(path: Path, logits: object, state: object, B: int, V: int) -> None:
+    if not isinstance(logits, Tensor) or tuple(logits.shape) != (B, V):
+        raise CheckpointError(f"{path}: step() must return ({B}, {V}) logits")
+    if not isinstance(state, list) or not all(
+        isinstance(s, Tensor) and s.dim() >= 1 and s.size(0) == B for s in state
+    ):
+        raise CheckpointError(f"{path}: step()'s state must be a list of tensors with the batch ({B}) first")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0].split(". ")[0][:200] if text else type(e).__name__
+
+
+def _load_module(path: Path, data: bytes) -> torch.jit.ScriptModule:
+    try:
+        module, _ = torchscript.load(data)
+    except Exception as e:  # torch raises RuntimeError, ValueError, ...
+        raise CheckpointError(f"{path}: not a loadable TorchScript checkpoint ({_first_line(e)})") from None
+    return module
+
+
+def build_loop(
+    path: Path,
+    module: torch.jit.ScriptModule,
+    incremental: bool,
+    ctx: int,
+    labels: list[str],
+    starts: list[int],
+) -> torch.jit.ScriptModule:
+    """The scripted batch loop over the checkpoint, started: what the service runs batches on.
+    With incremental=False it drives `forward` through StepAdapter (bench.generate's "no cache")."""
+    label_order = sorted(range(len(labels)), key=labels.__getitem__)  # next-char ties, by label
+    try:
+        stepper = module if incremental else torchscript.script(StepAdapter(module, ctx))
+        loop = torchscript.script(BatchLoop(stepper, MIN_ROWS, label_order))
+        with torch.inference_mode():
+            loop.start(starts, ctx if len(starts) > 1 else 1)
+    except Exception as e:  # scripting errors (a step of another signature), or failures at start
+        raise CheckpointError(
+            f"{path}: cannot compile the batch loop over it: {type(e).__name__}: {_first_line(e)}"
+        ) from None
+    return loop
+
+
+def _check_bytes(
+    path: Path, data: bytes, manifest: dict[str, str] | None
+) -> tuple[dict[str, bytes], Integrity]:
+    """Every entry, checked (see the module docstring); CheckpointError naming the damaged part."""
+    sha = sha256_hex(data)
+    try:
+        report = check_archive(data)
+    except ArchiveError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    if manifest is not None:
+        expected = manifest.get(path.name)
+        if expected is None:
+            raise CheckpointError(
+                f"{path}: not listed in {MANIFEST} beside it; add its line (sha256sum {path.name} >> "
+                f"{MANIFEST}) or remove {MANIFEST} to load unlisted files"
+            )
+        if expected != sha:
+            detail = "digests.json, meta.json with its digest," if report.digests else "meta.json, items.txt,"
+            raise CheckpointError(
+                f"{path}: does not match its sha256 in {MANIFEST}, though every entry passes its CRC-32"
+                f"{' and digest' if report.digests else ''}: {detail} or the archive's records were "
+                "rewritten"
+            )
+    return report.entries, Integrity(crc32=True, digests=report.digests, manifest=manifest is not None)
+
+
+def load_checkpoint(path: Path, manifest: dict[str, str] | None = None) -> LoadedModel:
+    """Load and check one checkpoint (against `manifest`, {file name: sha256}, when given); raise
+    CheckpointError naming the file and what is wrong otherwise."""
+    t0 = time.perf_counter()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+    entries, integrity = _check_bytes(path, data, manifest)
+    meta = _check_meta(path, entries.get(f"extra/{META_FILE}"))
+    if meta["format_version"] >= 2 and not integrity.digests:
+        raise CheckpointError(
+            f"{path}: format {meta['format_version']} needs {DIGESTS_FILE}, and it is missing"
+        )
+    items = frozenset(
+        s for s in entries.get(f"extra/{ITEMS_FILE}", b"").decode("utf-8", "replace").splitlines() if s
+    )
+    if not items:
+        raise CheckpointError(f"{path}: no {ITEMS_FILE} (the training items) in the archive")
+    conditions = None
+    if "conditions" in meta:
+        try:
+            conditions = Conditions.parse(meta["conditions"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{path}: {META_FILE} field 'conditions' is malformed ({e})") from None
+    starts = [0, *sorted(conditions.tokens.values())] if conditions else [0]
+    module = _load_module(path, data)
+    incremental = _check_module(path, module, meta, starts)
+    vocab = list(meta["vocab"])
+    labels = [END_LABEL, *vocab[1:]]
+    loop = build_loop(path, module, incremental, int(meta["context_length"]), labels, starts)
+    return LoadedModel(
+        name=meta["name"],
+        path=path,
+        meta=meta,
+        vocab=vocab,
+        stoi={c: i for i, c in enumerate(vocab)},
+        alphabet="".join(vocab[1:]),
+        labels=labels,
+        items=items,
+        sha256=sha256_hex(data),
+        size_bytes=len(data),
+        load_seconds=time.perf_counter() - t0,  # the checks and scripting the batch loop included
+        incremental=incremental,
+        integrity=integrity,
+        conditions=conditions,
+        starts=starts,
+        module=module,
+        loop=loop,
+    )
+
+
+@dataclass
+class Registry:
+    models: dict[str, LoadedModel]
+    default: str
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why, when skipping bad models
+    manifest: bool = False  # whether the folder has a SHA256SUMS that every model was checked against
+
+    def names(self) -> list[str]:
+        return sorted(self.models)
+
+
+def load_registry(models_dir: Path, default: str | None = None, skip_bad: bool = False) -> Registry:
+    """Load every *.pt in `models_dir`. Bad checkpoints raise CheckpointError, or with
+    `skip_bad` are logged and left out. Raises too when nothing loads or `default` is absent."""
+    if not models_dir.is_dir():
+        raise CheckpointError(f"{models_dir}: models folder does not exist")
+    paths = sorted(p for p in models_dir.glob("*.pt") if not p.name.startswith("."))
+    if not paths:
+        raise CheckpointError(f"{models_dir}: no checkpoints (*.pt) in the models folder")
+    try:
+        manifest = read_manifest(models_dir)
+    except ArchiveError as e:
+        raise CheckpointError(str(e)) from None
+    if manifest is None:
+        logger.warning(
+            "no %s in %s: checkpoints are checked against their own CRC-32 and digests only",
+            MANIFEST,
+            models_dir,
+        )
+    else:
+        absent = sorted(set(manifest) - {p.name for p in paths})
+        if absent:
+            logger.warning("%s lists files that are not in %s: %s", MANIFEST, models_dir, ", ".join(absent))
+    models: dict[str, LoadedModel] = {}
+    skipped: dict[str, str] = {}
+    for path in paths:
+        try:
+            model = load_checkpoint(path, manifest)
+        except CheckpointError as e:
+            if not skip_bad:
+                raise
+            logger.warning("skipping checkpoint: %s", e)
+            skipped[str(path)] = str(e)
+            continue
+        models[model.name] = model
+        logger.info(
+            "loaded model %s from %s (%d bytes, %d parameters, %s, %s, %.0f ms)",
+            model.name,
+            path,
+            model.size_bytes,
+            model.meta["parameters"],
+            "incremental" if model.incremental else "forward-only",
+            "sha256 in " + MANIFEST if model.integrity.manifest else "no manifest",
+            model.load_seconds * 1000,
+        )
+    if not models:
+        raise CheckpointError(f"{models_dir}: no checkpoint could be loaded")
+    if default is None:
+        default = "names" if "names" in models else sorted(models)[0]
+    elif default not in models:
+        raise CheckpointError(
+            f"default model {default!r} is not among the loaded models: {', '.join(sorted(models))}"
+        )
+    return Registry(models=models, default=default, skipped=skipped, manifest=manifest is not None)

@@ -1,0 +1,368 @@
+"""
+Sampling, next-character distributions and scoring on a loaded checkpoint. Pure torch: no FastAPI.
+
+Everything runs through one batched engine. A *task* is one request's share of a batch: some rows,
+each with the characters it is forced to read (a prefix, or a name to score), and, for sampling,
+what to do after them. `run_batch` feeds every row of every task one token per step through the
+checkpoint's incremental `step` (a fused vector per level per character), so the n names of a
+request, and the work of many concurrent requests, cost one forward step per character together.
+
+Reproducibility: a sampling task's random numbers are a hash of its seed, its round, the row and
+the position (app/inference/engine.py), and row results do not depend on the rest of the batch: the
+checkpoint's matrix products give one row the same numbers for any batch of at least MIN_ROWS rows
+(small batches take a different kernel), so batches are padded to that size. The same model,
+fields and seed therefore give the same names alone or among dozens of other requests.
+
+Constraints are exact where they can be (a prefix is forced; the end is masked until min_length)
+and by rejection where not (longer than max_length, duplicates, names in the training corpus);
+rejected samples are replaced in further rounds, and the result says how many were found. A
+request's cost is bounded three ways: rounds (max_rounds), sequences sampled in all rounds
+(max_sequences), and a deadline that the batcher enforces (app/inference/batching.py); `stopped` says which
+ended it.
+
+A round of a task may run as several *pieces* (row ranges), in one batch or in several: each
+piece's rows keep their row numbers within the round, so their random numbers, and the names, do
+not depend on how the round was cut.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from app.inference.engine import MIN_ROWS
+from app.inference.registry import LoadedModel
+
+# -- the tasks ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    n: int
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    prefix: str = ""  # lowercase, already checked against the model's alphabet
+    min_length: int = 1
+    max_length: int = 24
+    unique: bool = True
+    novel: bool = False
+    max_rounds: int = 8  # batches sampled at most, the first of exactly n sequences
+    max_batch: int = 4096  # sequences in one round at most (later rounds oversample)
+    max_sequences: int = 20000  # sequences in all rounds at most
+    start: int = 0  # the row of the model's begin table to start from: its condition (0: none)
+
+
+@dataclass
+class SampleResult:
+    names: list[str]  # lowercase, at most n
+    rounds: int
+    sampled: int  # sequences sampled in all rounds
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
+    stopped: str | None = None  # why it ended short of n: "rounds", "sequences" or "deadline"
+
+    @property
+    def complete(self) -> bool:
+        return self.rejected.get("missing", 0) == 0
+
+
+NOT_RUN = "\0not run"  # a sample slot whose piece was dropped (deadline, cancellation)
+
+
+class Task:
+    """One request's rows in a batch. Subclasses say what the rows read and what they yield."""
+
+    rows: int  # rows of the current round
+    forced: list[list[int]]  # per row: the tokens it must read before anything else
+    start: int = 0  # the row of the model's begin table its rows start from (a condition; 0: none)
+
+    def done(self) -> bool:
+        """Whether the task has its result (else it wants another round)."""
+        return True
+
+    def end_round(self) -> None:
+        """Every piece of the current round has its results (or was dropped)."""
+
+
+class SampleTask(Task):
+    def __init__(self, model: LoadedModel, spec: SampleSpec, seed: int) -> None:
+        self.model, self.spec, self.seed = model, spec, seed
+        self.prefix = model.encode(spec.prefix)
+        self.names: list[str] = []
+        self.seen: set[str] = set()
+        self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0}
+        self.rounds = self.sampled = 0
+        self.stopped: str | None = None
+        self.start = spec.start
+        self._plan(min(spec.n, spec.max_sequences))
+
+    def _plan(self, rows: int) -> None:
+        self.rows = rows
+        self.forced = [self.prefix] * rows
+        self.samples: list[str | None] = [NOT_RUN] * rows  # this round's, by row
+
+    def put(self, offset: int, samples: list[str | None]) -> None:
+        """A piece's samples (None: longer than max_length), at its rows of the round."""
+        self.samples[offset : offset + len(samples)] = samples
+
+    def end_round(self) -> None:
+        self.collect(self.samples)
+
+    def collect(self, samples: list[str | None]) -> None:
+        """Keep the samples of one round that meet the constraints; plan the next round."""
+        spec = self.spec
+        self.rounds += 1
+        for name in samples:
+            if len(self.names) == spec.n:
+                break
+            if name == NOT_RUN:
+                continue
+            self.sampled += 1
+            if name is None:
+                self.rejected["too_long"] += 1
+            elif spec.unique and name in self.seen:
+                self.rejected["duplicate"] += 1
+            elif spec.novel and name in self.model.items:
+                self.rejected["in_corpus"] += 1
+            else:
+                self.names.append(name)
+                self.seen.add(name)
+        missing = spec.n - len(self.names)
+        if missing == 0:
+            return
+        if self.rounds >= spec.max_rounds:
+            self.stopped = "rounds"
+            return
+        budget = spec.max_sequences - self.sampled
+        if budget <= 0:
+            self.stopped = "sequences"
+            return
+        accept = max(len(self.names) / max(self.sampled, 1), 0.02)  # oversample by what got through
+        self._plan(min(spec.max_batch, budget, max(16, math.ceil(1.25 * missing / accept))))
+
+    def stop(self, reason: str) -> None:
+        """End the task before it has n names (the batcher's deadline)."""
+        if not self.done():
+            self.stopped = reason
+
+    def done(self) -> bool:
+        return len(self.names) == self.spec.n or self.stopped is not None
+
+    def key(self) -> int:
+        """The random key of this round: the seed and the round number, mixed into an int64."""
+        key = (self.seed * 0x9E3779B97F4A7C15 + self.rounds * 0xD1B54A32D192ED03) % (1 << 64)
+        return key - (1 << 64) if key >= 1 << 63 else key
+
+    def result(self) -> SampleResult:
+        rejected = {k: v for k, v in self.rejected.items() if v}
+        if len(self.names) < self.spec.n:
+            rejected["missing"] = self.spec.n - len(self.names)
+        return SampleResult(list(self.names), self.rounds, self.sampled, rejected, self.stopped)
+
+
+class NextCharTask(Task):
+    """One row: read the prefix, then report the distribution of the next character."""
+
+    def __init__(
+        self, model: LoadedModel, prefix: str, temperature: float, top_k: int | None, start: int = 0
+    ) -> None:
+        self.model, self.temperature, self.top_k, self.start = model, temperature, top_k, start
+        self.rows = 1
+        self.forced = [model.encode(prefix)]
+        self.probs: list[tuple[str, float]] | None = None  # set by finish_batch
+
+    def distribution(self) -> list[tuple[str, float]]:
+        """(char, probability) likeliest first, ties by char; the boundary is "<end>". Every
+        vocabulary entry, or with top_k only the characters it keeps: the k likeliest, and any
+        more that tie with the k-th. The probabilities sum to 1 in float64."""
+        assert self.probs is not None
+        if self.top_k is None:
+            return self.probs
+        return [cp for i, cp in enumerate(self.probs) if i < self.top_k or cp[1] > 0.0]
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str
+    logprob: float  # natural log of the probability of the name and its end
+    nats_per_char: float  # -logprob / (len(name) + 1)
+    perplexity: float
+    in_corpus: bool
+
+
+class ScoreTask(Task):
+    """A row per name: read the name and its end, adding up the log-probability of each token."""
+
+    def __init__(self, model: LoadedModel, names: list[str], start: int = 0) -> None:
+        self.model, self.names, self.start = model, names, start
+        self.rows = len(names)
+        self.forced = [[*model.encode(s), 0] for s in names]
+        self.logprob: list[float] = [0.0] * self.rows
+
+    def scores(self) -> list[Score]:
+        out = []
+        for s, lp in zip(self.names, self.logprob, strict=True):
+            npc = -lp / (len(s) + 1)
+            out.append(Score(s, lp, npc, math.exp(npc), s in self.model.items))
+        return out
+
+
+class _Padding(Task):
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.forced = [[0]] * rows  # reads the end at once: finished after the first step
+
+
+@dataclass(eq=False)
+class Piece:
+    """Rows offset .. offset + rows - 1 of a task's current round."""
+
+    task: Task
+    offset: int
+    rows: int
+
+    @classmethod
+    def whole(cls, task: Task) -> Piece:
+        return cls(task, 0, task.rows)
+
+
+def cut(task: Task, piece_rows: int) -> list[Piece]:
+    """The task's current round as pieces of at most piece_rows rows, of near-equal sizes."""
+    k = max(1, math.ceil(task.rows / piece_rows))
+    bounds = [task.rows * i // k for i in range(k + 1)]
+    return [Piece(task, a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+# -- the engine --------------------------------------------------------------------------------------
+
+
+LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
+
+
+@dataclass
+class BatchPlan:
+    """One batch, ready for the model's scripted BatchLoop (app/inference/engine.py)."""
+
+    pieces: list[Piece]  # padded to MIN_ROWS rows
+    args: tuple[Any, ...]  # the loop's arguments: Python lists and ints
+
+    @cached_property
+    def rows(self) -> int:
+        # once per batch: the batcher reads it on every turn of the event loop while it runs
+        return sum(p.rows for p in self.pieces)
+
+
+def plan_batch(model: LoadedModel, pieces: list[Piece]) -> BatchPlan:
+    """Lay out the rows of `pieces` as one batch."""
+    rows = sum(p.rows for p in pieces)
+    if rows < MIN_ROWS:
+        pieces = [*pieces, Piece.whole(_Padding(MIN_ROWS - rows))]
+    V = model.vocab_size
+    forced = [p.task.forced[p.offset : p.offset + p.rows] for p in pieces]
+    width = max(len(f) for rows_ in forced for f in rows_)
+    pad = max(width, 1)
+    params: list[list[float]] = []
+    forced_rows: list[list[int]] = []
+    keys: list[int] = []  # each piece's random key: its task's seed and round, for sampling
+    longest = 0  # the most characters a sampling row may reach
+    for p, rows_ in zip(pieces, forced, strict=True):
+        t = p.task
+        if isinstance(t, SampleTask):
+            spec = t.spec
+            top_k = V if spec.top_k is None else min(spec.top_k, V)
+            top_p = 2.0 if spec.top_p is None else spec.top_p  # above 1: no nucleus cut
+            params.append(
+                [0.0, spec.temperature, top_k, top_p, spec.min_length, spec.max_length, len(t.prefix),
+                 t.start, p.offset]
+            )  # fmt: skip
+            keys.append(t.key())
+            longest = max(longest, spec.max_length)
+            forced_rows += [t.prefix + [0] * (pad - len(t.prefix))] * p.rows
+            continue
+        if isinstance(t, NextCharTask):
+            top_k = V if t.top_k is None else min(t.top_k, V)
+            params.append([2.0, t.temperature, top_k, 2.0, 0.0, 0.0, 0.0, t.start, p.offset])
+        else:
+            kind = 1.0 if isinstance(t, ScoreTask) else 3.0
+            params.append([kind, 1.0, V, 2.0, 0.0, 0.0, 0.0, t.start, p.offset])
+        keys.append(0)
+        forced_rows += [f + [0] * (pad - len(f)) for f in rows_]
+    params = [[float(x) for x in row] for row in params]  # the loop takes float64 lists
+    steps = max(width, longest + 1) + 1
+    forced_len = [len(f) for rows_ in forced for f in rows_]
+    args = ([p.rows for p in pieces], params, forced_rows, forced_len, keys, steps)
+    return BatchPlan(pieces, args)
+
+
+def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
+    """Hand each piece of the batch its results (SampleTask.put, ScoreTask.logprob,
+    NextCharTask.probs). The caller ends a task's round once all its pieces are back."""
+    rows, done, score_lp, order, probs = outputs
+    a, c = 0, 0  # first row of the piece, its next-char row
+    for p in plan.pieces:
+        t, b = p.task, a + p.rows
+        if isinstance(t, SampleTask):
+            out: list[str | None] = []
+            for r in range(a, b):
+                tokens = rows[r]
+                out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
+            t.put(p.offset, out)
+        elif isinstance(t, ScoreTask):
+            t.logprob[p.offset : p.offset + p.rows] = score_lp[a:b]
+        elif isinstance(t, NextCharTask):
+            t.probs = [(model.labels[i], q) for i, q in zip(order[c], probs[c], strict=True)]
+            c += 1
+        a = b
+
+
+def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
+    """Run the current round of every task to its end as one batch, in this thread (one call of
+    the model's scripted BatchLoop), and end each task's round. The service runs the same plan
+    on torch's thread pool instead (app/inference/batching.py)."""
+    plan = plan_batch(model, [Piece.whole(t) for t in tasks])
+    with torch.inference_mode():
+        outputs = model.loop(*plan.args)
+    finish_batch(model, plan, outputs)
+    for t in tasks:
+        t.end_round()
+
+
+# -- one request at a time (the service batches concurrent ones: app/inference/batching.py) -----------------
+
+
+def run_to_completion(model: LoadedModel, tasks: list[Task]) -> None:
+    """Run batches until every task is done (sampling tasks may need more rounds)."""
+    pending = list(tasks)
+    while pending:
+        run_batch(model, pending)
+        pending = [t for t in pending if not t.done()]
+
+
+def sample_names(model: LoadedModel, spec: SampleSpec, seed: int) -> SampleResult:
+    """Sample up to spec.n names meeting every constraint, in at most spec.max_rounds batches;
+    the same model, spec and seed give the same names."""
+    task = SampleTask(model, spec, seed)
+    run_to_completion(model, [task])
+    return task.result()
+
+
+def next_char_distribution(
+    model: LoadedModel, prefix: str, temperature: float = 1.0, top_k: int | None = None, start: int = 0
+) -> list[tuple[str, float]]:
+    """(char, probability) for every vocabulary entry after `prefix`, most likely first;
+    the boundary is reported as "<end>"."""
+    task = NextCharTask(model, prefix, temperature, top_k, start)
+    run_to_completion(model, [task])
+    return task.distribution()
+
+
+def score_names(model: LoadedModel, names: list[str], start: int = 0) -> list[Score]:
+    """Log-probability of each (lowercase, in-alphabet, non-empty) name, all in one batch."""
+    task = ScoreTask(model, names, start)
+    run_to_completion(model, [task])
+    return task.scores()

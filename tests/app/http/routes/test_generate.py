@@ -1,0 +1,185 @@
+"""POST/GET /generate: reproducible sampling, every constraint, and every bad input."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.app.conftest import app_client
+
+pytestmark = pytest.mark.anyio
+
+
+def field_of(resp: httpx.Response) -> list[str]:
+    """The field names a 422 response points at."""
+    return [str(part) for err in resp.json()["detail"] for part in err["loc"]]
+
+
+async def test_post_and_get_agree_and_seed_reproduces(client: httpx.AsyncClient) -> None:
+    body = {"model": "names", "n": 12, "seed": 7, "temperature": 0.9, "top_k": 10, "top_p": 0.95}
+    a = await client.post("/generate", json=body)
+    b = await client.get("/generate", params=body)
+    assert a.status_code == b.status_code == 200
+    assert a.json() == b.json()
+    data = a.json()
+    assert data["model"] == "names" and data["seed"] == 7 and data["count"] == 12 == len(data["names"])
+    assert data["complete"] is True and data["note"] is None
+    assert all(n[0].isupper() and n[1:].islower() for n in data["names"])
+    other = await client.post("/generate", json={**body, "seed": 8})
+    assert other.json()["names"] != data["names"]
+
+
+async def test_echoed_seed_reproduces_a_seedless_request(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/generate", params={"n": 8})).json()
+    again = (await client.get("/generate", params={"n": 8, "seed": first["seed"]})).json()
+    assert again["names"] == first["names"]
+
+
+async def test_defaults_unique_capitalized_default_model(client: httpx.AsyncClient) -> None:
+    data = (await client.get("/generate", params={"seed": 1})).json()
+    assert data["model"] == "names" and data["count"] == 10
+    assert len(set(data["names"])) == 10
+    lower = (await client.get("/generate", params={"seed": 1, "lowercase": True})).json()
+    assert lower["names"] == [n.lower() for n in data["names"]]
+
+
+async def test_prefix_is_case_insensitive_and_respected(client: httpx.AsyncClient) -> None:
+    data = (await client.post("/generate", json={"n": 20, "prefix": "MaR", "seed": 3})).json()
+    assert data["count"] == 20
+    assert all(n.startswith("Mar") for n in data["names"])
+    same = (await client.post("/generate", json={"n": 20, "prefix": "mar", "seed": 3})).json()
+    assert same["names"] == data["names"]
+
+
+async def test_extreme_temperatures_still_give_real_names(client: httpx.AsyncClient) -> None:
+    for temperature in (0.01, 5.0):
+        data = (await client.get("/generate", params={"n": 20, "temperature": temperature, "seed": 9})).json()
+        assert data["count"] >= 1 and all(len(n) >= 1 and n.isalpha() for n in data["names"])
+    dist = (await client.get("/next-char", params={"prefix": "ma", "temperature": 0.01})).json()
+    assert dist["distribution"][0]["prob"] > 0.99
+
+
+async def test_length_limits(client: httpx.AsyncClient) -> None:
+    data = (
+        await client.post("/generate", json={"n": 50, "min_length": 6, "max_length": 7, "seed": 5})
+    ).json()
+    assert data["count"] == 50
+    assert all(6 <= len(n) <= 7 for n in data["names"])
+
+
+async def test_novel_names_are_not_in_the_corpus(client: httpx.AsyncClient) -> None:
+    data = (await client.post("/generate", json={"n": 40, "novel": True, "seed": 11})).json()
+    assert data["count"] == 40
+    scores = (await client.post("/score", json={"names": data["names"]})).json()["scores"]
+    assert not any(s["in_corpus"] for s in scores)
+    plain = (await client.post("/generate", json={"n": 200, "seed": 11})).json()
+    plain_scores = (await client.post("/score", json={"names": plain["names"]})).json()["scores"]
+    assert any(s["in_corpus"] for s in plain_scores)  # without novel, real names do come out
+
+
+async def test_unique_false_allows_repeats(client: httpx.AsyncClient) -> None:
+    body = {"n": 60, "temperature": 0.2, "seed": 2, "model": "names-male"}
+    repeats = (await client.post("/generate", json={**body, "unique": False})).json()["names"]
+    assert len(set(repeats)) < len(repeats)
+    unique = (await client.post("/generate", json=body)).json()
+    assert len(set(unique["names"])) == len(unique["names"])
+
+
+async def test_impossible_constraints_return_what_was_found_and_say_so(client: httpx.AsyncClient) -> None:
+    # the only name of at most 4 letters starting "emma" is "emma" itself, which is in the corpus
+    resp = await client.post("/generate", json={"n": 5, "prefix": "emma", "max_length": 4, "novel": True})
+    data = resp.json()
+    assert resp.status_code == 200
+    assert data["count"] == 0 and data["names"] == [] and data["complete"] is False
+    assert data["rounds"] >= 1 and data["rejected"]["missing"] == 5 and "0 of 5" in data["note"]
+
+
+async def test_every_model_generates(client: httpx.AsyncClient) -> None:
+    for model in ["names", "names-female", "names-male", "surnames"]:
+        data = (await client.get("/generate", params={"model": model, "n": 3, "seed": 0})).json()
+        assert data["model"] == model and data["count"] == 3
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"n": 0}, "n"),
+        ({"n": 10001}, "n"),
+        ({"n": "ten"}, "n"),
+        ({"temperature": 0}, "temperature"),
+        ({"temperature": -1}, "temperature"),
+        ({"temperature": 5e-324}, "temperature"),  # found by schemathesis: overflowed to NaN
+        ({"temperature": 5.5}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": 0}, "top_k"),
+        ({"seed": -1}, "seed"),
+        ({"min_length": 0}, "min_length"),
+        ({"prefix": "x" * 65}, "prefix"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+async def test_bad_fields_get_422_naming_the_field(
+    client: httpx.AsyncClient, params: dict[str, object], field: str
+) -> None:
+    for resp in (await client.get("/generate", params=params), await client.post("/generate", json=params)):
+        assert resp.status_code == 422, resp.text
+        assert field in field_of(resp)
+
+
+async def test_min_length_above_max_length(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/generate", json={"min_length": 6, "max_length": 3})
+    assert resp.status_code == 422
+    assert "min_length (6) must not be greater than max_length (3)" in resp.text
+
+
+async def test_prefix_longer_than_max_length(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/generate", json={"prefix": "anna", "max_length": 3})
+    assert resp.status_code == 422 and "max_length" in field_of(resp)
+
+
+async def test_out_of_alphabet_prefix_lists_the_alphabet(client: httpx.AsyncClient) -> None:
+    for prefix in ["an1", "jo se", "zoë", "a.b"]:
+        resp = await client.get("/generate", params={"prefix": prefix})
+        assert resp.status_code == 422
+        assert field_of(resp) == ["query", "prefix"]
+        assert "abcdefghijklmnopqrstuvwxyz" in resp.json()["detail"][0]["msg"]
+
+
+async def test_unknown_model_404_names_the_models(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/generate", json={"model": "klingon"})
+    assert resp.status_code == 404
+    msg = resp.json()["detail"]
+    assert "klingon" in msg and "names, names-era, names-female, names-male, surnames" in msg
+
+
+@pytest.mark.parametrize("content", [b"{bad json", b"[1, 2]", b'"n"', b"", b'{"n": 3,}'])
+async def test_malformed_json_is_422(client: httpx.AsyncClient, content: bytes) -> None:
+    resp = await client.post("/generate", content=content, headers={"content-type": "application/json"})
+    assert resp.status_code == 422
+
+
+async def test_settings_lower_the_limits() -> None:
+    async with app_client(max_n=20, max_prefix_length=3) as client:
+        resp = await client.get("/generate", params={"n": 21})
+        assert resp.status_code == 422 and "between 1 and 20" in resp.text and "n" in field_of(resp)
+        resp = await client.get("/generate", params={"prefix": "abcd"})
+        assert resp.status_code == 422 and "at most 3 characters" in resp.text
+        assert (await client.get("/generate", params={"n": 20, "prefix": "abc"})).status_code == 200
+        limits = (await client.get("/models")).json()["limits"]
+        assert limits["max_n"] == 20 and limits["max_prefix_length"] == 3
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_body_is_exactly_the_declared_response_model(client: httpx.AsyncClient, method: str) -> None:
+    """The handlers write their JSON directly (app/http/deps.py json_response), so nothing else checks
+    that the body keeps the documented GenerateResponse: every field, in order, of the right type."""
+    from app.http.schemas import GenerateResponse
+
+    fields = {"n": 3, "seed": 5, "prefix": "emma", "max_length": 5, "novel": True}
+    where = {"params": fields} if method == "GET" else {"json": fields}
+    resp = await client.request(method, "/generate", **where)  # type: ignore[arg-type]
+    data = resp.json()
+    assert list(data) == list(GenerateResponse.model_fields)
+    assert GenerateResponse.model_validate(data, strict=True).model_dump(mode="json") == data
+    assert resp.headers["content-type"] == "application/json"
