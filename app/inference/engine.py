@@ -18,6 +18,8 @@ from Python per request.
 
 # no `from __future__ import annotations`: TorchScript reads these annotations at run time
 import math
+from enum import Enum
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -25,6 +27,38 @@ import torch.nn.functional as F
 from torch import Tensor
 
 MIN_ROWS = 4  # batches are padded to this many rows: below it the matmul kernels round differently
+
+
+class Kind(Enum):
+    """What a task's rows do after reading their forced tokens. (An Enum, not module constants:
+    TorchScript reads an Enum's values but no plain global.)"""
+
+    SAMPLE = 0  # sample until the end or max_length
+    SCORE = 1  # nothing more: add up the log-probability of the forced tokens
+    NEXT_CHAR = 2  # report the distribution after the forced tokens
+    PADDING = 3  # nothing: rows that fill a small batch up to MIN_ROWS
+
+
+class TaskSettings(NamedTuple):
+    """The settings of every task of a batch, a list per field with one entry per task, in batch
+    order (a task is a request's piece of the batch; its rows are consecutive). Columns rather
+    than a list of per-task objects: TorchScript takes this as one typed argument, and the loop
+    turns each field into one per-row tensor. app/inference/sampling.py fills it by name
+    (TaskRow has the same fields)."""
+
+    rows: list[int]  # rows of the task
+    kind: list[int]  # a Kind value
+    temperature: list[float]
+    top_k: list[int]  # the vocabulary size: no top-k cut
+    top_p: list[float]  # 1.0 or more: no nucleus cut
+    min_length: list[int]  # the end is masked before this many characters (sampling)
+    max_length: list[int]  # a sample longer than this stops, not ended (sampling)
+    prefix_length: list[int]  # forced characters that count towards the name (sampling)
+    start: list[int]  # the row of the begin tables the rows begin from: the condition (0: none)
+    # the row number, within its request's round, of the task's first row: a round may be cut
+    # into pieces, each a task here, and a row's random numbers follow its number in the round
+    offset: list[int]
+    key: list[int]  # the random key of the request's round (seed and round number), as int64
 
 
 # SplitMix64 (Steele, Lea and Flood 2014) over torch int64, whose arithmetic wraps like uint64's.
@@ -55,7 +89,7 @@ def filter_rows(
     logits: Tensor,  # (A, V)
     temperature: Tensor,  # (A,)
     top_k: Tensor,  # (A,) V for none
-    top_p: Tensor,  # (A,) above 1 for none
+    top_p: Tensor,  # (A,) 1 or more for none
     any_top_k: bool,
     any_top_p: bool,
     no_end: Tensor,  # (A,) bool: the boundary (token 0) may not come next
@@ -63,7 +97,10 @@ def filter_rows(
     any_no_end: bool = True,  # False: no_end has no True, so masking changes nothing
 ) -> Tensor:
     """Next-token probabilities (A, V) after each row's temperature, top-k and nucleus cut. The
-    nucleus cut is not renormalised: inverse-CDF sampling scales by each row's total anyway."""
+    nucleus cut is not renormalised: inverse-CDF sampling scales by each row's total anyway.
+    Whatever the settings, the likeliest token the end mask allows keeps its probability: top_k is
+    at least 1, and the nucleus cut never takes the first token (a top_p of 1e-46 is 0 in float32,
+    and would otherwise cut every token, leaving nothing to sample)."""
     if any_temperature:
         logits = logits / temperature.unsqueeze(1)
     elif any_no_end:
@@ -78,7 +115,9 @@ def filter_rows(
     if any_top_p:
         sorted_p, order = torch.sort(probs, dim=1, descending=True)
         before = torch.cumsum(sorted_p, dim=1) - sorted_p  # mass ranked above each token
-        sorted_p = sorted_p.masked_fill(before >= top_p.unsqueeze(1), 0.0)  # the top one stays
+        cut = (before >= top_p.unsqueeze(1)) & (top_p < 1.0).unsqueeze(1)
+        cut.select(1, 0).fill_(False)  # the likeliest stays
+        sorted_p = sorted_p.masked_fill(cut, 0.0)
         probs = torch.zeros_like(probs).scatter(1, order, sorted_p)
     return probs
 
@@ -139,33 +178,20 @@ class BatchLoop(nn.Module):
 
     @torch.jit.export
     def launch(
-        self,
-        task_rows: list[int],
-        task_params: list[list[float]],
-        forced: list[list[int]],
-        forced_len: list[int],
-        task_keys: list[int],
-        steps: int,
+        self, tasks: TaskSettings, forced: list[list[int]], forced_len: list[int], steps: int
     ) -> torch.jit.Future[
         tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
     ]:
         """`forward` started on torch's inter-op thread pool: returns at once with a future. The
         batch then runs with no Python and no GIL at all, and the caller's thread (the event loop)
         carries on serving HTTP meanwhile."""
-        return torch.jit.fork(self.forward, task_rows, task_params, forced, forced_len, task_keys, steps)
+        return torch.jit.fork(self.forward, tasks, forced, forced_len, steps)
 
     def forward(
         self,
-        task_rows: list[int],  # (T,) rows of each task; a task's rows are consecutive
-        task_params: list[list[float]],  # (T, 9): kind, temperature, top_k, top_p, min_len,
-        # max_len, prefix_len, start, offset; kind 0 samples, 1 scores (adds up the log-probability
-        # of its forced tokens), 2 reports the distribution after its forced tokens (next-char), 3
-        # is padding; start: the row of the begin tables the task's rows begin from (its
-        # condition); offset: the row number, within its request's round, of the task's first row
-        # (a request's round may be cut into pieces, each a "task" here)
+        tasks: TaskSettings,  # (T,) per field
         forced: list[list[int]],  # (B, F) tokens each row must read first, padded with 0
         forced_len: list[int],  # (B,)
-        task_keys: list[int],  # (T,) each task's random key (seed and round), as int64
         steps: int,  # upper bound on the number of steps
     ) -> tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]:
         """Returns, as Python lists: the tokens of each row (B, the steps run); whether each
@@ -178,19 +204,22 @@ class BatchLoop(nn.Module):
         waits up to a switch interval. With lists there are none."""
         # per-row settings from per-task ones (here, not in Python: the event loop then does a
         # handful of list operations per batch, not a handful per task)
-        rows_per_task = torch.tensor(task_rows)
+        rows_per_task = torch.tensor(tasks.rows)
         forced_t = torch.tensor(forced)  # (B, F), then padded with 0 to (B, steps)
         forced_len_t = torch.tensor(forced_len)
         B, V = forced_t.size(0), self.begin_logits.size(1)
         forced_t = F.pad(forced_t, [0, steps - forced_t.size(1)])
         task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)  # (B,)
-        per_row = torch.tensor(task_params, dtype=torch.float64).index_select(0, task_of_row)
-        kind = per_row[:, 0].long()
-        is_sampling, is_score, capture = kind == 0, kind == 1, kind == 2
-        temperature = per_row[:, 1].float()
-        top_k, top_p = per_row[:, 2].long(), per_row[:, 3].float()
-        min_len, max_len, prefix_len = per_row[:, 4].long(), per_row[:, 5].long(), per_row[:, 6].long()
-        begin = per_row[:, 7].long()
+        kind = torch.tensor(tasks.kind).index_select(0, task_of_row)
+        is_sampling = kind == Kind.SAMPLE.value
+        is_score, capture = kind == Kind.SCORE.value, kind == Kind.NEXT_CHAR.value
+        temperature = torch.tensor(tasks.temperature, dtype=torch.float).index_select(0, task_of_row)
+        top_k = torch.tensor(tasks.top_k).index_select(0, task_of_row)
+        top_p = torch.tensor(tasks.top_p, dtype=torch.float).index_select(0, task_of_row)
+        min_len = torch.tensor(tasks.min_length).index_select(0, task_of_row)
+        max_len = torch.tensor(tasks.max_length).index_select(0, task_of_row)
+        prefix_len = torch.tensor(tasks.prefix_length).index_select(0, task_of_row)
+        begin = torch.tensor(tasks.start).index_select(0, task_of_row)
         # a row that only reads is finished after its last forced token, or, for next-char, once
         # it has seen the logits after them; a sampling row, when it stops (never by this)
         done_at = torch.where(capture, forced_len_t, forced_len_t - 1).masked_fill_(is_sampling, steps)
@@ -198,8 +227,9 @@ class BatchLoop(nn.Module):
         sample_from = forced_len_t.masked_fill(~is_sampling, steps)
         max_min_len = int(min_len.max())  # from this step on no row has the end masked
         starts = torch.cumsum(rows_per_task, 0) - rows_per_task
-        row_in_round = torch.arange(B) - starts.index_select(0, task_of_row) + per_row[:, 8].long()
-        row_key = torch.tensor(task_keys).index_select(0, task_of_row) ^ (  # (B,) a stream per row
+        offset = torch.tensor(tasks.offset).index_select(0, task_of_row)
+        row_in_round = torch.arange(B) - starts.index_select(0, task_of_row) + offset
+        row_key = torch.tensor(tasks.key).index_select(0, task_of_row) ^ (  # (B,) a stream per row
             row_in_round * -7046029254386353131
         )
         # the uniform each row uses at each step, all made at once: a hash of the row's stream
@@ -288,7 +318,7 @@ class BatchLoop(nn.Module):
                 captured.index_select(0, rows),
                 temperature.index_select(0, rows),
                 k,
-                torch.full(k.size(), 2.0),  # no nucleus cut
+                torch.ones(k.size()),  # no nucleus cut
                 bool((k < V).any()),
                 False,
                 torch.zeros(k.size(), dtype=torch.bool),

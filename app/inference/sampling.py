@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from app.inference.engine import MIN_ROWS
+from app.inference.engine import MIN_ROWS, Kind, TaskSettings
 from app.inference.registry import LoadedModel
 
 # -- the tasks ---------------------------------------------------------------------------------------
@@ -80,6 +80,19 @@ class Task:
     rows: int  # rows of the current round
     forced: list[list[int]]  # per row: the tokens it must read before anything else
     start: int = 0  # the row of the model's begin table its rows start from (a condition; 0: none)
+    kind = Kind.PADDING
+
+    def settings(self, vocab_size: int) -> dict[str, int | float]:
+        """The task's fields of the batch's TaskSettings (app/inference/engine.py), by name; rows,
+        offset and key are the piece's, filled in by plan_batch."""
+        return {
+            "kind": self.kind.value, "temperature": 1.0, "top_k": vocab_size, "top_p": 1.0,
+            "min_length": 0, "max_length": 0, "prefix_length": 0, "start": self.start,
+        }  # fmt: skip
+
+    def key(self) -> int:
+        """The random key of the current round (sampling tasks; 0 for the others)."""
+        return 0
 
     def done(self) -> bool:
         """Whether the task has its result (else it wants another round)."""
@@ -90,6 +103,8 @@ class Task:
 
 
 class SampleTask(Task):
+    kind = Kind.SAMPLE
+
     def __init__(self, model: LoadedModel, spec: SampleSpec, seed: int) -> None:
         self.model, self.spec, self.seed = model, spec, seed
         self.prefix = model.encode(spec.prefix)
@@ -145,6 +160,18 @@ class SampleTask(Task):
         accept = max(len(self.names) / max(self.sampled, 1), 0.02)  # oversample by what got through
         self._plan(min(spec.max_batch, budget, max(16, math.ceil(1.25 * missing / accept))))
 
+    def settings(self, vocab_size: int) -> dict[str, int | float]:
+        spec = self.spec
+        return {
+            **super().settings(vocab_size),
+            "temperature": spec.temperature,
+            "top_k": vocab_size if spec.top_k is None else min(spec.top_k, vocab_size),
+            "top_p": 1.0 if spec.top_p is None else spec.top_p,
+            "min_length": spec.min_length,
+            "max_length": spec.max_length,
+            "prefix_length": len(self.prefix),
+        }
+
     def stop(self, reason: str) -> None:
         """End the task before it has n names (the batcher's deadline)."""
         if not self.done():
@@ -168,6 +195,8 @@ class SampleTask(Task):
 class NextCharTask(Task):
     """One row: read the prefix, then report the distribution of the next character."""
 
+    kind = Kind.NEXT_CHAR
+
     def __init__(
         self, model: LoadedModel, prefix: str, temperature: float, top_k: int | None, start: int = 0
     ) -> None:
@@ -175,6 +204,10 @@ class NextCharTask(Task):
         self.rows = 1
         self.forced = [model.encode(prefix)]
         self.probs: list[tuple[str, float]] | None = None  # set by finish_batch
+
+    def settings(self, vocab_size: int) -> dict[str, int | float]:
+        top_k = vocab_size if self.top_k is None else min(self.top_k, vocab_size)
+        return {**super().settings(vocab_size), "temperature": self.temperature, "top_k": top_k}
 
     def distribution(self) -> list[tuple[str, float]]:
         """(char, probability) likeliest first, ties by char; the boundary is "<end>". Every
@@ -197,6 +230,8 @@ class Score:
 
 class ScoreTask(Task):
     """A row per name: read the name and its end, adding up the log-probability of each token."""
+
+    kind = Kind.SCORE
 
     def __init__(self, model: LoadedModel, names: list[str], start: int = 0) -> None:
         self.model, self.names, self.start = model, names, start
@@ -262,41 +297,29 @@ def plan_batch(model: LoadedModel, pieces: list[Piece]) -> BatchPlan:
     rows = sum(p.rows for p in pieces)
     if rows < MIN_ROWS:
         pieces = [*pieces, Piece.whole(_Padding(MIN_ROWS - rows))]
-    V = model.vocab_size
     forced = [p.task.forced[p.offset : p.offset + p.rows] for p in pieces]
     width = max(len(f) for rows_ in forced for f in rows_)
     pad = max(width, 1)
-    params: list[list[float]] = []
+    columns: dict[str, list[Any]] = {name: [] for name in TaskSettings._fields}
     forced_rows: list[list[int]] = []
-    keys: list[int] = []  # each piece's random key: its task's seed and round, for sampling
     longest = 0  # the most characters a sampling row may reach
     for p, rows_ in zip(pieces, forced, strict=True):
-        t = p.task
-        if isinstance(t, SampleTask):
-            spec = t.spec
-            top_k = V if spec.top_k is None else min(spec.top_k, V)
-            top_p = 2.0 if spec.top_p is None else spec.top_p  # above 1: no nucleus cut
-            params.append(
-                [0.0, spec.temperature, top_k, top_p, spec.min_length, spec.max_length, len(t.prefix),
-                 t.start, p.offset]
-            )  # fmt: skip
-            keys.append(t.key())
-            longest = max(longest, spec.max_length)
-            forced_rows += [t.prefix + [0] * (pad - len(t.prefix))] * p.rows
-            continue
-        if isinstance(t, NextCharTask):
-            top_k = V if t.top_k is None else min(t.top_k, V)
-            params.append([2.0, t.temperature, top_k, 2.0, 0.0, 0.0, 0.0, t.start, p.offset])
+        settings = {
+            **p.task.settings(model.vocab_size),
+            "rows": p.rows,
+            "offset": p.offset,
+            "key": p.task.key(),
+        }
+        for name, column in columns.items():
+            column.append(settings[name])
+        if isinstance(p.task, SampleTask):
+            longest = max(longest, p.task.spec.max_length)
+            forced_rows += [p.task.prefix + [0] * (pad - len(p.task.prefix))] * p.rows
         else:
-            kind = 1.0 if isinstance(t, ScoreTask) else 3.0
-            params.append([kind, 1.0, V, 2.0, 0.0, 0.0, 0.0, t.start, p.offset])
-        keys.append(0)
-        forced_rows += [f + [0] * (pad - len(f)) for f in rows_]
-    params = [[float(x) for x in row] for row in params]  # the loop takes float64 lists
+            forced_rows += [f + [0] * (pad - len(f)) for f in rows_]
     steps = max(width, longest + 1) + 1
     forced_len = [len(f) for rows_ in forced for f in rows_]
-    args = ([p.rows for p in pieces], params, forced_rows, forced_len, keys, steps)
-    return BatchPlan(pieces, args)
+    return BatchPlan(pieces, (TaskSettings(**columns), forced_rows, forced_len, steps))
 
 
 def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:

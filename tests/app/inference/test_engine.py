@@ -46,7 +46,7 @@ def filter_probs(logits: Tensor, temperature: float, top_k: int | None, top_p: f
     after temperature, top-k and nucleus (top-p) filtering."""
     B, V = logits.shape
     k = V if top_k is None else min(top_k, V)
-    p = 2.0 if top_p is None else top_p  # above 1: no nucleus cut
+    p = 1.0 if top_p is None else top_p  # 1: no nucleus cut
     probs = filter_rows(
         logits,
         torch.full((B,), temperature),
@@ -73,6 +73,27 @@ def test_top_p_keeps_the_smallest_set_with_that_mass() -> None:
     assert torch.allclose(p, torch.tensor([[0.5 / 0.8, 0.3 / 0.8, 0.0, 0.0]]))
     only_top = filter_probs(probs.log(), 1.0, None, 0.1)
     assert torch.equal(only_top, torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+
+
+def test_a_vanishing_top_p_still_leaves_the_likeliest_token() -> None:
+    """1e-46 passes the schema (top_p > 0) but is 0 in float32: the cut must still keep the top
+    token, or there is nothing left to sample and every name comes back empty."""
+    probs = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+    for top_p in (1e-46, 0.0, 1e-9):
+        p = filter_probs(probs.log(), 1.0, None, top_p)
+        assert torch.equal(p, torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])), top_p
+
+
+def test_the_end_mask_and_every_cut_together_leave_a_token() -> None:
+    """With the end masked (min_length not reached) and the end the likeliest, the nucleus and
+    top-k cuts keep the likeliest of the rest."""
+    logits = torch.tensor([[5.0, 1.0, 2.0, 0.5]])  # token 0, the end, is the likeliest
+    B = logits.size(0)
+    probs = filter_rows(
+        logits, torch.ones(B), torch.ones(B, dtype=torch.long), torch.zeros(B), True, True,
+        torch.ones(B, dtype=torch.bool),
+    )  # fmt: skip
+    assert torch.equal(probs > 0, torch.tensor([[False, False, True, False]]))
 
 
 def test_temperature_sharpens() -> None:

@@ -43,6 +43,17 @@ async def test_defaults_unique_capitalized_default_model(client: httpx.AsyncClie
     assert lower["names"] == [n.lower() for n in data["names"]]
 
 
+async def test_a_vanishing_top_p_samples_the_likeliest_names(client: httpx.AsyncClient) -> None:
+    """top_p=1e-46 is valid (> 0) but 0 in float32: it must mean "only the likeliest character",
+    the same names as top_k=1, never empty ones, with or without min_length."""
+    for extra in ({}, {"min_length": 4}):
+        body = {"n": 1, "seed": 5, "unique": False, **extra}
+        tiny = (await client.post("/generate", json={**body, "top_p": 1e-46})).json()
+        greedy = (await client.post("/generate", json={**body, "top_k": 1})).json()
+        assert tiny["names"] == greedy["names"]
+        assert len(tiny["names"][0]) >= max(1, extra.get("min_length", 1))
+
+
 async def test_prefix_is_case_insensitive_and_respected(client: httpx.AsyncClient) -> None:
     data = (await client.post("/generate", json={"n": 20, "prefix": "MaR", "seed": 3})).json()
     assert data["count"] == 20
