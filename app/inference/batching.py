@@ -1,47 +1,16 @@
 """
-Micro-batching: concurrent requests for the same model run as one batch, within bounds.
+Micro-batching, the driver: concurrent requests for the same model run as one batch, within bounds.
 
-Each model has a batcher that lives in the event loop. A request's task is cut into pieces of at
-most `piece_rows` rows (app/inference/sampling.py: a piece keeps its rows' numbers, so the names do not
-depend on the cut) and queued. A batch takes queued pieces while they fit in `max_rows`: the cap is
-a true bound on the rows, and so on the memory, of any batch. While
-batches run, the requests that arrive form the next one, which starts once the event loop has
-handed the requests it has just read to their handlers. Up to `parallel` batches of a model run
-at once on torch's inter-op threads, each on a core of its own: a further batch starts when a core
-is free and there is enough work for it (heavy work queued or running); small requests keep
-sharing one batch at a time, which is what they do best.
-
-Under load, small requests settle into two groups that take turns: one computes while the event
-loop answers and reads the other. Each batch takes what was queued while the previous one ran, so
-whatever split the groups fall into repeats itself, and an uneven one (4 and 28 of 32 clients)
-leaves the event loop with little to do while the large group computes. When a small batch (fewer
-than PARALLEL_ROWS rows) follows a small polled one under load, it takes at most the mean of that
-batch's rows and the queued rows: the groups even out within a few batches (16 and 16). Larger
-work keeps its batches whole.
-
-Fairness: a batch takes first the pieces of the requests it has served least (rows taken so far,
-every round counted; oldest first among equals), so a new request goes into the next batch ahead
-of the remaining pieces and later rounds of a large one, and waits for at most the batches already
-running. Bounds: a sampling task past its deadline has its unstarted pieces
-dropped and ends with what it found; a request whose client has gone (`gone`) is cancelled: its
-unstarted pieces never run and no further round starts; `on_cancel` counts each case.
-
-The event loop lays a batch out and reads its results (plain Python, fast); the batch itself runs
-on torch's inter-op thread pool through the scripted loop's `launch`, holding no GIL. The event
-loop learns that a batch has ended in one of two ways:
-- a batch started by a request that found its model idle, or one of at least PARALLEL_ROWS rows,
-  registers a callback, which wakes the event loop at once (on a quiet server the GIL it needs is
-  free; a large batch ends a few times a second at most, so its one hand-over costs little, and the
-  timer below would leave its core idle for up to POLL_S);
-- any other batch (small, under load) is polled: the event loop checks the running batches
-  whenever a request for the model arrives, and, while they run, on every turn of the event loop
-  when each holds at most `spin_rows` rows (a small batch: it ends within a few milliseconds),
-  every POLL_S otherwise. Under load the callback's GIL hand-overs would wait on the busy event
-  loop; and once every client's request is in the running batch or queued behind it, none arrives
-  to collect the batch, so a small one would wait for the timer, which uvloop counts in whole
-  milliseconds, about as long as it took to compute. Checking on every turn means the event loop
-  does not sleep while a small batch runs under load: it spins for at most that batch's time.
-docs/performance.md has the measurements behind these choices (`python -m bench.http`).
+Each model has a ModelBatcher that lives in the event loop. A request's task is cut into pieces
+(app/inference/sampling.py: a piece keeps its rows' numbers, so the names do not depend on the cut)
+and queued; batches take queued pieces and run on torch's inter-op threads through the scripted
+loop's `launch`, holding no GIL, while the event loop goes on serving HTTP. What a batch takes, when
+it starts and how its end is noticed are the policy's (app/inference/policy.py); this module keeps
+the queue, the running batches, their timers and the requests' futures, and applies the bounds:
+- a sampling task past its deadline has its unstarted pieces dropped and ends with what it found;
+- a request whose client has gone (`gone`) is cancelled: its unstarted pieces never run and no
+  further round starts; `on_cancel` counts each case;
+- on shutdown every request still waiting fails with ServiceClosing.
 
 No FastAPI here.
 """
@@ -54,12 +23,13 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from app.config import SPIN_ROWS
+from app.inference.policy import BatchPolicy, Queued, Start, Watch
 from app.inference.registry import LoadedModel, Registry
 from app.inference.sampling import (
     BatchPlan,
@@ -75,10 +45,6 @@ from app.inference.sampling import (
 )
 
 logger = logging.getLogger("namegen.batching")
-
-BUSY_WINDOW_S = 0.05  # a model whose last batch ended this recently counts as under load
-POLL_S = 0.001  # how often the event loop checks polled batches over spin_rows (uvloop's timers: ms)
-PARALLEL_ROWS = 64  # rows of work, queued or running, worth a batch on another core
 
 CancelHook = Callable[[str, int], None]  # (stage, rows never run) for each cancelled request
 
@@ -104,6 +70,10 @@ class Job:
     cancelled: bool = False
     served: int = 0  # rows of it taken into batches so far, every round counted
 
+    def expired(self, now: float) -> bool:
+        """A sampling task past its deadline: its queued pieces are dropped."""
+        return isinstance(self.task, SampleTask) and now > self.deadline
+
 
 @dataclass(eq=False)
 class Batch:
@@ -112,33 +82,40 @@ class Batch:
     handle: torch.futures.Future[Any]
     polled: bool
 
+    @property
+    def rows(self) -> int:
+        """The requests' rows (the plan's rows include the padding)."""
+        return sum(p.rows for _, p in self.pieces)
 
-@dataclass(eq=False)
+
 class ModelBatcher:
-    """The batches of one model. Use from one event loop."""
+    """The batches of one model, as the policy says. Use from one event loop."""
 
-    model: LoadedModel
-    max_rows: int = 1024  # rows of one batch at most
-    parallel: int = 1  # batches of this model running at once at most
-    wait_s: float = 0.0  # under load, how long a task that finds no batch running waits for others
-    spin_rows: int = SPIN_ROWS  # polled batches this small are checked on every turn of the event loop
-    on_cancel: CancelHook | None = None
-    piece_rows: int = field(init=False)
-    _queue: deque[tuple[Job, Piece]] = field(init=False, default_factory=deque)
-    _queued: int = field(init=False, default=0)  # rows in the queue, of requests not cancelled
-    _running: list[Batch] = field(init=False, default_factory=list)
-    _timer: asyncio.Handle | None = field(init=False, default=None)
-    _poll_timer: asyncio.Handle | None = field(init=False, default=None)
-    _last_end: float = field(init=False, default=-math.inf)  # event-loop time the last batch ended
-    _closed: bool = field(init=False, default=False)
-    # rows of the last batch when it was small and polled (under load), else 0: the next batch
-    # under load takes at most the mean of these and the queued rows
-    _split_rows: int = field(init=False, default=0)
+    def __init__(
+        self,
+        model: LoadedModel,
+        max_rows: int = 1024,
+        parallel: int = 1,
+        wait_s: float = 0.0,
+        spin_rows: int = SPIN_ROWS,
+        on_cancel: CancelHook | None = None,
+    ) -> None:
+        self.model = model
+        self.policy = BatchPolicy(max_rows, parallel, spin_rows)
+        self.wait_s = wait_s  # under load, how long a request that finds no batch running waits
+        self.on_cancel = on_cancel
+        self.queue: deque[tuple[Job, Piece]] = deque()
+        self.running: list[Batch] = []
+        self.timer: asyncio.Handle | None = None  # the scheduled start of the next batch
+        self.poll_timer: asyncio.Handle | None = None  # the next check of the polled batches
+        self.last_end = -math.inf  # event-loop time the last batch ended
+        # rows of the last batch when it was small and polled (under load), else 0 (the even split)
+        self.split_rows = 0
+        self.closed = False
 
-    def __post_init__(self) -> None:
-        # pieces small enough that one large request fills every core: n = max_rows runs as
-        # `parallel` batches at once
-        self.piece_rows = max(1, self.max_rows // self.parallel)
+    @property
+    def queued_rows(self) -> int:
+        return sum(p.rows for _, p in self.queue)
 
     async def run(
         self, task: Task, timeout_s: float = math.inf, gone: Awaitable[object] | None = None
@@ -146,17 +123,17 @@ class ModelBatcher:
         """Run `task` to completion in as many batches as it needs and return it. A sampling
         task ends at `timeout_s` with what it has; when `gone` completes first (the client went
         away), the task is cancelled and ClientGone raised."""
-        if self._closed:
+        if self.closed:
             raise ServiceClosing("the service is shutting down")
         loop = asyncio.get_running_loop()
         job = Job(task, loop.create_future(), loop.time() + timeout_s)
         self._enqueue(job)
         self._collect()  # a polled batch that has ended: hand it out, freeing its core
-        if self._timer is None:
-            if not self._running and loop.time() - self._last_end < BUSY_WINDOW_S:
-                self._start_soon(loop, self.wait_s, back_to_back=True)  # under load
-            else:
-                self._start(back_to_back=bool(self._running))
+        start = self.policy.on_arrival(self.timer is not None, len(self.running), loop.time() - self.last_end)
+        if start is Start.AFTER_READS:
+            self._start_soon(loop, self.wait_s, back_to_back=True)
+        elif start is Start.NOW:
+            self._start(back_to_back=bool(self.running))
         if gone is None:
             return await job.fut
         watcher = asyncio.ensure_future(gone)
@@ -188,77 +165,48 @@ class ModelBatcher:
 
     def _enqueue(self, job: Job) -> None:
         """Queue the pieces of the task's current round, at the back."""
-        pieces = cut(job.task, self.piece_rows)
+        pieces = cut(job.task, self.policy.piece_rows)
         job.pending = len(pieces)
-        self._queue.extend((job, p) for p in pieces)
-        self._queued += job.task.rows
+        self.queue.extend((job, p) for p in pieces)
 
     def _drop(self, job: Job) -> int:
         """Take the job's pieces out of the queue; return their rows."""
-        rows = sum(p.rows for j, p in self._queue if j is job)
+        rows = sum(p.rows for j, p in self.queue if j is job)
         if rows:
-            self._queue = deque((j, p) for j, p in self._queue if j is not job)
-            self._queued -= rows
+            self.queue = deque((j, p) for j, p in self.queue if j is not job)
         return rows
 
-    def _worth_another(self) -> bool:
-        """Whether to start a batch while others run: enough work for another core, queued or
-        running (a small request then need not wait behind a large batch)."""
-        return self._queued >= PARALLEL_ROWS or any(b.plan.rows >= PARALLEL_ROWS for b in self._running)
-
-    def _batch_limit(self) -> int:
-        """Rows for the next batch: max_rows, or, when the queue holds work for several free
-        cores, its share of it, so that one large request runs on all of them at once."""
-        free = self.parallel - len(self._running)
-        if free > 1 and self._queued >= PARALLEL_ROWS * free:
-            return min(self.max_rows, math.ceil(self._queued / free))
-        return self.max_rows
-
     def _take(self, limit: int) -> list[tuple[Job, Piece]]:
-        """Queued pieces for one batch, up to `limit` rows (at least one piece): the pieces of the
-        requests served least so far first (a new request before the later rounds and pieces of
-        a large one), oldest first among equals, each taken if it still fits. Drops the pieces of
-        sampling tasks past their deadline."""
+        """The policy's pieces for one batch of at most `limit` rows, out of the queue; expired
+        ones are dropped and their tasks stopped."""
         now = asyncio.get_running_loop().time()
-        queue = list(self._queue)
-        order = sorted(range(len(queue)), key=lambda i: (queue[i][0].served, i))
-        batch: list[tuple[Job, Piece]] = []
-        taken: set[int] = set()
-        rows = 0
-        for i in order:
-            job, piece = queue[i]
-            if isinstance(job.task, SampleTask) and now > job.deadline:
-                taken.add(i)
-                self._queued -= piece.rows
-                job.task.stop("deadline")
-                self._piece_back(job)
-                continue
-            if batch and rows + piece.rows > limit:
-                continue
-            taken.add(i)
-            self._queued -= piece.rows
-            batch.append((job, piece))
-            rows += piece.rows
+        queue = list(self.queue)
+        choice = self.policy.choose([Queued(p.rows, j.served, j.expired(now)) for j, p in queue], limit)
+        for i in choice.dropped:
+            job = queue[i][0]
+            assert isinstance(job.task, SampleTask)  # only sampling tasks expire (Job.expired)
+            job.task.stop("deadline")
+            self._piece_back(job)
+        batch = [queue[i] for i in choice.taken]
         for job, piece in batch:
             job.served += piece.rows
-        if taken:
-            self._queue = deque(e for i, e in enumerate(queue) if i not in taken)
+        gone = set(choice.taken) | set(choice.dropped)
+        if gone:
+            self.queue = deque(e for i, e in enumerate(queue) if i not in gone)
         return batch
 
     # -- batches ---------------------------------------------------------------------------------
 
     def _start(self, back_to_back: bool = False) -> None:
-        """Start batches of the queued pieces while a core is free and there is work for it.
-        `back_to_back`: the service is under load: poll them."""
-        self._timer = None
+        """Start batches of the queued pieces while the policy finds a core and work for it.
+        `back_to_back`: the service is under load."""
+        self.timer = None
         loop = asyncio.get_running_loop()
-        while self._queue and len(self._running) < self.parallel:
-            if self._running and not self._worth_another():
-                return  # small work: it joins the next batch, when the running one ends
-            limit = self._batch_limit()
-            if back_to_back and not self._running and 0 < self._split_rows < self._queued < PARALLEL_ROWS:
-                # the even split (module docstring): the rest waits for the next batch
-                limit = min(limit, math.ceil((self._queued + self._split_rows) / 2))
+        while True:
+            running = [b.rows for b in self.running]
+            limit = self.policy.limit(self.queued_rows, running, back_to_back, self.split_rows)
+            if limit is None:
+                return
             pieces = self._take(limit)
             if not pieces:
                 return
@@ -272,51 +220,48 @@ class ModelBatcher:
             for job, _ in pieces:
                 job.started = True
                 job.running += 1
-            rows = sum(p.rows for _, p in pieces)  # the requests' rows, not the padding
-            polled = (back_to_back or bool(self._running)) and rows < PARALLEL_ROWS
-            batch = Batch(pieces, plan, handle, polled)
-            self._split_rows = rows if polled else 0
-            self._running.append(batch)
-            if polled:
-                if self._poll_timer is None:
-                    self._poll_soon(loop)
-            else:
+            batch = Batch(pieces, plan, handle, polled=False)
+            batch.polled = self.policy.watch(batch.rows, back_to_back, bool(running)) is Watch.POLL
+            self.split_rows = batch.rows if batch.polled else 0
+            self.running.append(batch)
+            if not batch.polled:
                 handle.add_done_callback(lambda _, b=batch: self._wake(loop, b))
+            elif self.poll_timer is None:
+                self._poll_soon(loop)
 
     def _wake(self, loop: asyncio.AbstractEventLoop, batch: Batch) -> None:
         """On a torch pool thread, when a callback batch ends: hand it to the event loop, unless
         the service has shut down meanwhile (nothing is scheduled on a closed loop)."""
-        if self._closed or loop.is_closed():
+        if self.closed or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
             loop.call_soon_threadsafe(self._finish, batch)
 
     def _poll(self) -> None:
-        self._poll_timer = None
+        self.poll_timer = None
         self._collect()
-        if any(b.polled for b in self._running) and not self._closed:
+        if any(b.polled for b in self.running) and not self.closed:
             self._poll_soon(asyncio.get_running_loop())
 
     def _poll_soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Check the polled batches again: on the event loop's next turn while every one of them is
-        small, in POLL_S otherwise."""
-        if all(b.plan.rows <= self.spin_rows for b in self._running if b.polled):
-            self._poll_timer = loop.call_soon(self._poll)
+        delay = self.policy.poll_delay([b.plan.rows for b in self.running if b.polled])
+        if delay == 0:
+            self.poll_timer = loop.call_soon(self._poll)
         else:
-            self._poll_timer = loop.call_later(POLL_S, self._poll)
+            self.poll_timer = loop.call_later(delay, self._poll)
 
     def _collect(self) -> None:
         """Finish the polled batches that have ended."""
-        for batch in [b for b in self._running if b.polled and b.handle.done()]:
+        for batch in [b for b in self.running if b.polled and b.handle.done()]:
             self._finish(batch)
 
     def _finish(self, batch: Batch) -> None:
-        if batch not in self._running:  # already failed by close()
+        if batch not in self.running:  # already failed by close()
             return
-        self._running.remove(batch)
+        self.running.remove(batch)
         loop = asyncio.get_running_loop()
-        self._last_end = loop.time()
-        arrived = bool(self._queue)  # requests queued while the batch ran: under load
+        self.last_end = loop.time()
+        arrived = bool(self.queue)  # requests queued while the batch ran: under load
         try:
             finish_batch(self.model, batch.plan, batch.handle.value())
         except Exception as e:  # a bug, not bad input: fail these requests, keep serving
@@ -325,19 +270,17 @@ class ModelBatcher:
             for job, _ in batch.pieces:
                 job.running -= 1
                 self._piece_back(job)
-        if self._queue and self._timer is None:
-            self._start_soon(loop, 0.0, back_to_back=arrived or bool(self._running))
+        if self.queue and self.timer is None:
+            self._start_soon(loop, 0.0, back_to_back=arrived or bool(self.running))
 
     def _start_soon(self, loop: asyncio.AbstractEventLoop, wait_s: float, back_to_back: bool) -> None:
         """Start the next batch after `wait_s`; with no wait, once the event loop has run the
-        callbacks already queued. Under load those are the first steps of the requests it has
-        just read, which then join this batch instead of waiting for the next one: batches of about
-        16 requests rather than 5 at 32 connections, and a fifth less CPU per small request
-        (docs/performance.md). A lone request still starts at once (`run`)."""
+        callbacks already queued: under load, the first steps of the requests it has just read,
+        which then join this batch."""
         if wait_s > 0:
-            self._timer = loop.call_later(wait_s, self._start, back_to_back)
+            self.timer = loop.call_later(wait_s, self._start, back_to_back)
         else:
-            self._timer = loop.call_soon(self._start, back_to_back)
+            self.timer = loop.call_soon(self._start, back_to_back)
 
     def _piece_back(self, job: Job) -> None:
         """One piece of the job's round is back (or dropped); end the round with the last one."""
@@ -382,15 +325,14 @@ class ModelBatcher:
     def close(self) -> None:
         """Fail every request still waiting, queued or in a running batch: their results would
         never be handed out. Running batches end on their own; their callbacks do nothing."""
-        self._closed = True
-        for timer in (self._timer, self._poll_timer):
+        self.closed = True
+        for timer in (self.timer, self.poll_timer):
             if timer is not None:
                 timer.cancel()
-        self._timer = self._poll_timer = None
-        jobs = [j for j, _ in self._queue] + [j for b in self._running for j, _ in b.pieces]
-        self._queue.clear()
-        self._queued = 0
-        self._running.clear()
+        self.timer = self.poll_timer = None
+        jobs = [j for j, _ in self.queue] + [j for b in self.running for j, _ in b.pieces]
+        self.queue.clear()
+        self.running.clear()
         for job in jobs:
             if not job.fut.done():
                 job.fut.set_exception(ServiceClosing("the service is shutting down"))

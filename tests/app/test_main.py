@@ -40,4 +40,4 @@ async def test_the_batchers_get_the_resolved_spin_setting() -> None:
     async with app_client(workers=3) as client:
         assert (await client.get("/readyz")).status_code == 200
         runner = client._transport.app.state.service.runner  # type: ignore[attr-defined]
-        assert {b.spin_rows for b in runner.batchers.values()} == {0}
+        assert {b.policy.spin_rows for b in runner.batchers.values()} == {0}

@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 import app.inference.batching as batching
+import app.inference.policy as policy
 from app.inference.registry import LoadedModel, load_registry
 from app.inference.sampling import Piece, SampleSpec, SampleTask, ScoreTask, sample_names, score_names
 from tests.support import MODELS
@@ -49,7 +50,7 @@ async def test_lone_request_on_a_quiet_model_starts_at_once(model: LoadedModel, 
     batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=3600.0)  # an hour, if it waited
     running = asyncio.ensure_future(batcher.run(task(model, 1)))
     await asyncio.sleep(0)
-    assert len(planned) == 1 and batcher._timer is None and not batcher._running[0].polled
+    assert len(planned) == 1 and batcher.timer is None and not batcher.running[0].polled
     done = await asyncio.wait_for(running, 60)
     assert done.result().names == alone(model, 1)
 
@@ -128,7 +129,7 @@ async def test_a_new_request_goes_before_the_queued_pieces_of_a_large_one(
     big = SampleTask(model, SampleSpec(n=1000, unique=False), 2)
     big_run = asyncio.ensure_future(batcher.run(big))
     await asyncio.sleep(0)
-    assert len(planned) == 1 and len(batcher._queue) == 9  # one piece running, nine queued
+    assert len(planned) == 1 and len(batcher.queue) == 9  # one piece running, nine queued
     light = task(model, 5)
     done = await batcher.run(light)
     assert id(light) in [t for t, _, _ in planned[1]]  # the next batch after the running one
@@ -141,7 +142,7 @@ async def test_a_large_request_fills_every_core(model: LoadedModel, planned: lis
     batcher = batching.ModelBatcher(model, max_rows=1000, parallel=2)
     running = asyncio.ensure_future(batcher.run(SampleTask(model, SampleSpec(n=1000, unique=False), 3)))
     await asyncio.sleep(0)
-    assert len(batcher._running) == 2 and [b.plan.rows for b in batcher._running] == [500, 500]
+    assert len(batcher.running) == 2 and [b.plan.rows for b in batcher.running] == [500, 500]
     assert (await running).result() == sample_names(model, SampleSpec(n=1000, unique=False), 3)
 
 
@@ -208,14 +209,14 @@ async def test_cancelled_requests_stop_at_every_stage(model: LoadedModel, planne
     assert (await batcher.run(task(model, 5))).result().names == alone(model, 5)  # later ones unaffected
     await asyncio.sleep(0.2)
     assert heavy.rounds <= rounds + 1 and counts[1][0] in ("running", "between_rounds")
-    assert not batcher._queue and not batcher._running
+    assert not batcher.queue and not batcher.running
 
 
 async def test_close_fails_queued_and_running_requests(model: LoadedModel) -> None:
     batcher = batching.ModelBatcher(model, max_rows=8192, wait_s=3600.0)
     running = asyncio.ensure_future(batcher.run(SampleTask(model, SampleSpec(n=2000, unique=False), 0)))
     await asyncio.sleep(0)
-    assert batcher._running and not batcher._running[0].polled  # a callback batch
+    assert batcher.running and not batcher.running[0].polled  # a callback batch
     queued = asyncio.ensure_future(batcher.run(task(model, 1)))
     await asyncio.sleep(0)
     batcher.close()
@@ -232,15 +233,15 @@ async def test_a_polled_batch_is_handed_out_when_the_next_request_arrives(
     planned: list,  # type: ignore[type-arg]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: only a request can collect the batch
+    monkeypatch.setattr(policy, "POLL_S", 3600.0)  # an hour: only a request can collect the batch
     batcher = batching.ModelBatcher(model, max_rows=8192, spin_rows=0)  # nor does the event loop spin
     first = [asyncio.ensure_future(batcher.run(task(model, seed))) for seed in range(4)]
     await asyncio.wait_for(first[0], 60)
     for _ in range(600):  # let the polled batch of seeds 1-3 end (about 2 ms of work)
-        if batcher._running and batcher._running[0].handle.done():
+        if batcher.running and batcher.running[0].handle.done():
             break
         await asyncio.sleep(0.01)
-    assert batcher._running[0].polled and not any(f.done() for f in first[1:])  # nobody looked yet
+    assert batcher.running[0].polled and not any(f.done() for f in first[1:])  # nobody looked yet
     late = asyncio.ensure_future(batcher.run(task(model, 9)))
     done = await asyncio.wait_for(asyncio.gather(*first[1:]), 5)
     assert [d.result().names for d in done] == [alone(model, seed) for seed in range(1, 4)]
@@ -257,26 +258,26 @@ async def test_a_small_polled_batch_is_handed_out_as_it_ends_with_no_request_arr
 ) -> None:
     """Under load every client may be waiting on the running batch, so none arrives to collect it:
     a small one is checked on every turn of the event loop, never left for the poll timer."""
-    monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: the timer never collects it
+    monkeypatch.setattr(policy, "POLL_S", 3600.0)  # an hour: the timer never collects it
     batcher = batching.ModelBatcher(model, max_rows=8192, spin_rows=9)
     first = [asyncio.ensure_future(batcher.run(task(model, seed))) for seed in range(4)]
     await asyncio.wait_for(first[0], 60)
-    assert batcher._running and batcher._running[0].polled  # seeds 1-3, polled
+    assert batcher.running and batcher.running[0].polled  # seeds 1-3, polled
     done = await asyncio.wait_for(asyncio.gather(*first[1:]), 60)  # and no further request
     assert [d.result().names for d in done] == [alone(model, seed) for seed in range(1, 4)]
-    assert [len(b) for b in planned] == [1, 3] and not batcher._running
+    assert [len(b) for b in planned] == [1, 3] and not batcher.running
     # a polled batch larger than spin_rows is left to the timer (or the next request): `late`,
     # queued behind `big`, which starts on a quiet model (a callback batch)
-    await asyncio.sleep(2 * batching.BUSY_WINDOW_S)
-    big = asyncio.ensure_future(batcher.run(task(model, 10, n=batcher.spin_rows + 1)))
+    await asyncio.sleep(2 * policy.BUSY_WINDOW_S)
+    big = asyncio.ensure_future(batcher.run(task(model, 10, n=batcher.policy.spin_rows + 1)))
     await asyncio.sleep(0)
-    late = asyncio.ensure_future(batcher.run(task(model, 11, n=batcher.spin_rows + 1)))
+    late = asyncio.ensure_future(batcher.run(task(model, 11, n=batcher.policy.spin_rows + 1)))
     await asyncio.wait_for(big, 60)
     for _ in range(600):  # let the polled batch end (a few ms of work)
-        if batcher._running and batcher._running[0].handle.done():
+        if batcher.running and batcher.running[0].handle.done():
             break
         await asyncio.sleep(0.01)
-    assert batcher._running[0].polled and not late.done()  # ended, and nobody looked
+    assert batcher.running[0].polled and not late.done()  # ended, and nobody looked
     batcher.close()
     with pytest.raises(batching.ServiceClosing):
         await late
@@ -295,10 +296,10 @@ async def test_under_load_an_uneven_split_of_small_requests_evens_out(
     first = [asyncio.ensure_future(batcher.run(SampleTask(model, slow, seed))) for seed in range(1, 5)]
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert [len(b) for b in planned] == [1, 4] and batcher._running[0].polled
+    assert [len(b) for b in planned] == [1, 4] and batcher.running[0].polled
     rest = [asyncio.ensure_future(batcher.run(task(model, seed, n=1))) for seed in range(10, 38)]
     await asyncio.sleep(0)
-    assert batcher._queued == 28 and not batcher._running[0].handle.done()  # queued while it runs
+    assert batcher.queued_rows == 28 and not batcher.running[0].handle.done()  # queued while it runs
     done = await asyncio.wait_for(asyncio.gather(*first, *rest), 60)
     assert [len(b) for b in planned] == [1, 4, 16, 12]
     assert [d.result().names for d in done[4:]] == [alone(model, seed, n=1) for seed in range(10, 38)]
@@ -314,10 +315,10 @@ async def test_under_load_a_large_batch_is_handed_out_by_its_callback(
 ) -> None:
     """A batch of PARALLEL_ROWS rows or more wakes the event loop as it ends, under load too: a
     lone client sending large requests back to back gets each answer at once, not at the timer."""
-    monkeypatch.setattr(batching, "POLL_S", 3600.0)  # an hour: the timer never collects it
+    monkeypatch.setattr(policy, "POLL_S", 3600.0)  # an hour: the timer never collects it
     batcher = batching.ModelBatcher(model, max_rows=8192, spin_rows=0)  # nor does the event loop spin
-    n = batching.PARALLEL_ROWS
+    n = policy.PARALLEL_ROWS
     await batcher.run(task(model, 0, n=n))  # a batch just ended: the model counts as under load
     done = await asyncio.wait_for(batcher.run(task(model, 1, n=n)), 30)  # and no further request
-    assert not batcher._running and [len(b) for b in planned] == [1, 1]
+    assert not batcher.running and [len(b) for b in planned] == [1, 1]
     assert done.result().names == alone(model, 1, n=n)
