@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     skip_bad_models: bool = Field(
         False, description="log and skip checkpoints that fail to load instead of refusing to start"
     )
+    manifest: Path | None = Field(
+        None,
+        description="a file of expected sha256 digests (sha256sum's format) to check every checkpoint "
+        "against, kept apart from the models; default: SHA256SUMS in the models folder",
+    )
+    allow_unverified: bool = Field(
+        False,
+        description="load checkpoints that no manifest lists (a folder without SHA256SUMS) and format-1 "
+        "checkpoints (no digests of their entries), with a warning; default: refuse to start",
+    )
+    max_checkpoint_bytes: int = Field(
+        64 << 20, ge=1 << 16, le=1 << 34, description="largest checkpoint file accepted at start-up"
+    )
     max_n: int = Field(1000, ge=1, le=N_CEILING, description="most names one /generate may ask for")
     max_prefix_length: int = Field(32, ge=0, le=PREFIX_CEILING, description="longest prefix accepted")
     max_score_names: int = Field(1000, ge=1, le=N_CEILING, description="most names one /score may ask for")

@@ -64,7 +64,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
     t0 = time.perf_counter()
     try:
-        registry = load_registry(settings.models_dir, settings.default_model, settings.skip_bad_models)
+        registry = load_registry(
+            settings.models_dir,
+            settings.default_model,
+            settings.skip_bad_models,
+            manifest_path=settings.manifest,
+            allow_unverified=settings.allow_unverified,
+            max_bytes=settings.max_checkpoint_bytes,
+        )
     except CheckpointError as e:
         app.state.startup_failure = f"cannot start: {e}"  # for hosts that run the lifespan themselves
         raise

@@ -16,7 +16,9 @@ Beside the checkpoints, `SHA256SUMS` (the `sha256sum` format: `<hex>  <file>` pe
 sha256 of each whole file. The two checks complement each other: the digests travel inside the
 file and name the damaged entry wherever the file goes; the manifest covers every byte, the zip
 records and digests.json included, but only where it is kept beside the files. Every entry's
-CRC-32 in the zip records is checked too.
+CRC-32 in the zip records is checked too. Reading an archive inflates its compressed entries (torch
+deflates its code files) to no more than their declared sizes, whose sum is capped before anything
+is read, so a small file cannot expand into a large one.
 
     check_archive(data)        # -> ArchiveReport, or ArchiveError naming the damaged part
     read_manifest(folder)      # -> {file name: sha256}, or None where there is no SHA256SUMS
@@ -24,11 +26,13 @@ CRC-32 in the zip records is checked too.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
 import re
+import stat
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ ITEMS_FILE = "items.txt"
 DIGESTS_FILE = "digests.json"
 MANIFEST = "SHA256SUMS"
 SERIALIZATION_ID = ".data/serialization_id"
+DEFAULT_MAX_CONTENT = 256 << 20  # what an archive's entries may add up to, read, by default
 # a model's name: what requests pass as `model`, and the checkpoint's file name before .pt
 MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 UNDIGESTED = frozenset({f"extra/{DIGESTS_FILE}", SERIALIZATION_ID})
@@ -122,10 +127,11 @@ def _check_record(data: bytes, info: zipfile.ZipInfo, name: str) -> None:
         raise damaged
 
 
-def check_archive(data: bytes) -> ArchiveReport:
+def check_archive(data: bytes, max_content: int = DEFAULT_MAX_CONTENT) -> ArchiveReport:
     """Read every entry of a checkpoint archive, checking its structure, every entry's CRC-32 and,
-    when the archive has extra/digests.json, every entry's sha256. Raises ArchiveError naming the
-    damaged part."""
+    when the archive has extra/digests.json, every entry's sha256. The entries' declared sizes may
+    add up to `max_content` bytes at most (each is read up to its declared size, no further).
+    Raises ArchiveError naming the damaged part."""
     if not data.startswith(b"PK\x03\x04"):
         raise ArchiveError("not a zip archive (the first bytes are not a zip entry header)")
     _end_record_offset(data)
@@ -136,6 +142,9 @@ def check_archive(data: bytes) -> ArchiveReport:
         raise ArchiveError(f"the archive's records are damaged ({e})") from None
     if not infos:
         raise ArchiveError("the archive has no entries")
+    declared = sum(info.file_size for info in infos)
+    if declared > max_content:
+        raise ArchiveError(f"its entries would take {declared} bytes, over the limit of {max_content}")
     root = infos[0].filename.split("/", 1)[0]
     entries: dict[str, bytes] = {}
     for info in infos:
@@ -179,10 +188,44 @@ def entry_digests(data: bytes) -> dict[str, str]:
     return {name: sha256_hex(body) for name, body in sorted(report.entries.items()) if name not in UNDIGESTED}
 
 
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of `path`, which must be a regular file (not a symbolic link, FIFO, device or
+    folder) of at most `max_bytes`. Opened without following a link and without blocking (a FIFO
+    would otherwise wait for a writer), then checked on the open file itself. Raises ArchiveError
+    saying which rule the file breaks, OSError when it cannot be opened."""
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # O_NOFOLLOW on a symbolic link
+            raise ArchiveError("a symbolic link; only regular files are read") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ArchiveError("not a regular file (a FIFO, device or folder); only regular files are read")
+        if info.st_size > max_bytes:
+            raise ArchiveError(f"{info.st_size} bytes, over the limit of {max_bytes}")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew while being read
+        raise ArchiveError(f"over {max_bytes} bytes, the limit")
+    return data
+
+
 def read_manifest(folder: Path) -> dict[str, str] | None:
     """{file name: sha256} from folder/SHA256SUMS, or None when the folder has none. Raises
     ArchiveError for a line that is not `<64 hex digits>  <name>`."""
-    path = folder / MANIFEST
+    return read_manifest_file(folder / MANIFEST)
+
+
+def read_manifest_file(path: Path) -> dict[str, str] | None:
+    """{file name: sha256} from a file in sha256sum's format, or None when there is no such file.
+    Raises ArchiveError for a line that is not `<64 hex digits>  <name>`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from checkpoint_format import (
     ArchiveError,
     check_archive,
     read_manifest,
+    read_manifest_file,
+    read_regular_file,
     sha256_hex,
     torchscript,
 )
@@ -59,6 +62,7 @@ REQUIRED_META: dict[str, type | tuple[type, ...]] = {
     "created_at": str,
 }
 STEP_TOLERANCE = 1e-4  # largest |step - forward| logit difference accepted
+MAX_CHECKPOINT_BYTES = 64 << 20  # a checkpoint file's size at most (NAMEGEN_MAX_CHECKPOINT_BYTES)
 
 
 class CheckpointError(Exception):
@@ -340,42 +344,70 @@ def build_loop(
 def _check_bytes(
     path: Path, data: bytes, manifest: dict[str, str] | None
 ) -> tuple[dict[str, bytes], Integrity]:
-    """Every entry, checked (see the module docstring); CheckpointError naming the damaged part."""
+    """Every entry, checked (see the module docstring); CheckpointError naming the damaged part.
+    The whole file's sha256 is compared with the manifest first, before the archive is parsed."""
     sha = sha256_hex(data)
-    try:
-        report = check_archive(data)
-    except ArchiveError as e:
-        raise CheckpointError(f"{path}: {e}") from None
     if manifest is not None:
         expected = manifest.get(path.name)
         if expected is None:
             raise CheckpointError(
-                f"{path}: not listed in {MANIFEST} beside it; add its line (sha256sum {path.name} >> "
-                f"{MANIFEST}) or remove {MANIFEST} to load unlisted files"
+                f"{path}: not listed in {MANIFEST}; add its line (sha256sum {path.name} >> {MANIFEST}) "
+                "or remove the file"
             )
         if expected != sha:
+            # name the damaged part where the archive shows it (parsing is bounded by the file's
+            # size: entries are stored, never inflated)
+            try:
+                report = check_archive(data)
+            except ArchiveError as e:
+                raise CheckpointError(f"{path}: does not match its sha256 in {MANIFEST}: {e}") from None
             detail = "digests.json, meta.json with its digest," if report.digests else "meta.json, items.txt,"
             raise CheckpointError(
                 f"{path}: does not match its sha256 in {MANIFEST}, though every entry passes its CRC-32"
                 f"{' and digest' if report.digests else ''}: {detail} or the archive's records were "
                 "rewritten"
             )
+    try:
+        report = check_archive(data)
+    except ArchiveError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     return report.entries, Integrity(crc32=True, digests=report.digests, manifest=manifest is not None)
 
 
-def load_checkpoint(path: Path, manifest: dict[str, str] | None = None) -> LoadedModel:
-    """Load and check one checkpoint (against `manifest`, {file name: sha256}, when given); raise
-    CheckpointError naming the file and what is wrong otherwise."""
-    t0 = time.perf_counter()
+def read_checkpoint_file(path: Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> bytes:
+    """The file's bytes: a regular file (never a symbolic link or a FIFO) of at most max_bytes."""
     try:
-        data = path.read_bytes()
+        return read_regular_file(path, max_bytes)
+    except ArchiveError as e:
+        setting = " (NAMEGEN_MAX_CHECKPOINT_BYTES)" if "limit" in str(e) else ""
+        raise CheckpointError(f"{path}: {e}{setting}") from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def load_checkpoint(
+    path: Path,
+    manifest: dict[str, str] | None = None,
+    *,
+    allow_unverified: bool = False,
+    max_bytes: int = MAX_CHECKPOINT_BYTES,
+) -> LoadedModel:
+    """Load and check one checkpoint (against `manifest`, {file name: sha256}, when given); raise
+    CheckpointError naming the file and what is wrong otherwise. A format-1 checkpoint, which
+    carries no digests of its entries, is refused unless `allow_unverified`."""
+    t0 = time.perf_counter()
+    data = read_checkpoint_file(path, max_bytes)
     entries, integrity = _check_bytes(path, data, manifest)
     meta = _check_meta(path, entries.get(f"extra/{META_FILE}"))
     if meta["format_version"] >= 2 and not integrity.digests:
         raise CheckpointError(
             f"{path}: format {meta['format_version']} needs {DIGESTS_FILE}, and it is missing"
+        )
+    if not integrity.digests and not allow_unverified:
+        raise CheckpointError(
+            f"{path}: format {meta['format_version']} carries no {DIGESTS_FILE}, so its entries cannot be "
+            "checked; write it again with `python -m training export`, or set "
+            "NAMEGEN_ALLOW_UNVERIFIED=true to load it as it is"
         )
     items = frozenset(
         s for s in entries.get(f"extra/{ITEMS_FILE}", b"").decode("utf-8", "replace").splitlines() if s
@@ -419,32 +451,76 @@ def load_checkpoint(path: Path, manifest: dict[str, str] | None = None) -> Loade
 class Registry:
     models: dict[str, LoadedModel]
     default: str
-    skipped: dict[str, str] = field(default_factory=dict)  # file -> why, when skipping bad models
+    skipped: dict[str, str] = field(default_factory=dict)  # file name -> why, when skipping bad models
     manifest: bool = False  # whether the folder has a SHA256SUMS that every model was checked against
 
     def names(self) -> list[str]:
         return sorted(self.models)
 
 
-def load_registry(models_dir: Path, default: str | None = None, skip_bad: bool = False) -> Registry:
-    """Load every *.pt in `models_dir`. Bad checkpoints raise CheckpointError, or with
-    `skip_bad` are logged and left out. Raises too when nothing loads or `default` is absent."""
+def list_checkpoints(models_dir: Path) -> list[Path]:
+    """The folder's *.pt entries (not hidden ones), sorted; CheckpointError when there is no such
+    folder or no checkpoint in it. Entries are listed, not followed: each is read as a regular
+    file later (read_checkpoint_file), so a symbolic link or FIFO named *.pt is refused there."""
     if not models_dir.is_dir():
         raise CheckpointError(f"{models_dir}: models folder does not exist")
-    paths = sorted(p for p in models_dir.glob("*.pt") if not p.name.startswith("."))
+    paths = sorted(
+        models_dir / e.name
+        for e in os.scandir(models_dir)
+        if e.name.endswith(".pt") and not e.name.startswith(".")
+    )
     if not paths:
         raise CheckpointError(f"{models_dir}: no checkpoints (*.pt) in the models folder")
+    return paths
+
+
+def find_manifest(
+    models_dir: Path, manifest_path: Path | None, allow_unverified: bool
+) -> dict[str, str] | None:
+    """The expected sha256 of each file: from `manifest_path` when given (it must exist), else from
+    the folder's SHA256SUMS. Without either, CheckpointError, unless `allow_unverified`: then None,
+    and a warning that says what is not checked."""
     try:
+        if manifest_path is not None:
+            manifest = read_manifest_file(manifest_path)
+            if manifest is None:
+                raise CheckpointError(f"{manifest_path}: the manifest (NAMEGEN_MANIFEST) does not exist")
+            return manifest
         manifest = read_manifest(models_dir)
     except ArchiveError as e:
         raise CheckpointError(str(e)) from None
-    if manifest is None:
-        logger.warning(
-            "no %s in %s: checkpoints are checked against their own CRC-32 and digests only",
-            MANIFEST,
-            models_dir,
+    if manifest is not None:
+        return manifest
+    if not allow_unverified:
+        raise CheckpointError(
+            f"{models_dir}: no {MANIFEST} to check the checkpoints against; keep one beside them "
+            "(python -m training writes it), point NAMEGEN_MANIFEST at one, or set "
+            "NAMEGEN_ALLOW_UNVERIFIED=true to load them checked against their own CRC-32s and digests only"
         )
-    else:
+    logger.warning(
+        "UNVERIFIED: no %s in %s and NAMEGEN_ALLOW_UNVERIFIED is set: checkpoints are checked against "
+        "their own CRC-32s and digests only, and format-1 files (no digests) are loaded as they are",
+        MANIFEST,
+        models_dir,
+    )
+    return None
+
+
+def load_registry(
+    models_dir: Path,
+    default: str | None = None,
+    skip_bad: bool = False,
+    *,
+    manifest_path: Path | None = None,
+    allow_unverified: bool = False,
+    max_bytes: int = MAX_CHECKPOINT_BYTES,
+) -> Registry:
+    """Load every *.pt in `models_dir`, each checked against the manifest (find_manifest). Bad
+    checkpoints raise CheckpointError, or with `skip_bad` are logged and left out. Raises too when
+    nothing loads or `default` is absent."""
+    paths = list_checkpoints(models_dir)
+    manifest = find_manifest(models_dir, manifest_path, allow_unverified)
+    if manifest is not None:
         absent = sorted(set(manifest) - {p.name for p in paths})
         if absent:
             logger.warning("%s lists files that are not in %s: %s", MANIFEST, models_dir, ", ".join(absent))
@@ -452,12 +528,12 @@ def load_registry(models_dir: Path, default: str | None = None, skip_bad: bool =
     skipped: dict[str, str] = {}
     for path in paths:
         try:
-            model = load_checkpoint(path, manifest)
+            model = load_checkpoint(path, manifest, allow_unverified=allow_unverified, max_bytes=max_bytes)
         except CheckpointError as e:
             if not skip_bad:
                 raise
             logger.warning("skipping checkpoint: %s", e)
-            skipped[str(path)] = str(e)
+            skipped[path.name] = str(e).removeprefix(f"{path}: ")  # the file's name only, no path
             continue
         models[model.name] = model
         logger.info(

@@ -5,7 +5,9 @@ without it (a user's own folder, where CRC-32s and digests.json still name the e
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
 import struct
 import zipfile
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.inference.registry import CheckpointError, load_registry
-from checkpoint_format import MANIFEST, entry_digests, read_manifest, sha256_hex
+from checkpoint_format import MANIFEST, ArchiveError, check_archive, entry_digests, read_manifest, sha256_hex
 from tests.app.conftest import REPO_MODELS, app_client
 
 VICTIM = "names-male.pt"
@@ -88,7 +90,7 @@ def test_one_damaged_byte_is_refused_naming_the_part(
     victim = models / VICTIM
     flip(victim, where(victim.read_bytes()))
     with pytest.raises(CheckpointError) as info:
-        load_registry(models)
+        load_registry(models, allow_unverified=not manifest)
     message = str(info.value)
     assert message.startswith(f"{victim}: ") and "\n" not in message
     assert part in message, message
@@ -101,7 +103,8 @@ def test_a_record_byte_no_reader_uses_is_caught_by_the_manifest_only(models: Pat
     with pytest.raises(CheckpointError, match="does not match its sha256 in SHA256SUMS"):
         load_registry(models)
     (models / MANIFEST).unlink()
-    assert VICTIM.removesuffix(".pt") in load_registry(models).models  # harmless to the content
+    # harmless to the content
+    assert VICTIM.removesuffix(".pt") in load_registry(models, allow_unverified=True).models
 
 
 @pytest.mark.parametrize("manifest", [True, False], ids=["with-manifest", "without-manifest"])
@@ -118,7 +121,7 @@ def test_truncated_and_appended_files_are_refused(models: Path, manifest: bool) 
     ]:
         victim.write_bytes(data)
         with pytest.raises(CheckpointError) as info:
-            load_registry(models)
+            load_registry(models, allow_unverified=not manifest)
         assert str(victim) in str(info.value) and message in str(info.value)
 
 
@@ -131,7 +134,7 @@ def test_swapped_files_are_refused(models: Path) -> None:
         load_registry(models)
     (models / MANIFEST).unlink()  # without the manifest, the name inside the file gives it away
     with pytest.raises(CheckpointError, match=r"names\.pt: holds model 'surnames'.*renamed or swapped"):
-        load_registry(models)
+        load_registry(models, allow_unverified=True)
 
 
 def rewrite_meta(path: Path, change: dict[str, object], update_digests: bool) -> None:
@@ -165,11 +168,14 @@ def test_meta_rewritten_with_a_changed_test_loss_is_refused(models: Path) -> Non
     original = victim.read_bytes()
     rewrite_meta(victim, {"test_loss": 1.5}, update_digests=False)
     assert zipfile.ZipFile(victim).testzip() is None  # a valid archive: every CRC-32 matches
-    with pytest.raises(CheckpointError, match=r"names-male\.pt: meta\.json does not match its digest"):
+    # the manifest is checked first, and the message names the damaged part
+    with pytest.raises(
+        CheckpointError, match=r"names-male\.pt: does not match its sha256 .* meta\.json does not"
+    ):
         load_registry(models)
     (models / MANIFEST).unlink()
     with pytest.raises(CheckpointError, match=r"meta\.json does not match its digest"):
-        load_registry(models)
+        load_registry(models, allow_unverified=True)
     # a rewrite that updates digests.json too is caught by the manifest, and only by it
     victim.write_bytes(original)
     shutil.copy(REPO_MODELS / MANIFEST, models / MANIFEST)
@@ -183,7 +189,7 @@ def test_damaged_file_is_skipped_when_asked(models: Path, caplog: pytest.LogCapt
     flip(victim, entry_offset(victim.read_bytes(), "extra/items.txt")[0] + 5)
     registry = load_registry(models, skip_bad=True)
     assert registry.names() == sorted(p.stem for p in models.glob("*.pt") if p != victim)
-    assert "items.txt (the training items) is damaged" in registry.skipped[str(victim)]
+    assert "items.txt (the training items) is damaged" in registry.skipped[victim.name]
     assert any(str(victim) in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
 
@@ -215,7 +221,89 @@ async def test_models_report_how_each_was_checked(models: Path) -> None:
         assert info["manifest"] is True
         assert all(m["integrity"] == {"crc32": True, "digests": True, "manifest": True} for m in info["data"])
     (models / MANIFEST).unlink()
-    async with app_client(models_dir=models) as client:
+    async with app_client(models_dir=models, allow_unverified=True) as client:
         info = (await client.get("/models")).json()
         assert info["manifest"] is False
         assert all(m["integrity"]["manifest"] is False for m in info["data"])
+
+
+def test_a_folder_without_a_manifest_is_refused_unless_allowed(
+    models: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (models / MANIFEST).unlink()
+    with pytest.raises(CheckpointError, match="no SHA256SUMS to check the checkpoints against"):
+        load_registry(models)
+    registry = load_registry(models, allow_unverified=True)
+    assert not registry.manifest and VICTIM.removesuffix(".pt") in registry.models
+    assert any("UNVERIFIED" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_the_digests_may_be_kept_apart_from_the_models(models: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "expected" / "models.sha256"
+    kept.parent.mkdir()
+    (models / MANIFEST).replace(kept)
+    registry = load_registry(models, manifest_path=kept)
+    assert registry.manifest and all(m.integrity.manifest for m in registry.models.values())
+    flip(models / VICTIM, entry_offset((models / VICTIM).read_bytes(), "extra/items.txt")[0] + 5)
+    with pytest.raises(CheckpointError, match=rf"{VICTIM}: does not match its sha256 in SHA256SUMS"):
+        load_registry(models, manifest_path=kept)
+    with pytest.raises(CheckpointError, match=r"the manifest \(NAMEGEN_MANIFEST\) does not exist"):
+        load_registry(models, manifest_path=tmp_path / "absent")
+
+
+def test_a_format_1_checkpoint_without_digests_is_refused_unless_allowed(models: Path) -> None:
+    """Format 1 carries no digests.json: its entries can only be checked against their CRC-32s."""
+    victim = models / VICTIM
+    rewrite_meta(victim, {}, update_digests=False)  # the same content, re-zipped...
+    with zipfile.ZipFile(victim) as z:
+        entries = {i.filename: z.read(i) for i in z.infolist() if not i.filename.endswith("digests.json")}
+    meta_name = next(k for k in entries if k.endswith("extra/meta.json"))
+    entries[meta_name] = json.dumps({**json.loads(entries[meta_name]), "format_version": 1}).encode()
+    with zipfile.ZipFile(victim, "w") as z:  # ...as format 1, without digests.json
+        for name, body in entries.items():
+            z.writestr(name, body)
+    sums = read_manifest(models)
+    assert sums is not None
+    (models / MANIFEST).write_text(
+        "".join(f"{v}  {k}\n" for k, v in {**sums, VICTIM: sha256_hex(victim.read_bytes())}.items())
+    )
+    with pytest.raises(CheckpointError, match=rf"{VICTIM}: format 1 carries no digests.json"):
+        load_registry(models)
+    assert not load_registry(models, allow_unverified=True).models["names-male"].integrity.digests
+
+
+def test_only_regular_files_within_the_size_cap_are_read(models: Path, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.pt"
+    (models / VICTIM).replace(target)
+    (models / VICTIM).symlink_to(target)  # a link is not followed, even to a good checkpoint
+    with pytest.raises(CheckpointError, match=rf"{VICTIM}: a symbolic link; only regular files are read"):
+        load_registry(models)
+    (models / VICTIM).unlink()
+    os.mkfifo(models / VICTIM)  # opened without blocking: no writer is waited for
+    with pytest.raises(CheckpointError, match=rf"{VICTIM}: not a regular file"):
+        load_registry(models)
+    (models / VICTIM).unlink()
+    target.replace(models / VICTIM)
+    size = max(p.stat().st_size for p in models.glob("*.pt"))
+    assert load_registry(models, max_bytes=size).models
+    with pytest.raises(CheckpointError, match=r"\.pt: \d+ bytes, over the limit of 1000000"):
+        load_registry(models, max_bytes=1_000_000)
+
+
+def test_the_manifest_is_checked_before_the_archive_is_read(models: Path) -> None:
+    victim = models / VICTIM
+    victim.write_bytes(b"\x00" * 1000)  # not an archive at all: the sha256 says so first
+    with pytest.raises(
+        CheckpointError, match=rf"{VICTIM}: does not match its sha256 in SHA256SUMS: not a zip"
+    ):
+        load_registry(models)
+
+
+def test_an_archive_that_would_inflate_past_the_cap_is_refused_unread() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb/data/0", b"\x00" * (4 << 20))  # 4 MB of zeros: a few kilobytes deflated
+    data = buffer.getvalue()
+    assert len(data) < 64 << 10
+    with pytest.raises(ArchiveError, match=r"would take 4194304 bytes, over the limit of 1048576"):
+        check_archive(data, max_content=1 << 20)

@@ -42,11 +42,19 @@ def test_damaged_or_missing_files_exit_1(folder: Path, capsys: pytest.CaptureFix
     assert out.count("\nok     ") == intact and "2 damaged or missing" in out
 
 
-def test_folder_without_manifest_says_so(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (folder / MANIFEST).unlink()
-    assert main([str(folder)]) == 0
+def test_folder_without_manifest_fails_unless_unverified_is_allowed(
+    folder: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = tmp_path_factory.mktemp("elsewhere") / "expected.sha256"
+    (folder / MANIFEST).replace(kept)
+    assert main([str(folder)]) == 1
+    assert "no SHA256SUMS to check the checkpoints against" in capsys.readouterr().out
+    assert main([str(folder), "--allow-unverified"]) == 0
     out = capsys.readouterr().out
-    assert "no SHA256SUMS" in out and "(CRC-32, digests)" in out
+    assert "UNVERIFIED: no SHA256SUMS" in out and "(CRC-32, digests)" in out
+    # the digests kept apart from the models, as NAMEGEN_MANIFEST does for the service
+    assert main([str(folder), "--manifest", str(kept)]) == 0
+    assert "(CRC-32, digests, SHA256SUMS)" in capsys.readouterr().out
 
 
 def test_no_such_folder_exits_2(tmp_path: Path) -> None:
