@@ -4,16 +4,23 @@ cluster. Each replica builds the app with create_app() and runs its lifespan, so
 the models itself, exactly as a uvicorn process does. Needs the `ray` extra.
 
     pip install -e '.[ray]'
-    serve run app.ray_serve:build replicas=2              # a local cluster, http://127.0.0.1:8000
+    serve run deploy/ray/serve.yaml                        # a local cluster, http://127.0.0.1:8000
     serve run app.ray_serve:build min_replicas=1 max_replicas=4
     serve deploy deploy/ray/serve.yaml                     # a running cluster (KubeRay: rayservice.yaml)
 
 Every setting of the deployment is an argument of `build`, and nowhere else:
 - `replicas` (default 2), or `min_replicas` and `max_replicas` for Serve's autoscaling;
 - `cpus` per replica (default 1): torch's inter-op threads and NAMEGEN_BATCH_THREADS follow it;
-- `max_ongoing_requests` per replica (default 256): Serve's own default (5) would starve the
-  micro-batching, which needs many concurrent requests in one process to fill a batch.
-The NAMEGEN_* settings of the process that deploys are passed on to the replicas.
+- `max_ongoing_requests` per replica (default 256, NAMEGEN_MAX_IN_FLIGHT's default): Serve's own
+  default (5) would starve the micro-batching, which needs many concurrent requests in one process
+  to fill a batch;
+- `max_queued_requests` (default 256): requests each proxy holds for the deployment while every
+  replica is at max_ongoing_requests; past it the proxy answers 503 at once instead of queueing
+  without bound, as one uvicorn process does past NAMEGEN_MAX_IN_FLIGHT.
+The proxy's own deadline for a request, `request_timeout_s` (Serve answers 408 past it), is an
+HTTP option of the cluster, not of the deployment: deploy/ray/serve.yaml sets it (30 s), which is
+why `serve run deploy/ray/serve.yaml` is the way to run it. The NAMEGEN_* settings of the process
+that deploys are passed on to the replicas.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from ray.serve import Application
 from app.main import create_app
 
 MAX_ONGOING_REQUESTS = 256  # as NAMEGEN_MAX_IN_FLIGHT's default: past it, requests queue in Serve
+MAX_QUEUED_REQUESTS = 256  # per proxy: past it, Serve answers 503
 
 
 class NamegenReplica:
@@ -56,6 +64,7 @@ def build(args: dict[str, str]) -> Application:
     options: dict[str, Any] = {
         "name": "namegen",
         "max_ongoing_requests": int(args.get("max_ongoing_requests", MAX_ONGOING_REQUESTS)),
+        "max_queued_requests": int(args.get("max_queued_requests", MAX_QUEUED_REQUESTS)),
         "ray_actor_options": {"num_cpus": cpus, "runtime_env": {"env_vars": env}},
         "health_check_period_s": 5,
         "graceful_shutdown_timeout_s": 20,  # the SIGTERM drain: requests end within 10 s

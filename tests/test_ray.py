@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
+from tests.support import REPO
 from tests.support.server import free_port
 
 pytestmark = [
@@ -37,13 +39,19 @@ def cluster() -> Iterator[str]:
 
     # a 2-core machine starting Ray and torch at once is slow: give the proxy time to come up
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+    # the replicas name themselves in X-Served-By (NAMEGEN_* settings are passed on to them)
+    os.environ["NAMEGEN_SERVED_BY_HEADER"] = "true"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     port = free_port()
+    timeout = yaml.safe_load((REPO / "deploy" / "ray" / "serve.yaml").read_text())["http_options"][
+        "request_timeout_s"
+    ]
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.start(http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": timeout})
         serve.run(build({"replicas": "2"}), name=APP, route_prefix="/")
         yield f"http://127.0.0.1:{port}"
     finally:
+        del os.environ["NAMEGEN_SERVED_BY_HEADER"]
         serve.shutdown()
         ray.shutdown()
 
@@ -146,6 +154,37 @@ def test_a_killed_replica_is_replaced_and_later_requests_succeed(cluster: str) -
         time.sleep(1)
     assert replica_actors() - original  # a new replica took the killed one's place
     assert replica_states().get("RUNNING", 0) == 2  # the count comes back
+
+
+def test_an_overloaded_deployment_answers_503_instead_of_queueing_without_bound(cluster: str) -> None:
+    """One replica taking 2 requests at once, and 2 more queued at the proxy: of 24 heavy requests
+    sent together, those past the bound are refused at once with a 503, and the rest are served."""
+    from app.ray_serve import build
+
+    # no CPU asked: the cluster's 2 are the namegen replicas'
+    tight = {"replicas": "1", "cpus": "0", "max_ongoing_requests": "2", "max_queued_requests": "2"}
+    serve.run(build(tight), name="tight", route_prefix="/tight")
+
+    async def burst() -> list[tuple[int, float]]:
+        async with httpx.AsyncClient(base_url=cluster, timeout=120) as client:
+
+            async def one(seed: int) -> tuple[int, float]:
+                t0 = time.monotonic()
+                body = {"n": 1000, "unique": False, "seed": seed, "min_length": 16, "max_length": 16}
+                r = await client.post("/tight/generate", json=body)
+                return r.status_code, time.monotonic() - t0
+
+            return list(await asyncio.gather(*(one(i) for i in range(24))))
+
+    try:
+        results = asyncio.run(burst())
+    finally:
+        serve.delete("tight")
+    statuses = [s for s, _ in results]
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(503) >= 12 and statuses.count(200) >= 2, statuses
+    slowest_served = max(t for s, t in results if s == 200)
+    assert max(t for s, t in results if s == 503) < slowest_served  # refused, not queued first
 
 
 def test_a_folder_that_fails_to_load_fails_the_deployment_naming_the_file(

@@ -69,3 +69,77 @@ def test_the_serve_config_names_a_real_builder_and_its_arguments() -> None:
 def test_ray_version_matches_the_installed_extra() -> None:
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
     assert rayservice()["spec"]["rayClusterConfig"]["rayVersion"] == ray.__version__
+
+
+def networkpolicy() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((RAY / "networkpolicy.yaml").read_text())
+    return doc
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector of matchLabels only (what the policy uses); {} selects everything."""
+    assert set(selector) <= {"matchLabels"}, selector
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def admits(
+    policy: dict[str, Any], target: dict[str, str], source: dict[str, str], namespace: str, port: int
+) -> bool:
+    """Whether the NetworkPolicy lets a pod labelled `source`, in `namespace`, reach port `port` of
+    a pod labelled `target` in the policy's namespace: Kubernetes' rules for ingress, for the forms
+    of peer the manifests use (a podSelector alone: this namespace; with a namespaceSelector: the
+    namespaces it selects, here by no label at all)."""
+    spec = policy["spec"]
+    if not matches(spec["podSelector"], target):
+        return True  # a pod no policy selects accepts everything
+    assert spec["policyTypes"] == ["Ingress"]
+    for rule in spec.get("ingress", []):
+        ports = [p["port"] for p in rule.get("ports", [])]
+        if ports and port not in ports:
+            continue
+        for peer in rule.get("from", []):
+            if "namespaceSelector" in peer:
+                assert peer["namespaceSelector"] == {}  # any namespace
+            elif namespace != policy["metadata"]["namespace"]:
+                continue
+            if matches(peer.get("podSelector", {}), source):
+                return True
+    return False
+
+
+def test_a_networkpolicy_selects_every_ray_pod_and_validates() -> None:
+    import kubernetes_validate
+
+    policy = networkpolicy()
+    kubernetes_validate.validate(policy, KUBERNETES, strict=True)
+    assert policy["metadata"]["namespace"] == rayservice()["metadata"]["namespace"]
+    for template in templates():
+        assert matches(policy["spec"]["podSelector"], template["metadata"]["labels"])
+
+
+def test_only_ray_pods_reach_ray_and_only_the_namespace_reaches_serve() -> None:
+    policy, ns = networkpolicy(), rayservice()["metadata"]["namespace"]
+    head, worker = (t["metadata"]["labels"] for t in templates()[:2])
+    client = {"app.kubernetes.io/name": "web"}  # any other pod of the namespace
+    operator = {"app.kubernetes.io/name": "kuberay-operator"}
+    gcs, dashboard, agent, serve, raylet = 6379, 8265, 52365, 8000, 43127
+    for port in (gcs, dashboard, raylet, 10001):
+        assert admits(policy, head, worker, ns, port) and admits(policy, worker, head, ns, port)
+        assert not admits(policy, head, client, ns, port), port  # the namespace's other pods
+        assert not admits(policy, head, client, "other", port), port  # any other namespace
+        assert not admits(policy, head, head, "other", port), port  # Ray labels elsewhere: not ours
+    assert admits(policy, head, client, ns, serve) and admits(policy, worker, client, ns, serve)
+    assert not admits(policy, head, client, "other", serve)
+    # the KubeRay operator manages the Serve app through the dashboard and its agent, nothing else
+    assert admits(policy, head, operator, "kuberay-system", dashboard)
+    assert admits(policy, head, operator, "kuberay-system", agent)
+    assert not admits(policy, head, operator, "kuberay-system", gcs)
+
+
+def test_the_serve_config_bounds_the_queue_and_the_proxys_wait() -> None:
+    config = yaml.safe_load((RAY / "serve.yaml").read_text())
+    args = config["applications"][0]["args"]
+    assert 0 < int(args["max_queued_requests"]) <= 1024
+    assert 0 < float(config["http_options"]["request_timeout_s"]) <= 60
+    embedded = yaml.safe_load(rayservice()["spec"]["serveConfigV2"])
+    assert embedded["http_options"]["request_timeout_s"] == config["http_options"]["request_timeout_s"]
