@@ -16,6 +16,7 @@ Nothing here imports FastAPI or training/.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -93,6 +94,12 @@ class ConditionField:
     def allowed(self) -> str:
         return " or ".join(self.values) if self.values else f"a year from {self.min} to {self.max}"
 
+    def factor_values(self) -> list[str | int]:
+        """Every factor value a request can reach through this field."""
+        if self.values:
+            return list(self.values)
+        return list(range(self.min, self.max + 1, self.bucket))
+
 
 @dataclass(frozen=True)
 class Conditions:
@@ -117,9 +124,23 @@ class Conditions:
                 name, spec["factor"], tuple(spec.get("values", ())), int(spec.get("min", 0)),
                 int(spec.get("max", 0)), int(spec.get("bucket", 1)),
             )  # fmt: skip
+        for f in fields.values():
+            if not f.values and (f.bucket < 1 or f.min > f.max):
+                raise ValueError(
+                    f"field {f.name!r} needs bucket >= 1 and min <= max, got {f.bucket}, {f.min}..{f.max}"
+                )
         tokens = {tuple(t.get(f) for f in factors): int(t["token"]) for t in raw["tokens"]}
         if not tokens or len(set(tokens.values())) != len(tokens):
             raise ValueError("tokens must be distinct")
+        # every condition a request can ask for, each factor given or left out, has a token (all
+        # of them left out is no condition: the boundary)
+        reachable: dict[str, list[Any]] = {factor: [None] for factor in factors}
+        for f in fields.values():
+            reachable[f.factor] += f.factor_values()
+        for combination in itertools.product(*reachable.values()):
+            if combination not in tokens and any(v is not None for v in combination):
+                shown = ", ".join(f"{k}={v}" for k, v in zip(factors, combination, strict=True))
+                raise ValueError(f"no token for the condition {shown}, which requests can ask for")
         return cls(fields, factors, tokens)
 
 

@@ -297,3 +297,36 @@ def test_the_old_one_character_check_would_have_passed_the_wrong_slot(tmp_path: 
             if token == 5 and worst == 0.0:
                 first_char_agrees = True
     assert first_char_agrees and worst > 1.0
+
+
+ERA = SOURCE.parent / "names-era.pt"
+
+
+def era_with(d: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    """names-era saved again with its conditions changed by `change` (format 1: no digests)."""
+    module, extra = read_checkpoint(ERA)
+    meta = json.loads(extra["meta.json"])
+    change(meta["conditions"])
+    path = d / "names-era.pt"
+    torchscript.save(module, path, {**extra, "meta.json": json.dumps({**meta, "format_version": 1})})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["fields"]["year"].update(bucket=0), "field 'year' needs bucket >= 1"),
+        (lambda c: c["fields"]["year"].update(min=2020), "field 'year' needs bucket >= 1 and min <= max"),
+        (lambda c: c["tokens"].pop(5), "no token for the condition decade=1930, sex=F"),
+        # a decade the year field reaches that the table lacks (1870, from min 1870)
+        (lambda c: c["fields"]["year"].update(min=1870), "no token for the condition decade=1870"),
+    ],
+    ids=["bucket-0", "min-over-max", "missing-combination", "unreachable-range"],
+)
+def test_an_inconsistent_condition_table_is_refused_at_load(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    """Each of these loaded before and answered 500 on every request that reached the gap (a
+    division by the bucket, a lookup of a missing token)."""
+    path = era_with(tmp_path, change)
+    with pytest.raises(CheckpointError, match="field 'conditions' is malformed") as info:
+        load_checkpoint(path, allow_unverified=True)
+    assert message in str(info.value) and str(info.value).startswith(f"{path}: ")
