@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         10.0, gt=0, le=600, description="time a client has to send a request's headers (python -m app)"
     )
+    body_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="time a client has to send a request's body once its headers are in"
+    )
+    served_by_header: bool = Field(
+        False, description="add X-Served-By (host/pid of the process that answered) to every response"
+    )
     # how `python -m app` serves (app/http/server.py); a plain `uvicorn app.main:app` takes its own flags
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in the image)")
     port: int = Field(8000, ge=1, le=65535, description="port to listen on")
@@ -104,6 +110,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads per process")
     cors_origins: list[str] = Field(["*"], description="origins allowed by CORS; ['*'] allows any")
     playground: bool = Field(True, description="serve the playground page at / (false: / is a 404)")
+    docs: bool = Field(
+        True, description="serve the API docs pages /docs and /redoc, from local files (false: both are 404)"
+    )
     log_format: Literal["text", "json"] = Field("text", description="log line format")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -27,7 +27,7 @@ from app.http.deps import Service
 from app.http.errors import install_error_handlers
 from app.http.logs import configure_logging
 from app.http.middleware import Metrics, ServiceMiddleware
-from app.http.routes import generate, health, metrics, models, next_char, playground, score
+from app.http.routes import docs, generate, health, metrics, models, next_char, playground, score
 from app.inference.batching import BatchRunner
 from app.inference.registry import CheckpointError, load_registry
 
@@ -153,17 +153,36 @@ class StartupFailureMiddleware:
         await self.app(scope, receive, send_short)
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="namegen", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app, its middleware set up from `settings` (default: get_settings(), from the
+    environment). Tests that pass settings override get_settings with the same object, so that the
+    lifespan reads them too."""
+    if settings is None:
+        settings = get_settings()
+    # the documentation pages are docs.router's, with the viewers' files served from here
+    app = FastAPI(
+        title="namegen",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    if settings is not get_settings():
+        given = settings
+        app.dependency_overrides[get_settings] = lambda: given
     app.state.service = None
     install_error_handlers(app)
-    settings = get_settings()
     cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,
         "allow_credentials": False,
         "allow_methods": ["GET", "POST", "OPTIONS"],
         "allow_headers": ["*"],
-        "expose_headers": ["X-Request-ID", "X-Served-By", "Retry-After"],
+        "expose_headers": [
+            "X-Request-ID",
+            "Retry-After",
+            *(["X-Served-By"] if settings.served_by_header else []),
+        ],
     }
     app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(StartupFailureMiddleware)
@@ -174,12 +193,16 @@ def create_app() -> FastAPI:
         max_in_flight=settings.max_in_flight,
         max_body_bytes=settings.max_body_bytes,
         cors=cors,
+        body_timeout_s=settings.body_timeout_s,
+        served_by=settings.served_by_header,
     )  # outermost: it counts, limits and logs every request
     # routes are matched router by router, in this order: the probes, then by expected traffic
     for module in (health, generate, next_char, score, models, metrics):
         app.include_router(module.router)
     if settings.playground:
         app.include_router(playground.router)
+    if settings.docs:
+        app.include_router(docs.router)
     return app
 
 

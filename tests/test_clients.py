@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.support.server import REPO, free_port, rss_kb, serve
-from tests.support.slow import trickle
+from tests.support.slow import trickle, trickle_body
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +53,43 @@ def test_slow_headers_are_cut_off_and_others_are_served() -> None:
 
     with serve(env={"NAMEGEN_HEADER_TIMEOUT_S": "2"}) as srv:
         answers, statuses = asyncio.run(attack(srv.url))
+        metrics = httpx.get(f"{srv.url}/metrics").text
     assert statuses == [200] * 10  # served while 300 connections trickle
     assert all(a.startswith(b"HTTP/1.1 408 Request Timeout") for a in answers), {a[:40] for a in answers}
+    assert metric(metrics, "namegen_slow_clients_total", stage="headers") == 300
+
+
+def test_slow_bodies_are_cut_off_and_never_hold_a_place_in_flight() -> None:
+    """Clients that send their headers and then trickle the body: with a cap of 2 requests in
+    flight, 6 of them must not make the service answer 503 to everyone else (a request takes its
+    place only once its body is in), and each is answered 408 at the body deadline, its connection
+    closed, and counted in /metrics."""
+
+    async def attack(url: str) -> tuple[list[bytes], list[int], float]:
+        host, port = url.removeprefix("http://").split(":")
+        body = json.dumps({"n": 3, "seed": 1}).encode()
+        start = time.monotonic()
+        slow = [asyncio.create_task(trickle_body(host, int(port), "/generate", body, 0.3)) for _ in range(6)]
+        await asyncio.sleep(0.5)
+        statuses = []
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            for _ in range(5):
+                statuses.append((await client.post("/generate", json={"n": 3})).status_code)
+                statuses.append((await client.get("/next-char", params={"prefix": "jo"})).status_code)
+        answers = await asyncio.gather(*slow)
+        return answers, statuses, time.monotonic() - start
+
+    env = {"NAMEGEN_MAX_IN_FLIGHT": "2", "NAMEGEN_BODY_TIMEOUT_S": "2"}
+    with serve(env=env) as srv:
+        answers, statuses, elapsed = asyncio.run(attack(srv.url))
+        metrics = httpx.get(f"{srv.url}/metrics").text
+    assert statuses == [200] * 10  # served while 6 bodies trickle in
+    assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers), {a[:40] for a in answers}
+    assert all(b"connection: close" in a.lower() and b"not received within 2 s" in a for a in answers)
+    assert elapsed < 10  # at the deadline, not after the whole body
+    assert metric(metrics, "namegen_slow_clients_total", stage="body") == 6
+    assert metric(metrics, "namegen_requests_rejected_total", reason="body_timeout") == 6
+    assert metric(metrics, "namegen_request_bodies_reading") == 0
 
 
 def test_at_the_descriptor_limit_new_clients_are_refused_cleanly_then_served(tmp_path: Path) -> None:
@@ -193,3 +228,31 @@ def test_a_body_cut_short_is_never_processed() -> None:
     assert metric(text, "namegen_requests_rejected_total", reason="client_gone") == 1
     assert metric(text, "namegen_requests_total", route="/score", method="POST", status="200") == 0
     assert metric(text, "namegen_requests_total", route="/score", method="POST", status="422") == 0
+
+
+def test_the_readme_serve_command_runs_the_protected_server(tmp_path: Path) -> None:
+    """A newcomer's server is the image's: `namegen serve` (the README's command) cuts off a client
+    that trickles its headers, as plain `uvicorn app.main:app` would not."""
+    readme = (REPO / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "pip install -e . &&" in line)
+    assert command.rstrip().endswith(".venv/bin/namegen serve"), command
+    port = free_port()
+    env = {**os.environ, "NAMEGEN_HEADER_TIMEOUT_S": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", str(port)]
+    with (tmp_path / "log").open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        health = httpx.get(f"{url}/healthz")
+        assert health.status_code == 200 and "server" not in health.headers  # no "server: uvicorn"
+        _, answer = asyncio.run(trickle("127.0.0.1", port, 0.2, time.monotonic()))
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:60]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -336,3 +336,25 @@ def test_condition_controls_follow_the_models_conditions(server: str, open_page:
     page.select_option("#model", "names")
     expect(page.locator("#condition-fields [data-field]")).to_have_count(0)
     assert p.problems == [] and fresh.problems == []
+
+
+@pytest.mark.parametrize(("page_path", "rendered"), [("/docs", ".opblock"), ("/redoc", "[role=menuitem]")])
+def test_the_api_docs_render_from_this_origin_with_no_csp_violation(
+    server: str, open_page: Any, page_path: str, rendered: str
+) -> None:
+    """Swagger UI and ReDoc, from the package's files on this origin, under the page's CSP: all
+    that loads comes from this origin, and nothing fails. (ReDoc's footer shows Redocly's logo
+    from their CDN: the CSP refuses it, and ReDoc then leaves it out.)"""
+    p = open_page()
+    loaded: list[str] = []
+    p.page.on("response", lambda r: loaded.append(r.url))
+    response = p.page.goto(server + page_path)
+    assert response.status == 200 and "script-src 'self'" in response.headers["content-security-policy"]
+    expect(p.page.locator(rendered).first).to_be_visible()
+    assert "/generate" in p.page.content()  # the document's operations are shown
+    assert loaded and all(u.startswith((server, "blob:")) for u in loaded), loaded
+    logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert [m for m in p.problems if logo not in m] == [], p.problems
+    assert all(
+        "violates the following Content Security Policy" in m or m == f"failed: {logo}" for m in p.problems
+    )

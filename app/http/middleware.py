@@ -5,10 +5,13 @@ one access log line.
 
 - Request id: the client's `X-Request-ID` (up to 128 printable characters) or a fresh one, echoed
   in the response header and in the access line; `X-Served-By` names the process (host/pid).
+- Body: read whole before anything else, within NAMEGEN_BODY_TIMEOUT_S (past it: 408, and the
+  connection is closed) and NAMEGEN_MAX_BODY_BYTES (past it: 413, whether its Content-Length says
+  so or it streams past the limit). A body cut short by a disconnect is dropped, never processed.
 - In-flight cap: past NAMEGEN_MAX_IN_FLIGHT requests being served, a new one is answered 503 with
-  Retry-After at once instead of queueing without bound. Probes and /metrics are exempt.
-- Body cap: a body over NAMEGEN_MAX_BODY_BYTES is answered 413, whether its Content-Length says so
-  or it streams past the limit. A body cut short by a disconnect is dropped, never processed.
+  Retry-After at once instead of queueing without bound. Probes and /metrics are exempt. A request
+  takes its place only once its body is in: clients that trickle a body hold a connection, for at
+  most the body deadline, but never a place that others need.
 - Errors: an exception below (a bug) is answered 500 with the request id, and logged; this
   middleware's own answers (413, 503, 500) carry the CORS headers, so a browser can read them.
 - Metrics (label `route` is the route template, `method` one of METHODS or OTHER, so the number of
@@ -17,15 +20,18 @@ one access log line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,6 +76,11 @@ class Metrics:
             "namegen_names_generated", "Names returned by /generate, by model", ["model"],
             registry=self.registry,
         )  # fmt: skip
+        self.bodies_reading = Gauge(
+            "namegen_request_bodies_reading", "Requests whose body is still arriving (not yet in flight)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.registry.register(SlowClientsCollector())
         self.model_info = Gauge(
             "namegen_model_info", "Loaded models (value 1), with their metadata as labels",
             ["model", "parameters", "context_length", "test_loss", "sha256"], registry=self.registry,
@@ -103,6 +114,33 @@ class Metrics:
             self.model_info.labels(name, str(params), str(ctx), f"{test_loss:.4f}", sha).set(1)
 
 
+# connections closed because their client sent a request too slowly, by what it was sending, in
+# this process: the header deadline is the HTTP protocol's (app/http/server.py), the body deadline
+# this middleware's; one process-wide count, as both stages close the connection
+SLOW_CLIENTS = {"headers": 0, "body": 0}
+
+
+class SlowClientsCollector(Collector):
+    """SLOW_CLIENTS as a Prometheus counter, read when /metrics is scraped."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "namegen_slow_clients",
+            "Connections closed because the client sent a request too slowly, by what it was sending: "
+            "headers (NAMEGEN_HEADER_TIMEOUT_S) or body (NAMEGEN_BODY_TIMEOUT_S)",
+            labels=["stage"],
+        )
+        for stage, count in SLOW_CLIENTS.items():
+            family.add_metric([stage], count)
+        yield family
+
+
+def escaped(text: str) -> str:
+    """`text` for a log line: control and non-ASCII characters as escapes (a path's %0a is a
+    newline once decoded, and would start a forged line)."""
+    return text if text.isascii() and text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -127,17 +165,22 @@ class ServiceMiddleware:
         max_in_flight: int,
         max_body_bytes: int,
         cors: dict[str, Any] | None = None,
+        body_timeout_s: float = 10.0,
+        served_by: bool = False,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_in_flight = max_in_flight
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.cors = cors  # CORSMiddleware's options: this middleware's own answers carry them too
         self.in_flight = 0
-        # which process answered (host/pid): with several workers or replicas, the one to look at
-        self.served_by = (
-            b"x-served-by",
-            f"{socket.gethostname()}/{os.getpid()}".encode("latin-1", "replace"),
+        # which process answered (host/pid), when asked for (NAMEGEN_SERVED_BY_HEADER): with several
+        # workers or replicas, the one to look at; off by default, as it tells clients internals
+        self.extra_headers = (
+            [(b"x-served-by", f"{socket.gethostname()}/{os.getpid()}".encode("latin-1", "replace"))]
+            if served_by
+            else []
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,7 +198,10 @@ class ServiceMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), id_header, self.served_by]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), id_header, *self.extra_headers],
+                }
             await send(message)
 
         async def answer(code: int, detail: str, headers: dict[str, str] | None = None) -> None:
@@ -166,14 +212,8 @@ class ServiceMiddleware:
             await response(scope, receive, send_with_id)
 
         route = "unmatched"
-        self.in_flight += 1
-        self.metrics.in_flight.inc()
+        in_flight = False  # whether this request holds a place among those in flight
         try:
-            if self.in_flight > self.max_in_flight and path not in EXEMPT:
-                self.metrics.rejected.labels("overloaded").inc()
-                detail = f"server is busy ({self.max_in_flight} requests in flight); retry shortly"
-                await answer(503, detail, {"Retry-After": "1"})
-                return
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 self.metrics.rejected.labels("body_too_large").inc()
@@ -187,49 +227,74 @@ class ServiceMiddleware:
                     self.metrics.rejected.labels("body_too_large").inc()
                     await answer(413, f"request body is over the limit of {self.max_body_bytes} bytes")
                     return
+                if outcome == "too_slow":
+                    self.metrics.rejected.labels("body_timeout").inc()
+                    SLOW_CLIENTS["body"] += 1
+                    detail = f"request body not received within {self.body_timeout_s:g} s"
+                    await answer(408, detail, {"Connection": "close"})  # the rest of it is never read
+                    return
                 if outcome == "gone":  # cut short by a disconnect: never processed as if whole
                     self.metrics.rejected.labels("client_gone").inc()
                     status = 499  # nginx's "client closed request", for the log and the metrics
                     return
                 receive = _replay(body, receive)
+            in_flight = True
+            self.in_flight += 1
+            self.metrics.in_flight.inc()
+            if self.in_flight > self.max_in_flight and path not in EXEMPT:
+                self.metrics.rejected.labels("overloaded").inc()
+                detail = f"server is busy ({self.max_in_flight} requests in flight); retry shortly"
+                await answer(503, detail, {"Retry-After": "1"})
+                return
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception:
                 if status:  # the response had started: all that can be done is to drop it
                     raise
-                access_log.exception("unhandled error answering %s %s (id=%s)", method, path, request_id)
+                access_log.exception(
+                    "unhandled error answering %s %s (id=%s)", method, escaped(path), request_id
+                )
                 await answer(500, f"internal error; quote request id {request_id} when reporting it")
             route_obj = scope.get("route")
             route = getattr(route_obj, "path", None) or "unmatched"
         finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.dec()
+            if in_flight:
+                self.in_flight -= 1
+                self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
             status = status or 500
             self.metrics.observe_request(route, method, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %d %.1fms id=%s", method, route, status, elapsed * 1000, request_id,
-                    extra={"fields": {"method": method, "route": route, "path": path, "status": status,
-                                      "duration_ms": round(elapsed * 1000, 2), "request_id": request_id}},
+                    extra={"fields": {"method": method, "route": route, "path": escaped(path),
+                                      "status": status, "duration_ms": round(elapsed * 1000, 2),
+                                      "request_id": request_id}},
                 )  # fmt: skip
 
     async def _read_body(self, receive: Receive) -> tuple[bytes, str]:
-        """The whole body, and "ok"; or "too_big" past the limit; or "gone" when the client
-        disconnected before its body ended."""
+        """The whole body, and "ok"; or "too_big" past the limit; "too_slow" when it has not all
+        arrived within the body deadline; or "gone" when the client disconnected before its end."""
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # http.disconnect
-                return b"", "gone"
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return b"", "too_big"
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks), "ok"
+        self.metrics.bodies_reading.inc()
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":  # http.disconnect
+                        return b"", "gone"
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        return b"", "too_big"
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks), "ok"
+        except TimeoutError:
+            return b"", "too_slow"
+        finally:
+            self.metrics.bodies_reading.dec()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -22,6 +22,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import Settings, get_settings
+from app.http.middleware import SLOW_CLIENTS
 
 REQUEST_TIMEOUT = (
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -65,6 +66,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def _headers_too_slow(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
+            SLOW_CLIENTS["headers"] += 1
             self.transport.write(REQUEST_TIMEOUT)
             self.transport.close()
 
@@ -80,4 +82,5 @@ def main(settings: Settings | None = None) -> None:
         http="app.http.server:HeaderTimeoutProtocol",
         timeout_keep_alive=settings.keep_alive_s,
         access_log=False,  # the app logs one line per request itself (app/http/middleware.py)
+        server_header=False,  # no "server: uvicorn": what runs inside is not the client's business
     )

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.main import create_app
 from tests.support import MODELS as REPO_MODELS
 
@@ -23,9 +23,7 @@ def app_client(**settings: object):  # type: ignore[no-untyped-def]
 
     @asynccontextmanager
     async def run() -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app()
-        values = {"models_dir": REPO_MODELS, **settings}
-        app.dependency_overrides[get_settings] = lambda: Settings(**values)  # type: ignore[arg-type]
+        app = create_app(Settings(**{"models_dir": REPO_MODELS, **settings}))  # type: ignore[arg-type]
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://namegen") as client:

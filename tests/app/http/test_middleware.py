@@ -27,6 +27,17 @@ async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     assert len(bad.headers["x-request-id"]) == 32  # too long: replaced, not echoed
 
 
+async def test_the_serving_process_is_named_only_when_asked(client: httpx.AsyncClient) -> None:
+    """X-Served-By tells a client the host name and process id: internals, so off by default."""
+    assert "x-served-by" not in (await client.get("/healthz")).headers
+    assert "x-served-by" not in (await client.get("/generate", params={"n": 1})).headers
+    async with app_client(served_by_header=True) as named:
+        resp = await named.get("/healthz")
+        host, pid = resp.headers["x-served-by"].rsplit("/", 1)
+        assert host and pid.isdigit()
+        assert "x-served-by" in resp.headers.get("access-control-expose-headers", "x-served-by").lower()
+
+
 async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
     big = json.dumps({"names": ["a" * 60] * 20000}).encode()  # 1.3 MB > 1 MiB
     resp = await client.post("/score", content=big, headers={"content-type": "application/json"})
@@ -92,6 +103,34 @@ async def test_an_error_below_the_app_is_a_500_with_the_request_id(monkeypatch: 
         text = (await client.get("/metrics")).text
         assert 'namegen_requests_total{method="GET",route="/models/{name}",status="500"} 1.0' in text
         assert (await client.get("/healthz")).status_code == 200  # and it keeps serving
+
+
+async def test_a_logged_path_cannot_forge_log_lines(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """%0a in a path is a newline once decoded: logged as is, it would end the line and start one
+    of the client's choosing."""
+    import app.http.routes.models as models_route
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(models_route, "model_info", boom)
+    forged = "x%0a2026-01-01 00:00:00,000 INFO namegen.access: GET admin 200"
+    async with app_client() as client:
+        logger = logging.getLogger("namegen.access")
+        logger.addHandler(caplog.handler)  # namegen's loggers do not propagate to the root
+        try:
+            assert (await client.get(f"/models/{forged}")).status_code == 404  # no such model
+            monkeypatch.setattr(models_route, "resolve_model", boom)
+            assert (await client.get(f"/models/{forged}")).status_code == 500
+        finally:
+            logger.removeHandler(caplog.handler)
+    assert len(caplog.records) >= 3  # two access lines and the error
+    for record in caplog.records:
+        assert "\n" not in record.getMessage(), record.getMessage()
+        assert "\n" not in json.loads(JsonFormatter().format(record)).get("path", "")
+    assert any("x\\n2026-01-01" in r.getMessage() for r in caplog.records)
 
 
 async def test_the_services_own_413_carries_cors_headers(client: httpx.AsyncClient) -> None:
