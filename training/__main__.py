@@ -8,6 +8,7 @@ namegen's training command line.
     python -m training export models/*.pt    # rewrite checkpoints with this version's exporter
     python -m training evaluate models/names-era.pt --baseline runs/names-era-uncond.pt
     python -m training score models/names.pt --corpus resources/names.txt   # test loss, any checkpoint
+    python -m training ensemble a.pt b.pt --corpus resources/names.txt --name names --out models
 
 Bad input (a missing or tiny corpus, a bad flag value) prints one line `error: ...` and exits 2,
 with nothing written to the output folder.
@@ -20,7 +21,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from training import evaluate, score
+from training import ensemble, evaluate, score
 from training.corpus import CorpusError, build_corpora
 from training.export import reexport
 from training.train import TrainConfig, run
@@ -100,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
         help="test loss of a checkpoint on a corpus's test split (python -m training score -h)",
     )
+    sub.add_parser(
+        "ensemble",
+        add_help=False,
+        help="put trained checkpoints together as one, averaging their probabilities (python -m training "
+        "ensemble -h)",
+    )
     train = sub.add_parser("train", help="train a model and export its checkpoint")
     defaults = TrainConfig()
     for f in fields(TrainConfig):
@@ -132,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate.main(argv[1:])
     if argv[:1] == ["score"]:
         return score.main(argv[1:])
+    if argv[:1] == ["ensemble"]:
+        return ensemble.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "corpus":

@@ -24,6 +24,7 @@ updated with the new file's sha256.
 
 # no `from __future__ import annotations` here: TorchScript reads these annotations at runtime
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -46,7 +47,7 @@ from checkpoint_format import (
     torchscript,
     write_manifest,
 )
-from training.model import HierarchicalModel, ModelConfig
+from training.model import Ensemble, HierarchicalModel, ModelConfig
 
 
 class ScriptedGenerator(nn.Module):
@@ -152,16 +153,68 @@ class ScriptedGenerator(nn.Module):
         return torch.addmm(self.out_bias, x, self.out_weight, beta=self.one), new_state  # (B, V)
 
 
-def script_model(model: HierarchicalModel) -> torch.jit.ScriptModule:
+class ScriptedEnsemble(nn.Module):
+    """An Ensemble (training/model.py) with the methods of the checkpoint contract: each member is
+    a ScriptedGenerator, and every output is the log of the members' mean next-token probability,
+    which is what `forward` of the training Ensemble computes. The state is the members' states one
+    after the other (each a list of (B, H) tensors), so a caller still only selects its rows."""
+
+    context_length: torch.jit.Final[int]
+    state_sizes: list[int]  # tensors of each member's state
+    log_members: float
+
+    def __init__(self, ensemble: Ensemble) -> None:
+        super().__init__()
+        self.context_length = ensemble.context_length
+        self.members = nn.ModuleList([ScriptedGenerator(m) for m in ensemble.members])
+        self.state_sizes = [sum(m.config.dilations) for m in ensemble.members]
+        self.log_members = math.log(len(ensemble.members))
+
+    def _mix(self, logits: list[Tensor]) -> Tensor:
+        logp = torch.stack([F.log_softmax(x, dim=1) for x in logits])  # (K, B, V)
+        return torch.logsumexp(logp, dim=0) - self.log_members  # (B, V)
+
+    def forward(self, idx: Tensor) -> Tensor:
+        logits: list[Tensor] = []
+        for member in self.members:
+            logits.append(member(idx))
+        return self._mix(logits)
+
+    @torch.jit.export
+    def init_state(self, batch_size: int) -> list[Tensor]:
+        state: list[Tensor] = []
+        for member in self.members:
+            state.extend(member.init_state(batch_size))
+        return state
+
+    @torch.jit.export
+    def step(self, idx: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        logits: list[Tensor] = []
+        new_state: list[Tensor] = []
+        start = 0
+        for i, member in enumerate(self.members):
+            end = start + self.state_sizes[i]
+            out, member_state = member.step(idx, state[start:end])
+            logits.append(out)
+            new_state.extend(member_state)
+            start = end
+        return self._mix(logits), new_state
+
+
+def script_model(model: HierarchicalModel | Ensemble) -> torch.jit.ScriptModule:
     if model.config.n_conditions and model.config.conditioning != "tokens":
         raise ValueError(
             "only 'tokens' conditioning can be exported: a checkpoint's forward takes tokens alone"
         )
     model = model.eval()
+    if isinstance(model, Ensemble):
+        return torchscript.script(ScriptedEnsemble(model))
     return torchscript.script(ScriptedGenerator(model))
 
 
-def save_checkpoint(model: HierarchicalModel, meta: dict[str, Any], items: list[str], path: Path) -> Path:
+def save_checkpoint(
+    model: HierarchicalModel | Ensemble, meta: dict[str, Any], items: list[str], path: Path
+) -> Path:
     """Script the model and write it with its metadata, items and entry digests to `path`,
     atomically, and record its sha256 in SHA256SUMS beside it."""
     scripted = script_model(model)
@@ -187,7 +240,15 @@ def save_checkpoint(model: HierarchicalModel, meta: dict[str, Any], items: list[
     return path
 
 
-def load_trained(path: Path) -> tuple[HierarchicalModel, dict[str, Any], list[str]]:
+def _config(arch: dict[str, Any], vocab_size: int) -> ModelConfig:
+    """A member's ModelConfig from its meta.json architecture."""
+    return ModelConfig(
+        vocab_size=vocab_size, n_embd=arch["n_embd"], hidden=tuple(arch["hidden"]),
+        dropout=arch["dropout"], n_conditions=arch.get("conditions", 0),
+    )  # fmt: skip
+
+
+def load_trained(path: Path) -> tuple[HierarchicalModel | Ensemble, dict[str, Any], list[str]]:
     """The trained model in a checkpoint (rebuilt from its meta.json and weights), with its
     metadata and items: what `save_checkpoint` needs to write it again."""
     data = Path(path).read_bytes()
@@ -203,13 +264,13 @@ def load_trained(path: Path) -> tuple[HierarchicalModel, dict[str, Any], list[st
     try:
         meta = json.loads(extra[META_FILE])
         arch = meta["architecture"]
-        config = ModelConfig(
-            vocab_size=len(meta["vocab"]), n_embd=arch["n_embd"], hidden=tuple(arch["hidden"]),
-            dropout=arch["dropout"], n_conditions=arch.get("conditions", 0),
-        )  # fmt: skip
+        model: HierarchicalModel | Ensemble
+        if arch.get("type") == "ensemble":
+            model = Ensemble([HierarchicalModel(_config(a, len(meta["vocab"]))) for a in arch["members"]])
+        else:
+            model = HierarchicalModel(_config(arch, len(meta["vocab"])))
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: meta.json does not describe the model ({type(e).__name__}: {e})") from None
-    model = HierarchicalModel(config)
     try:
         model.load_state_dict(scripted.state_dict())
     except RuntimeError as e:

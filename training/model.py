@@ -26,6 +26,7 @@ Conditions (for example sex and decade of birth) enter in one of two ways:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -142,5 +143,56 @@ class HierarchicalModel(nn.Module):
                 logits.reshape(-1, logits.size(-1)),
                 targets.reshape(-1),
                 ignore_index=IGNORE_INDEX,
+            )
+        return logits, loss
+
+
+class Ensemble(nn.Module):
+    """Several HierarchicalModels of one vocabulary and context as one model, whose next-character
+    distribution is the mean of theirs: a mixture, not an average of logits or weights. Members are
+    trained apart (each its own run, seed and chain of stages) and put together afterwards by
+    `python -m training ensemble`.
+
+        logits, loss = Ensemble([a, b])(idx, targets)   # logits: log of the mean probabilities
+    """
+
+    def __init__(self, members: list[HierarchicalModel]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        first = members[0].config
+        for m in members[1:]:
+            c = m.config
+            if (c.vocab_size, c.context_length, c.n_conditions) != (
+                first.vocab_size,
+                first.context_length,
+                first.n_conditions,
+            ):
+                raise ValueError("ensemble members must share vocabulary, context length and conditions")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def config(self) -> ModelConfig:
+        """The first member's: what the members share (vocabulary, context, conditions)."""
+        member: HierarchicalModel = self.members[0]  # type: ignore[assignment]
+        return member.config
+
+    @property
+    def context_length(self) -> int:
+        return self.config.context_length
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, cond: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        # (K, B, T', V): each member's log-probabilities; their mean probability, as a log
+        logp = torch.stack([F.log_softmax(m(idx, cond=cond)[0], dim=-1) for m in self.members])
+        logits = torch.logsumexp(logp, dim=0) - math.log(len(self.members))  # (B, T', V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
             )
         return logits, loss

@@ -554,8 +554,10 @@ def build_meta(
     if result.space is not None:
         meta["architecture"]["conditions"] = len(result.space)
         meta["conditions"] = result.space.meta(len(result.vocab), cfg.condition_dropout)
+    meta["training"]["chain_wall_time_s"] = round(result.wall_time_s, 1)
     if pretrained is not None:
         meta["training"]["pretrained"] = pretrained
+        meta["training"]["chain_wall_time_s"] = round(result.wall_time_s + pretrained["chain_wall_time_s"], 1)
     return meta
 
 
@@ -620,6 +622,10 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     init = pretrained = None
     if cfg.init:
         model, init_meta, init_items = load_trained(Path(cfg.init))
+        if not isinstance(model, HierarchicalModel):
+            raise ValueError(
+                f"--init takes one model; {cfg.init} is an ensemble (start from one of its members)"
+            )
         init = model, list(init_meta["vocab"])
         # what the weights have seen counts as known: `novel` names are new to both runs
         names = list(dict.fromkeys([*names, *init_items]))
@@ -631,6 +637,12 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
             "metrics": {k: init_meta["metrics"][k] for k in ("train_loss", "val_loss", "test_loss")},
             "wall_time_s": init_meta["training"]["wall_time_s"],
             "command": init_meta["training"]["command"],
+            # what that checkpoint started from in turn: the whole chain of runs, each with its
+            # command and time (chain_wall_time_s adds them up)
+            "pretrained": init_meta["training"].get("pretrained"),
+            "chain_wall_time_s": init_meta["training"].get(
+                "chain_wall_time_s", init_meta["training"]["wall_time_s"]
+            ),
         }
     result = train_model(cfg, items, init)
     meta = build_meta(cfg, result, corpus_path, sha, n_items, pretrained)

@@ -117,16 +117,19 @@ def resolve_model(registry: Registry, name: str | None) -> LoadedModel:
     return model
 
 
-def check_prefix(model: LoadedModel, prefix: str, settings: Settings, where: Where) -> str:
-    """The prefix lowercased, or a 422 if it is too long or leaves the model's alphabet."""
+def check_prefix(
+    model: LoadedModel, prefix: str, settings: Settings, where: Where, field: str = "prefix"
+) -> str:
+    """The prefix lowercased, or a 422 naming `field` if it is too long or leaves the model's
+    alphabet."""
     if len(prefix) > settings.max_prefix_length:
         raise field_error(
             where,
-            "prefix",
-            f"prefix may have at most {settings.max_prefix_length} characters, got {len(prefix)}",
+            field,
+            f"{field} may have at most {settings.max_prefix_length} characters, got {len(prefix)}",
             prefix,
         )
-    return check_text(model, prefix, where, "prefix")
+    return check_text(model, prefix, where, field)
 
 
 def check_text(model: LoadedModel, text: str, where: Where, field: str) -> str:

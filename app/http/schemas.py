@@ -49,6 +49,7 @@ class GenerateRequest(BaseModel):
                 {"model": "surnames", "n": 3, "prefix": "mc", "temperature": 0.8, "seed": 1},
                 {"n": 10, "novel": True, "top_p": 0.9, "min_length": 4, "max_length": 8},
                 {"model": "names-era", "n": 5, "sex": "F", "year": 1925, "seed": 1},
+                {"model": "names-female", "n": 3, "full": True, "seed": 4},
             ]
         },
     )
@@ -69,15 +70,45 @@ class GenerateRequest(BaseModel):
     )
     max_length: int | None = Field(None, ge=1, le=LENGTH_CEILING, description="longest name, prefix included")
     unique: bool = Field(True, description="no name twice in one response")
-    novel: bool = Field(False, description="only names that are not in the model's training corpus")
+    novel: bool = Field(
+        False,
+        description="only names that are not in the model's training items (GET /models: each model's "
+        "items, and what novel means for it); with full, neither part is",
+    )
+    safe: bool = Field(
+        True,
+        description="leave out names that contain an obscenity or a slur (real names never are); false: "
+        "no such check",
+    )
     lowercase: bool = Field(False, description="return names in lowercase instead of capitalized")
     sex: str | None = Sex
     year: int | None = Year
+    full: bool = Field(
+        False,
+        description="full names: a given name from `model` and a family name from `family_model`, each "
+        "sampled with the same settings (prefix, lengths, unique and novel apply to each part)",
+    )
+    family_model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="with full: the model of the family names (default: surnames)",
+        examples=["surnames"],
+    )
+    family_prefix: str = Field(
+        "", max_length=PREFIX_CEILING, description="with full: every family name starts with this (any case)"
+    )
 
     @model_validator(mode="after")
     def lengths_in_order(self) -> GenerateRequest:
         _check_lengths(self.min_length, self.max_length)
         return self
+
+
+class FullName(BaseModel):
+    name: str = Field(description="the given and family name, joined by a space")
+    given: str = Field(description="the given name, from the request's model")
+    family: str = Field(description="the family name, from family_model")
 
 
 class GenerateResponse(BaseModel):
@@ -90,7 +121,8 @@ class GenerateResponse(BaseModel):
     rounds: int = Field(description="sampling batches used")
     sampled: int = Field(description="sequences sampled in all batches")
     rejected: dict[str, int] = Field(
-        description="samples dropped, by reason: too_long, duplicate, in_corpus; missing = n - count"
+        description="samples dropped, by reason: too_long, duplicate, in_corpus, unsafe; missing = n - count "
+        "(with full: both parts' together)"
     )
     note: str | None = Field(None, description="why fewer than n names came back, if they did")
     stopped: str | None = Field(
@@ -100,6 +132,10 @@ class GenerateResponse(BaseModel):
     )
     condition: dict[str, str | int] | None = Field(
         None, description="the condition used, as the model's factors (sex, decade); null: none"
+    )
+    family_model: str | None = Field(None, description="with full: the model of the family names")
+    full_names: list[FullName] | None = Field(
+        None, description="with full: each name's parts, in the order of names; null: not asked"
     )
 
     model_config = ConfigDict(

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from app.inference.engine import MIN_ROWS, BatchLoop, StepAdapter
+from app.inference.safety import SafetyFilter
 from checkpoint_format import (
     BOUNDARY,
     DIGESTS_FILE,
@@ -474,6 +475,9 @@ class Registry:
     default: str
     skipped: dict[str, str] = field(default_factory=dict)  # file name -> why, when skipping bad models
     manifest: bool = False  # whether the folder has a SHA256SUMS that every model was checked against
+    # what /generate refuses unless a request says safe=false; every loaded model's items are real
+    # names, which it never refuses
+    safety: SafetyFilter = field(default_factory=lambda: SafetyFilter.from_packages(()), repr=False)
 
     def names(self) -> list[str]:
         return sorted(self.models)
@@ -575,4 +579,5 @@ def load_registry(
         raise CheckpointError(
             f"default model {default!r} is not among the loaded models: {', '.join(sorted(models))}"
         )
-    return Registry(models=models, default=default, skipped=skipped, manifest=manifest is not None)
+    safety = SafetyFilter.from_packages(itertools.chain.from_iterable(m.items for m in models.values()))
+    return Registry(models, default, skipped, manifest is not None, safety)

@@ -37,6 +37,7 @@ import torch
 
 from app.inference.engine import MIN_ROWS, Kind, TaskSettings
 from app.inference.registry import LoadedModel
+from app.inference.safety import SafetyFilter
 
 # -- the tasks ---------------------------------------------------------------------------------------
 
@@ -105,12 +106,15 @@ class Task:
 class SampleTask(Task):
     kind = Kind.SAMPLE
 
-    def __init__(self, model: LoadedModel, spec: SampleSpec, seed: int) -> None:
+    def __init__(
+        self, model: LoadedModel, spec: SampleSpec, seed: int, safety: SafetyFilter | None = None
+    ) -> None:
         self.model, self.spec, self.seed = model, spec, seed
+        self.safety = safety  # names it refuses are rejected as "unsafe" (None: no such check)
         self.prefix = model.encode(spec.prefix)
         self.names: list[str] = []
         self.seen: set[str] = set()
-        self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0}
+        self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0, "unsafe": 0}
         self.rounds = self.sampled = 0
         self.stopped: str | None = None
         self.start = spec.start
@@ -144,6 +148,8 @@ class SampleTask(Task):
                 self.rejected["duplicate"] += 1
             elif spec.novel and name in self.model.items:
                 self.rejected["in_corpus"] += 1
+            elif self.safety is not None and self.safety.refuses(name):
+                self.rejected["unsafe"] += 1
             else:
                 self.names.append(name)
                 self.seen.add(name)
@@ -366,10 +372,12 @@ def run_to_completion(model: LoadedModel, tasks: list[Task]) -> None:
         pending = [t for t in pending if not t.done()]
 
 
-def sample_names(model: LoadedModel, spec: SampleSpec, seed: int) -> SampleResult:
+def sample_names(
+    model: LoadedModel, spec: SampleSpec, seed: int, safety: SafetyFilter | None = None
+) -> SampleResult:
     """Sample up to spec.n names meeting every constraint, in at most spec.max_rounds batches;
     the same model, spec and seed give the same names."""
-    task = SampleTask(model, spec, seed)
+    task = SampleTask(model, spec, seed, safety)
     run_to_completion(model, [task])
     return task.result()
 

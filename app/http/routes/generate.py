@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from fastapi import APIRouter, Request, Response
 
+from app.config import Settings
 from app.http.deps import (
     Service,
     ServiceDep,
@@ -21,7 +23,7 @@ from app.http.deps import (
     service_of,
 )
 from app.http.schemas import ErrorResponse, GenerateRequest, GenerateResponse
-from app.inference.sampling import SampleSpec, SampleTask
+from app.inference.sampling import SampleResult, SampleSpec, SampleTask
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 
@@ -54,12 +56,14 @@ def watch_client(spec: SampleSpec) -> bool:
     )
 
 
-async def generate(req: GenerateRequest, service: Service, where: Where, request: Request) -> Response:
-    settings = service.settings
-    model = resolve_model(service.registry, req.model)
-    if req.n > settings.max_n:
-        raise field_error(where, "n", f"n must be between 1 and {settings.max_n}, got {req.n}", req.n)
-    prefix = check_prefix(model, req.prefix, settings, where)
+DEFAULT_FAMILY_MODEL = "surnames"
+FAMILY_SEED_SALT = 0x5DEECE66D  # the family names' seed is the request's, xor this: another stream
+
+
+def sample_spec(
+    req: GenerateRequest, settings: Settings, prefix: str, start: int, where: Where
+) -> SampleSpec:
+    """The request's sampling settings for one model, with the lengths checked against `prefix`."""
     max_length = req.max_length if req.max_length is not None else max(DEFAULT_MAX_LENGTH, len(prefix))
     min_length = req.min_length if req.min_length is not None else 1
     if len(prefix) > max_length:
@@ -68,9 +72,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
     if min_length > max_length:
         msg = f"min_length ({min_length}) must not be greater than max_length ({max_length})"
         raise field_error(where, "min_length", msg, req.min_length)
-    start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, where)
-    seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
-    spec = SampleSpec(
+    return SampleSpec(
         n=req.n,
         temperature=req.temperature,
         top_k=req.top_k,
@@ -85,19 +87,41 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
         max_sequences=settings.max_sequences,
         start=start,
     )
-    task = SampleTask(model, spec, seed)
+
+
+def note_for(result: SampleResult, n: int, count: int) -> str | None:
+    if result.stopped is None:
+        return None
+    why = STOPPED[result.stopped].format(rounds=result.rounds, sampled=result.sampled)
+    return (
+        f"only {count} of {n} names met the constraints {why}; relax prefix, lengths, unique or novel to "
+        "get more"
+    )
+
+
+async def generate(req: GenerateRequest, service: Service, where: Where, request: Request) -> Response:
+    settings = service.settings
+    model = resolve_model(service.registry, req.model)
+    if req.n > settings.max_n:
+        raise field_error(where, "n", f"n must be between 1 and {settings.max_n}, got {req.n}", req.n)
+    prefix = check_prefix(model, req.prefix, settings, where)
+    start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, where)
+    spec = sample_spec(req, settings, prefix, start, where)
+    seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
+    safety = service.registry.safety if req.safe else None
+    if req.full:
+        return await generate_full(req, service, where, request, spec, seed, condition)
+    for name in ("family_model", "family_prefix"):
+        if getattr(req, name):
+            raise field_error(
+                where, name, f"{name} applies to full names only: add full=true", getattr(req, name)
+            )
+    task = SampleTask(model, spec, seed, safety)
     gone = client_gone(request) if watch_client(spec) else None
     await service.runner.run(model, task, settings.generate_timeout_s, gone)
     result = task.result()
     names = result.names if req.lowercase else [s.capitalize() for s in result.names]
     service.metrics.count_names(model.name, len(names))
-    note = None
-    if result.stopped is not None:
-        why = STOPPED[result.stopped].format(rounds=result.rounds, sampled=result.sampled)
-        note = (
-            f"only {len(names)} of {req.n} names met the constraints {why}; relax prefix, lengths, "
-            "unique or novel to get more"
-        )
     return json_response(
         {
             "model": model.name,
@@ -109,9 +133,93 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
             "rounds": result.rounds,
             "sampled": result.sampled,
             "rejected": result.rejected,
-            "note": note,
+            "note": note_for(result, req.n, len(names)),
             "stopped": result.stopped,
             "condition": condition,
+            "family_model": None,
+            "full_names": None,
+        }
+    )
+
+
+async def generate_full(
+    req: GenerateRequest,
+    service: Service,
+    where: Where,
+    request: Request,
+    given_spec: SampleSpec,
+    seed: int,
+    condition: dict[str, str | int] | None,
+) -> Response:
+    """Full names: the given names and the family names sampled as two tasks, each one batched
+    generation of n names (and more rounds if constraints reject some), run at once. Each part
+    keeps the request's settings, its own prefix, and a seed derived from the request's."""
+    settings, registry = service.settings, service.registry
+    given_model = resolve_model(registry, req.model)
+    family_name = req.family_model or DEFAULT_FAMILY_MODEL
+    if family_name not in registry.models:
+        available = ", ".join(registry.names())
+        msg = f"family_model {family_name!r} is not loaded; available models: {available}"
+        raise field_error(where, "family_model", msg, req.family_model)
+    family_model = registry.models[family_name]
+    family_prefix = check_prefix(family_model, req.family_prefix, settings, where, field="family_prefix")
+    family_spec = sample_spec(req, settings, family_prefix, 0, where)
+    safety = registry.safety if req.safe else None
+    tasks = [
+        SampleTask(given_model, given_spec, seed, safety),
+        SampleTask(family_model, family_spec, seed ^ FAMILY_SEED_SALT, safety),
+    ]
+    # one watch for the client's departure, shared: each task's run stops watching (cancels what it
+    # was given) when it ends, which must not end the other's watch
+    watcher = (
+        asyncio.ensure_future(client_gone(request))
+        if watch_client(given_spec) or watch_client(family_spec)
+        else None
+    )
+    try:
+        await asyncio.gather(
+            *(
+                service.runner.run(
+                    t.model, t, settings.generate_timeout_s, asyncio.shield(watcher) if watcher else None
+                )
+                for t in tasks
+            )
+        )
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    given, family = (t.result() for t in tasks)
+    count = min(len(given.names), len(family.names))
+    parts = list(zip(given.names[:count], family.names[:count], strict=True))
+    if not req.lowercase:
+        parts = [(g.capitalize(), f.capitalize()) for g, f in parts]
+    full = [{"name": f"{g} {f}", "given": g, "family": f} for g, f in parts]
+    rejected: dict[str, int] = {}
+    for result in (given, family):
+        for reason, k in result.rejected.items():
+            if reason != "missing":
+                rejected[reason] = rejected.get(reason, 0) + k
+    if count < req.n:
+        rejected["missing"] = req.n - count
+    stopped = given.stopped or family.stopped
+    service.metrics.count_names(given_model.name, count)
+    service.metrics.count_names(family_model.name, count)
+    return json_response(
+        {
+            "model": given_model.name,
+            "names": [x["name"] for x in full],
+            "seed": seed,
+            "count": count,
+            "requested": req.n,
+            "complete": count == req.n,
+            "rounds": max(given.rounds, family.rounds),
+            "sampled": given.sampled + family.sampled,
+            "rejected": rejected,
+            "note": note_for(given if given.stopped else family, req.n, count) if stopped else None,
+            "stopped": stopped,
+            "condition": condition,
+            "family_model": family_model.name,
+            "full_names": full,
         }
     )
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.app.conftest import app_client
+from tests.support import RESOURCES
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +195,92 @@ async def test_body_is_exactly_the_declared_response_model(client: httpx.AsyncCl
     assert list(data) == list(GenerateResponse.model_fields)
     assert GenerateResponse.model_validate(data, strict=True).model_dump(mode="json") == data
     assert resp.headers["content-type"] == "application/json"
+
+
+async def test_names_with_an_obscenity_are_left_out_unless_safe_is_false(client: httpx.AsyncClient) -> None:
+    body = {"n": 5, "prefix": "fuck", "seed": 2, "unique": False}
+    safe = (await client.post("/generate", json=body)).json()
+    assert safe["names"] == [] and safe["complete"] is False
+    assert safe["rejected"]["unsafe"] == safe["sampled"] > 0 and safe["rejected"]["missing"] == 5
+    unsafe = (await client.post("/generate", json={**body, "safe": False})).json()
+    assert unsafe["count"] == 5 and all(n.startswith("Fuck") for n in unsafe["names"])
+    assert "unsafe" not in unsafe["rejected"]
+
+
+async def test_every_name_returned_by_default_passes_the_filter(client: httpx.AsyncClient) -> None:
+    from app.inference.safety import SafetyFilter
+
+    data = (await client.get("/generate", params={"n": 1000, "seed": 11, "unique": False})).json()
+    check = SafetyFilter.from_packages(())  # no allowlist: real names it would refuse are fine
+    refused = [n for n in data["names"] if check.refuses(n)]
+    real = {
+        s for corpus in ("names-all.txt", "surnames.txt") for s in (RESOURCES / corpus).read_text().split()
+    }
+    assert all(n.lower() in real for n in refused), refused
+
+
+async def test_full_names_reproduce_and_keep_their_parts(client: httpx.AsyncClient) -> None:
+    body = {"model": "names-female", "n": 6, "full": True, "seed": 4}
+    post = (await client.post("/generate", json=body)).json()
+    get = (await client.get("/generate", params=body)).json()
+    assert post == get and post["count"] == 6 and post["family_model"] == "surnames"
+    assert [f["name"] for f in post["full_names"]] == post["names"]
+    for f in post["full_names"]:
+        assert f["name"] == f"{f['given']} {f['family']}" and f["given"][0].isupper()
+    given = (await client.post("/generate", json={"model": "names-female", "n": 6, "seed": 4})).json()
+    assert [f["given"] for f in post["full_names"]] == given["names"]  # the given part is the plain request's
+    other = (await client.post("/generate", json={**body, "seed": 5})).json()
+    assert other["names"] != post["names"]
+    # the family names are not the given names' random stream over again
+    assert [f["family"][0] for f in post["full_names"]] != [f["given"][0] for f in post["full_names"]]
+
+
+async def test_full_names_apply_novel_unique_and_prefixes_to_each_part(client: httpx.AsyncClient) -> None:
+    models = (await client.get("/models")).json()
+    assert {m["name"] for m in models["data"]} >= {"names", "surnames"}
+    body = {"n": 40, "full": True, "novel": True, "seed": 9, "prefix": "ma", "family_prefix": "Mc"}
+    data = (await client.post("/generate", json=body)).json()
+    assert data["count"] == 40
+    given = [f["given"].lower() for f in data["full_names"]]
+    family = [f["family"].lower() for f in data["full_names"]]
+    assert len(set(given)) == 40 and len(set(family)) == 40  # unique: each part, so the whole
+    assert all(g.startswith("ma") for g in given) and all(f.startswith("mc") for f in family)
+    for part, model in ((given, "names"), (family, "surnames")):
+        score = (await client.post("/score", json={"model": model, "names": part})).json()["scores"]
+        assert not any(s["in_corpus"] for s in score), model  # novel: neither part is a real one
+
+
+async def test_a_full_name_costs_two_batched_generations(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.inference.batching as batching
+
+    planned: list[list[str]] = []
+    real = batching.plan_batch
+
+    def spy(model, pieces):  # type: ignore[no-untyped-def]
+        planned.append([model.name] * len(pieces))
+        return real(model, pieces)
+
+    monkeypatch.setattr(batching, "plan_batch", spy)
+    async with app_client() as client:
+        planned.clear()  # warm-up batches
+        params = {"n": 200, "full": True, "safe": False, "unique": False, "seed": 1}
+        data = (await client.get("/generate", params=params)).json()
+    assert data["count"] == 200 and data["rounds"] == 1
+    assert sorted(p[0] for p in planned) == ["names", "surnames"]  # one batch each, not 200 calls
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"full": True, "family_model": "klingon"}, "family_model"),
+        ({"family_prefix": "Mc"}, "family_prefix"),
+        ({"family_model": "surnames"}, "family_model"),
+        ({"full": True, "family_prefix": "Mc3"}, "family_prefix"),
+        ({"full": True, "family_prefix": "x" * 40}, "family_prefix"),
+    ],
+)
+async def test_bad_full_name_fields_are_422_naming_the_field(
+    client: httpx.AsyncClient, params: dict[str, object], field: str
+) -> None:
+    resp = await client.get("/generate", params=params)
+    assert resp.status_code == 422 and field in field_of(resp), resp.json()

@@ -1,0 +1,75 @@
+"""The safe filter: known obscenities and slurs inside invented names are refused, real names
+never are, and the word lists are the packages' (what bench/safety.py measures on samples)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.inference.registry import Registry
+from app.inference.safety import EVERYDAY, SafetyFilter, package_words, trie_pattern
+from tests.support import RESOURCES
+
+REAL = [
+    line
+    for corpus in ("names-all.txt", "surnames.txt")
+    for line in (RESOURCES / corpus).read_text().splitlines()
+]
+
+
+@pytest.fixture(scope="module")
+def safety() -> SafetyFilter:
+    return SafetyFilter.from_packages(REAL)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Shitney", "Fuckerson", "Nigella" + "r", "Cuntessa", "Pussyanne", "Whorelyn", "Kikeson", "Jizzabel",
+     "Faggota", "Rapeya", "Nazilyn", "Twatley", "Sluttany", "Dickanna", "Wetbackson"],
+)  # fmt: skip
+def test_invented_names_with_an_obscenity_or_slur_are_refused(safety: SafetyFilter, name: str) -> None:
+    assert name.lower() not in set(REAL)  # invented
+    assert safety.refuses(name) and safety.refuses(name.upper())
+
+
+@pytest.mark.parametrize(
+    "name", ["Dickson", "Hancock", "Cassandra", "Dickens", "Cockburn", "Manalo", "Knightley", "Hitchcock",
+             "Analise", "Sexton", "Nigel", "Mickey", "Abbott", "Lamar", "Dyke", "Weiner"],
+)  # fmt: skip
+def test_real_names_are_never_refused(safety: SafetyFilter, name: str) -> None:
+    assert name.lower() in set(REAL) and not safety.refuses(name)
+
+
+def test_no_real_name_is_refused(safety: SafetyFilter) -> None:
+    assert [s for s in REAL if safety.refuses(s)] == []
+
+
+def test_everyday_words_count_only_as_the_whole_name(safety: SafetyFilter) -> None:
+    """hell, kill or organ inside an invented name (Shellany, Akillia) is not an obscenity."""
+    assert not safety.refuses("Shellany") and not safety.refuses("Akillia") and not safety.refuses("Korganne")
+    assert safety.refuses("Hell") and safety.refuses("DRUNK")
+
+
+def test_the_lists_are_the_packages_letters_only() -> None:
+    anywhere, whole = package_words()
+    assert {"fuck", "shit", "cunt", "nigger", "kike", "faggot", "twat"} <= anywhere
+    assert whole <= EVERYDAY and not anywhere & EVERYDAY
+    assert all(w.isascii() and w.isalpha() and w == w.lower() for w in anywhere | whole)
+    assert "ass" not in anywhere and "len" not in anywhere  # too short to match anywhere
+
+
+def test_the_trie_finds_exactly_what_a_plain_search_finds() -> None:
+    words = ["ab", "abc", "b", "cde", "xyz"]
+    pattern = trie_pattern(words)
+    for text in ["", "a", "ab", "zzabcz", "cd", "xcdez", "yx", "qqb"]:
+        assert (pattern.search(text) is not None) == any(w in text for w in words), text
+    assert trie_pattern([]).search("anything") is None
+
+
+def test_the_registry_allows_every_loaded_models_items() -> None:
+    from app.inference.registry import load_registry
+    from tests.app.conftest import REPO_MODELS
+
+    registry: Registry = load_registry(REPO_MODELS)
+    assert all(
+        not registry.safety.refuses(s) for m in registry.models.values() for s in list(m.items)[:20000]
+    )

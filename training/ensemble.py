@@ -1,0 +1,138 @@
+"""
+Put trained checkpoints together as one: an ensemble whose next-character distribution is the mean
+of its members' (training/model.py: Ensemble), exported as one checkpoint of the same contract.
+
+    python -m training ensemble runs/a/names.pt runs/b/names.pt --corpus resources/names.txt \\
+        --name names --out models/
+
+The members must be models of the same corpus, vocabulary, context and split (the same --seed and
+fractions; they differ by --train-seed, or by their architecture or chain of stages). Their
+metrics are measured again as one model on that corpus's split (train/val/test, nats per
+character, end of name counted), and meta.json keeps every member's own metrics and training
+(commands, times and what each started from). The checkpoint's items are every member's items.
+Prints one line: the checkpoint, its parameters, its losses and the members' training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.corpus import CorpusError, is_conditioned, read_items, sha256_bytes
+from training.export import load_trained, save_checkpoint
+from training.model import Ensemble, HierarchicalModel
+from training.train import MODEL_NAME_RE, Encoded, evaluate, split_items
+
+
+def chain_time(training: dict[str, Any]) -> float:
+    """Seconds of training behind a checkpoint: its own run and every run it started from."""
+    return float(training.get("chain_wall_time_s", training["wall_time_s"]))
+
+
+def build(
+    paths: list[Path], corpus: Path, name: str, description: str = ""
+) -> tuple[Ensemble, dict[str, Any], list[str]]:
+    """The ensemble of the checkpoints at `paths`, its meta.json and its items."""
+    if not MODEL_NAME_RE.match(name):
+        raise ValueError(f"--name must be a model name (a-z, 0-9, '-', '_'), got {name!r}")
+    if len(paths) < 2:
+        raise ValueError("an ensemble needs at least two members")
+    if is_conditioned(corpus):
+        raise ValueError("ensembles of conditioned models are not supported: pass a one-item-per-line corpus")
+    items_in_corpus, corpus_sha = read_items(corpus)
+    loaded = [load_trained(p) for p in paths]
+    members: list[HierarchicalModel] = []
+    for path, (model, meta, _) in zip(paths, loaded, strict=True):
+        if not isinstance(model, HierarchicalModel):
+            raise ValueError(f"{path} is an ensemble already: pass its members")
+        if meta["corpus"]["sha256"] != corpus_sha:
+            raise ValueError(f"{path} was trained on {meta['corpus']['file']}, not on {corpus}")
+        members.append(model)
+    first = loaded[0][1]
+    settings = [m["training"]["settings"] for _, m, _ in loaded]
+    split_of = {(s["seed"], s["val_fraction"], s["test_fraction"]) for s in settings}
+    if len(split_of) != 1 or any(m["vocab"] != first["vocab"] for _, m, _ in loaded):
+        raise ValueError("members must share the vocabulary and the split (--seed and fractions)")
+    seed, val_fraction, test_fraction = split_of.pop()
+    ensemble = Ensemble(members).eval()
+
+    stoi = {c: i for i, c in enumerate(first["vocab"])}
+    split = split_items(items_in_corpus, val_fraction, test_fraction, seed)
+    ctx = ensemble.context_length
+    metrics: dict[str, Any] = {
+        part + "_loss": evaluate(ensemble, Encoded(getattr(split, part), stoi, ctx))
+        for part in ("train", "val", "test")
+    }
+    metrics.update(
+        unit=first["metrics"]["unit"],
+        split={**first["metrics"]["split"]},
+        members=[{k: m["metrics"][k] for k in ("train_loss", "val_loss", "test_loss")} for _, m, _ in loaded],
+    )
+    member_records = [
+        {"checkpoint": p.name, "sha256": sha256_bytes(p.read_bytes()), "training": m["training"]}
+        for p, (_, m, _) in zip(paths, loaded, strict=True)
+    ]
+    wall = sum(chain_time(m["training"]) for _, m, _ in loaded)
+    items = list(dict.fromkeys(s for _, _, member_items in loaded for s in member_items))
+    meta: dict[str, Any] = {
+        "name": name,
+        "description": description or first["description"],
+        "vocab": first["vocab"],
+        "context_length": ctx,
+        "architecture": {
+            "type": "ensemble",
+            "combine": "the mean of the members' next-character probabilities",
+            "members": [m["architecture"] for _, m, _ in loaded],
+        },
+        "parameters": ensemble.num_parameters(),
+        "metrics": metrics,
+        "corpus": first["corpus"],
+        "training": {
+            "members": member_records,
+            # every member's chain of runs (the shared pretraining counted once per member)
+            "wall_time_s": round(wall, 1),
+            "chain_wall_time_s": round(wall, 1),
+            "command": "python -m training ensemble "
+            + " ".join(p.name for p in paths)
+            + f" --corpus {corpus} --name {name}",
+            "threads": torch.get_num_threads(),
+            "settings": {
+                "members": len(paths),
+                "seed": seed,
+                "val_fraction": val_fraction,
+                "test_fraction": test_fraction,
+            },
+        },
+        "torch_version": torch.__version__,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    return ensemble, meta, items
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training ensemble", description=__doc__.split("\n")[1])
+    parser.add_argument("members", nargs="+", type=Path, metavar="CHECKPOINT", help="a member (.pt)")
+    parser.add_argument("--corpus", type=Path, required=True, help="the corpus the members were trained on")
+    parser.add_argument("--name", required=True, help="model name; the checkpoint is OUT/NAME.pt")
+    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
+    parser.add_argument("--description", default="", help="for /models (default: the first member's)")
+    args = parser.parse_args(argv)
+    try:
+        ensemble, meta, items = build(args.members, args.corpus, args.name, args.description)
+        path = save_checkpoint(ensemble, meta, items, args.out / f"{args.name}.pt")
+    except (CorpusError, ValueError, OSError) as e:
+        print(f"error: {e}")
+        return 2
+    m = meta["metrics"]
+    tests = " ".join(f"{x['test_loss']:.4f}" for x in m["members"])
+    minutes = meta["training"]["wall_time_s"] / 60
+    print(
+        f"{path}: {meta['parameters']:,} parameters in {len(args.members)} members, loss train "
+        f"{m['train_loss']:.4f} val {m['val_loss']:.4f} test {m['test_loss']:.4f} nats/char (members' test "
+        f"{tests}); members' training {minutes:.1f} min"
+    )
+    return 0
