@@ -123,7 +123,11 @@ def test_page_loads_with_no_errors_and_every_model(server: str, open_page: Any) 
         "max_length",
         "unique",
         "novel",
+        "safe",
         "lowercase",
+        "full",
+        "family_model",
+        "family_prefix",
     ]  # fmt: skip  (from /openapi.json, in its order)
     assert p.page.locator("#f-n").get_attribute("max") == "1000"  # the service's own limit
     assert (
@@ -145,6 +149,26 @@ def test_generating_with_a_seed_shows_the_apis_names_with_scores(server: str, op
         expect(meta).to_contain_text("nats/char")
     assert p.names() == api_names(server, model="names", n=6, prefix="ka", seed=11)
     assert all("nats/char" in m for m in page.locator("#names .meta").all_inner_texts())
+    assert p.problems == []
+
+
+def test_full_names_show_both_parts_each_scored_by_its_model(server: str, open_page: Any) -> None:
+    p = open_page()
+    page = p.open(server + "/")
+    page.select_option("#model", "names-female")
+    page.fill("#f-n", "5")
+    page.fill("#f-seed", "4")
+    page.check("#f-full")
+    page.fill("#f-family_prefix", "mc")
+    page.press("#f-seed", "Enter")
+    expect(page.locator("#names .meta")).to_have_count(5)
+    for meta in page.locator("#names .meta").all():
+        expect(meta).to_contain_text(" + ")  # a score for the given name and one for the family name
+    api = httpx.get(
+        f"{server}/generate",
+        params={"model": "names-female", "n": 5, "seed": 4, "full": True, "family_prefix": "mc"},
+    ).json()
+    assert p.names() == api["names"] and all(" Mc" in n for n in p.names())
     assert p.problems == []
 
 

@@ -284,11 +284,23 @@ async function generate() {
   if (data.note) text += `. ${data.note}`;
   setStatus("generate-status", text);
   if (!data.names.length) return;
-  try {  // how name-like each is, and whether it is a real one
-    const scored = await postJson("score", { model: data.model, names: data.names, ...conditionParams() });
-    scored.scores.forEach((s, i) => {
-      items[i].textContent = `${s.nats_per_char.toFixed(2)} nats/char${s.in_corpus ? " · in corpus" : " · new"}`;
-    });
+  const real = (s) => (s.in_corpus ? "real" : "new");
+  try {  // how name-like each is, and whether it is a real one; for full names, each part
+    if (data.full_names) {
+      const [given, family] = await Promise.all([
+        postJson("score", { model: data.model, names: data.full_names.map((f) => f.given), ...conditionParams() }),
+        postJson("score", { model: data.family_model, names: data.full_names.map((f) => f.family) }),
+      ]);
+      given.scores.forEach((g, i) => {
+        const f = family.scores[i];
+        items[i].textContent = `${g.nats_per_char.toFixed(2)} + ${f.nats_per_char.toFixed(2)} nats/char · ${real(g)} + ${real(f)}`;
+      });
+    } else {
+      const scored = await postJson("score", { model: data.model, names: data.names, ...conditionParams() });
+      scored.scores.forEach((s, i) => {
+        items[i].textContent = `${s.nats_per_char.toFixed(2)} nats/char${s.in_corpus ? " · in corpus" : " · new"}`;
+      });
+    }
   } catch (err) {
     setStatus("generate-status", `${text}. Scores unavailable: ${err.message}`, true);
   }
