@@ -36,6 +36,7 @@ import httpx
 import torch
 
 from bench.http import run_wrk
+from checkpoint_format import torchscript
 from tests.support import MODELS
 from tests.support.server import rss_kb, serve, worker_pids
 
@@ -53,16 +54,36 @@ def matmul_flops(threads: int, size: int = 2048, seconds: float = 3.0) -> float:
 
 
 def step_flops(model: str) -> float:
-    """FLOPs of one incremental step for one row: 2 x (in x out) for every Linear (the embedding
-    table is a lookup, not a product, and is left out)."""
-    module = torch.jit.load(str(MODELS / f"{model}.pt"))
+    """FLOPs of one incremental step for one row: 2 x (in x out) for every Linear of every member
+    (the embedding tables are lookups, not products, and are left out)."""
+    module, _ = torchscript.load(MODELS / f"{model}.pt")
     return float(
         sum(
             2 * p.numel()
             for name, p in module.named_parameters()
-            if name.endswith(".weight") and p.dim() == 2 and not name.startswith("wte.")
+            if name.endswith(".weight") and p.dim() == 2 and "wte." not in f".{name}"
         )
     )
+
+
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def cpu_description() -> str:
+    """The CPU model, its vector extensions and the kernels torch picked for it: the large matmul
+    gains more from wider vector units than the model's small products and elementwise steps do,
+    so fractions measured on different kinds of CPU are not comparable."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())  # the first core's
+    flags = set(fields.get("flags", "").split())
+    # a virtual machine may name only the vendor's line (AMD EPYC): family and model say which
+    name, family, number = (fields.get(k, "?") for k in ("model name", "cpu family", "model"))
+    model = f"{name} (family {family}, model {number})"
+    vector = " ".join(f for f in VECTOR_FLAGS if f in flags) or "none of " + ", ".join(VECTOR_FLAGS)
+    return f"{model}; vector extensions: {vector}; torch kernels: {torch.backends.cpu.get_cpu_capability()}"
 
 
 async def throughput(
@@ -124,6 +145,7 @@ def main() -> None:
     per_step = step_flops(args.model)
     body = {"model": args.model, "n": 1000, "unique": False}
     print(f"model {args.model}: {per_step / 1e3:,.0f} kFLOP per step per name; {cores} cores")
+    print(f"CPU: {cpu_description()}; torch {torch.__version__}")
     labels = ["1 core", f"{cores} cores"]
     threads = {labels[0]: 1, labels[1]: cores}
     affinity = {labels[0]: ({0}, other), labels[1]: (all_cores, all_cores)}  # matmul, client
