@@ -302,6 +302,49 @@ def test_a_web_app_on_another_origin_calls_the_api(server: str, open_page: Any, 
     assert p.problems == []
 
 
+def documented_fetch_example() -> str:
+    """The JavaScript example of docs/api.md (its ```js block)."""
+    text = (REPO / "docs" / "api.md").read_text()
+    return text.split("```js\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_fetch_example_works_from_another_origin(
+    server: str, open_page: Any, tmp_path: Path
+) -> None:
+    """docs/api.md's fetch example, as a web app's module script on a second origin: it gets full
+    names, and a bad request raises the API's message with the field and the request id."""
+    script = documented_fetch_example().replace("http://localhost:8000", server)
+    script += """
+window.result = { full: full_names.map((p) => `${p.given} ${p.family}`) };
+try { await names(3, { prefix: "jo3" }); } catch (e) { window.result.error = e.message; }
+"""
+    (tmp_path / "app.html").write_text(
+        '<!doctype html><html><body><script type="module" src="app.js"></script></body></html>'
+    )
+    (tmp_path / "favicon.ico").write_bytes(b"")
+    (tmp_path / "app.js").write_text(script)
+    port = free_port()
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        p = open_page()
+        p.page.goto(f"http://127.0.0.1:{port}/app.html")
+        p.page.wait_for_function("window.result && window.result.error")
+        result = p.page.evaluate("window.result")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    api = httpx.post(
+        f"{server}/generate", json={"n": 3, "full": True, "model": "names-female", "seed": 4}
+    ).json()
+    assert result["full"] == api["names"]
+    assert (
+        result["error"].startswith("422: prefix: prefix has characters outside")
+        and "(request " in result["error"]
+    )
+    assert [m for m in p.problems if "422" not in m] == []  # the browser logs the refused request
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_serious_accessibility_violations(server: str, open_page: Any, scheme: str) -> None:
     axe_module = pytest.importorskip(
