@@ -8,15 +8,13 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import REPO, free_port, rss_kb, serve
+from tests.support.server import REPO, free_port, launch, rss_kb, serve
 from tests.support.slow import trickle, trickle_body
 
 pytestmark = pytest.mark.e2e
@@ -92,51 +90,34 @@ def test_slow_bodies_are_cut_off_and_never_hold_a_place_in_flight() -> None:
     assert metric(metrics, "namegen_request_bodies_reading") == 0
 
 
-def test_at_the_descriptor_limit_new_clients_are_refused_cleanly_then_served(tmp_path: Path) -> None:
+def test_at_the_descriptor_limit_new_clients_are_refused_cleanly_then_served() -> None:
     """With every file descriptor held by idle connections, a new client is closed at once (never
     left hanging); once the header timeout frees the idle ones, it is served."""
     port = free_port()
-    env = {
-        **os.environ,
-        "NAMEGEN_HEADER_TIMEOUT_S": "2",
-        "NAMEGEN_LOG_LEVEL": "warning",
-        "PYTHONPATH": str(REPO),
-    }
-    cmd = ["prlimit", "--nofile=128:128", sys.executable, "-m", "app"]
-    env.update({"NAMEGEN_PORT": str(port)})
-    with (tmp_path / "log").open("w") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    env = {"NAMEGEN_HEADER_TIMEOUT_S": "2", "NAMEGEN_LOG_LEVEL": "warning", "NAMEGEN_PORT": str(port)}
     idle: list[socket.socket] = []
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
-        time.sleep(0.3)
-        assert len(os.listdir(f"/proc/{proc.pid}/fd")) >= 120  # at the limit
+    with launch(["prlimit", "--nofile=128:128", sys.executable, "-m", "app"], port, env) as srv:
         try:
-            status = httpx.get(f"{url}/healthz", timeout=5).status_code
-        except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
-            status = 0  # refused or closed: a clean refusal, and at once (no timeout)
-        assert status in (0, 200)
-        served = 0
-        for _ in range(60):  # the header timeout closes the idle connections within seconds
+            idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+            time.sleep(0.3)
+            assert len(os.listdir(f"/proc/{srv.proc.pid}/fd")) >= 120  # at the limit
             try:
-                served = httpx.get(f"{url}/healthz", timeout=5).status_code
-                if served == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        assert served == 200
-    finally:
-        for s in idle:
-            s.close()
-        proc.terminate()
-        proc.wait(timeout=30)
+                status = httpx.get(f"{srv.url}/healthz", timeout=5).status_code
+            except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
+                status = 0  # refused or closed: a clean refusal, and at once (no timeout)
+            assert status in (0, 200)
+            served = 0
+            for _ in range(60):  # the header timeout closes the idle connections within seconds
+                try:
+                    served = httpx.get(f"{srv.url}/healthz", timeout=5).status_code
+                    if served == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.5)
+            assert served == 200
+        finally:
+            for s in idle:
+                s.close()
 
 
 # methods the HTTP parser knows (WebDAV and others) but the API does not: each must not be a series
@@ -230,29 +211,16 @@ def test_a_body_cut_short_is_never_processed() -> None:
     assert metric(text, "namegen_requests_total", route="/score", method="POST", status="422") == 0
 
 
-def test_the_readme_serve_command_runs_the_protected_server(tmp_path: Path) -> None:
+def test_the_readme_serve_command_runs_the_protected_server() -> None:
     """A newcomer's server is the image's: `namegen serve` (the README's command) cuts off a client
     that trickles its headers, as plain `uvicorn app.main:app` would not."""
     readme = (REPO / "README.md").read_text()
     command = next(line for line in readme.splitlines() if "pip install -e . &&" in line)
     assert command.rstrip().endswith(".venv/bin/namegen serve"), command
     port = free_port()
-    env = {**os.environ, "NAMEGEN_HEADER_TIMEOUT_S": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", str(port)]
-    with (tmp_path / "log").open("w") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        health = httpx.get(f"{url}/healthz")
+    serve_command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", str(port)]
+    with launch(serve_command, port, {"NAMEGEN_HEADER_TIMEOUT_S": "1"}) as srv:
+        health = httpx.get(f"{srv.url}/healthz")
         assert health.status_code == 200 and "server" not in health.headers  # no "server: uvicorn"
         _, answer = asyncio.run(trickle("127.0.0.1", port, 0.2, time.monotonic()))
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:60]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -37,6 +37,14 @@ from torch import Tensor
 IGNORE_INDEX = -1  # target value of padding positions: not counted in the loss
 
 
+def mean_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy in nats of logits (B, T, V) against targets (B, T), padding
+    (IGNORE_INDEX) not counted."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
+    )
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 27  # characters of the corpus + the boundary token (index 0)
@@ -137,14 +145,7 @@ class HierarchicalModel(nn.Module):
         for level in self.levels:
             x = level(x, cond)  # (B, T - d, H): the sequence shrinks by each dilation, 2^L - 1 in all
         logits = self.lm_head(x)  # (B, T - context_length + 1, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)),
-                targets.reshape(-1),
-                ignore_index=IGNORE_INDEX,
-            )
-        return logits, loss
+        return logits, None if targets is None else mean_loss(logits, targets)
 
 
 class Ensemble(nn.Module):
@@ -190,9 +191,4 @@ class Ensemble(nn.Module):
         # (K, B, T', V): each member's log-probabilities; their mean probability, as a log
         logp = torch.stack([F.log_softmax(m(idx, cond=cond)[0], dim=-1) for m in self.members])
         logits = torch.logsumexp(logp, dim=0) - math.log(len(self.members))  # (B, T', V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
-            )
-        return logits, loss
+        return logits, None if targets is None else mean_loss(logits, targets)

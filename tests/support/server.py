@@ -83,17 +83,29 @@ def serve(
     the checkout whose app/ and models/ to serve (this one by default); `prefix`: a command to run
     it under (for example `taskset -c 0`)."""
     port = free_port()
+    command = [*(prefix or []), sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+               "--port", str(port), *protocol_args(repo), *(args or [])]  # fmt: skip
+    with launch(command, port, env, ready_timeout, repo) as server:
+        yield server
+
+
+@contextmanager
+def launch(
+    command: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 60,
+    repo: Path = REPO,
+) -> Iterator[Server]:
+    """Run `command`, which serves namegen on `port` (uvicorn, `namegen serve`, either under
+    prlimit...), until the block ends, then SIGTERM it; wait for /readyz before yielding."""
     python_path = os.pathsep.join(p for p in [str(repo), os.environ.get("PYTHONPATH", "")] if p)
     full_env = {"NAMEGEN_MODELS_DIR": str(repo / "models"), **os.environ, **(env or {})}
     full_env["PYTHONPATH"] = python_path  # `app` is the checkout's own, whatever is installed
     with tempfile.TemporaryDirectory(prefix="namegen-uvicorn-") as tmp:
         log_path = Path(tmp) / "server.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [*(prefix or []), sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-                 "--port", str(port), *protocol_args(repo), *(args or [])],
-                cwd=repo, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            proc = subprocess.Popen(command, cwd=repo, env=full_env, stdout=log, stderr=subprocess.STDOUT)
             server = Server(f"http://127.0.0.1:{port}", proc, log_path)
             try:
                 _wait_ready(server, ready_timeout)
