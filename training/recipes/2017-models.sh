@@ -3,7 +3,7 @@
 #
 #     .venv/bin/pip install -e '.[train]' && training/recipes/2017-models.sh
 #
-# Each model is an ensemble of two members of 32 / 224 x 4 (323,519 parameters each) that differ by
+# Each model is an ensemble of two members of 32 / 224 x 4 (325,019 parameters each) that differ by
 # --train-seed. Each member is trained in three stages: every year's names (names-all, the three
 # 2017 corpora's validation and test names left out), then the names of 2010-2017 of the model's
 # sex, then 2017's own names. The two seeds' chains run side by side, one core each (--threads 1):
