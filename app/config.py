@@ -29,7 +29,9 @@ class Settings(BaseSettings):
 
     models_dir: Path = Field(REPO_MODELS, description="folder of *.pt checkpoints loaded at start-up")
     default_model: str | None = Field(
-        None, description="model used when a request names none (default: 'names' if loaded)"
+        None,
+        description="model used when a request names none (default: 'names' if loaded, else the first by "
+        "name); start-up fails if it is set and not loaded",
     )
     skip_bad_models: bool = Field(
         False, description="log and skip checkpoints that fail to load instead of refusing to start"
