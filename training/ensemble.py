@@ -10,6 +10,7 @@ fractions; they differ by --train-seed, or by their architecture or chain of sta
 metrics are measured again as one model on that corpus's split (train/val/test, nats per
 character, end of name counted), and meta.json keeps every member's own metrics and training
 (commands, times and what each started from). The checkpoint's items are every member's items.
+Beside it, as training writes them: NAME.metrics.json and NAME.loss.png (the members' curves).
 Prints one line: the checkpoint, its parameters, its losses and the members' training time.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +119,49 @@ def build(
     return ensemble, meta, items
 
 
+def write_report(meta: dict[str, Any], members: list[Path], out: Path) -> None:
+    """NAME.metrics.json (the metadata but the vocabulary, as training writes it) and NAME.loss.png
+    (each member's last stage: its training and validation loss, from the metrics JSON beside it)
+    into `out`, beside the checkpoint."""
+    name = meta["name"]
+    report = {k: v for k, v in meta.items() if k != "vocab"}
+    report["checkpoint"] = f"{name}.pt"
+    tmp = out / f".{name}.metrics.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out / f"{name}.metrics.json")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for path in members:
+        beside = path.with_suffix(".metrics.json")
+        if not beside.is_file():
+            continue
+        history = json.loads(beside.read_text())["history"]
+        steps = [h["step"] for h in history]
+        line = ax.plot(steps, [h["val_loss"] for h in history], label=f"{path.stem}: validation")[0]
+        ax.plot(
+            steps,
+            [h["train_loss"] for h in history],
+            "--",
+            color=line.get_color(),
+            label=f"{path.stem}: train",
+        )
+    ax.axhline(meta["metrics"]["val_loss"], color="black", linewidth=1, label="ensemble: validation")
+    ax.set_xlabel("step of the members' last stage")
+    ax.set_ylabel("loss (nats/char)")
+    ax.set_title(f"{name}: {meta['parameters']:,} parameters in {len(members)} members")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    png = out / f".{name}.loss.tmp.png"
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    os.replace(png, out / f"{name}.loss.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training ensemble", description=__doc__.split("\n")[1])
     parser.add_argument("members", nargs="+", type=Path, metavar="CHECKPOINT", help="a member (.pt)")
@@ -127,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensemble, meta, items = build(args.members, args.corpus, args.name, args.description)
         path = save_checkpoint(ensemble, meta, items, args.out / f"{args.name}.pt")
+        write_report(meta, args.members, args.out)
     except (CorpusError, ValueError, OSError) as e:
         print(f"error: {e}")
         return 2

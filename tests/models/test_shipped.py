@@ -52,13 +52,28 @@ def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
     else:
         assert corpus["items"] == len(items)
     assert meta["name"] == path.stem and meta["format_version"] == 2
-    assert int(meta["parameters"]) <= 250_000  # type: ignore[call-overload]
+    assert int(meta["parameters"]) <= 1_000_000  # type: ignore[call-overload]
     metrics = meta["metrics"]
     assert isinstance(metrics, dict)
     assert metrics["test_loss"] < 2.5
     report = json.loads(path.with_suffix(".metrics.json").read_text())
     assert report["metrics"] == metrics  # the metrics JSON beside the checkpoint is the same run
     assert path.with_suffix(".loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# the products of one step of the model shipped before (24 / 160 x 4): the budget is 4 times this
+BASELINE_STEP_FLOPS = 2 * (2 * 24 * 160 + 3 * 2 * 160 * 160 + 160 * 27)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_a_name_costs_at_most_four_times_the_products_of_the_model_before(path: Path) -> None:
+    module, _, _ = load_parts(path)
+    flops = sum(
+        2 * p.numel()
+        for name, p in module.named_parameters()
+        if name.endswith(".weight") and p.dim() == 2 and "wte." not in f".{name}"
+    )
+    assert flops <= 4 * BASELINE_STEP_FLOPS, (path.name, flops / BASELINE_STEP_FLOPS)
 
 
 def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:

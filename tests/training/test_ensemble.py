@@ -4,6 +4,7 @@ service loads it), metrics measured again as one model, and the members' trainin
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def test_the_ensemble_is_the_mean_of_its_members_probabilities(
     assert meta["training"]["wall_time_s"] == pytest.approx(max(recorded), abs=0.2)
     assert meta["training"]["core_time_s"] == pytest.approx(sum(recorded), abs=0.2)
     assert set(items) >= set(corpus_items)
+    report = json.loads((tmp_path / "pair.metrics.json").read_text())
+    assert report["metrics"] == meta["metrics"]
+    assert (tmp_path / "pair.loss.png").read_bytes()[:4] == b"\x89PNG"
     # the service loads it: step agrees with forward at every position of its probe
     loaded = load_checkpoint(path, allow_unverified=True)
     assert loaded.incremental and loaded.meta["parameters"] == meta["parameters"]
