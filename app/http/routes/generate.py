@@ -61,13 +61,19 @@ FAMILY_SEED_SALT = 0x5DEECE66D  # the family names' seed is the request's, xor t
 
 
 def sample_spec(
-    req: GenerateRequest, settings: Settings, prefix: str, start: int, where: Where
+    req: GenerateRequest,
+    settings: Settings,
+    prefix: str,
+    start: int,
+    where: Where,
+    prefix_field: str = "prefix",
 ) -> SampleSpec:
-    """The request's sampling settings for one model, with the lengths checked against `prefix`."""
+    """The request's sampling settings for one model, with the lengths checked against `prefix` (the
+    request's `prefix_field`)."""
     max_length = req.max_length if req.max_length is not None else max(DEFAULT_MAX_LENGTH, len(prefix))
     min_length = req.min_length if req.min_length is not None else 1
     if len(prefix) > max_length:
-        msg = f"max_length ({max_length}) is shorter than the prefix ({len(prefix)} characters)"
+        msg = f"max_length ({max_length}) is shorter than the {prefix_field} ({len(prefix)} characters)"
         raise field_error(where, "max_length", msg, req.max_length)
     if min_length > max_length:
         msg = f"min_length ({min_length}) must not be greater than max_length ({max_length})"
@@ -94,8 +100,8 @@ def note_for(result: SampleResult, n: int, count: int) -> str | None:
         return None
     why = STOPPED[result.stopped].format(rounds=result.rounds, sampled=result.sampled)
     return (
-        f"only {count} of {n} names met the constraints {why}; relax prefix, lengths, unique or novel to "
-        "get more"
+        f"only {count} of {n} names met the constraints {why}; relax prefix, lengths, unique, novel or safe "
+        "to get more"
     )
 
 
@@ -163,7 +169,7 @@ async def generate_full(
         raise field_error(where, "family_model", msg, req.family_model)
     family_model = registry.models[family_name]
     family_prefix = check_prefix(family_model, req.family_prefix, settings, where, field="family_prefix")
-    family_spec = sample_spec(req, settings, family_prefix, 0, where)
+    family_spec = sample_spec(req, settings, family_prefix, 0, where, prefix_field="family_prefix")
     safety = registry.safety if req.safe else None
     tasks = [
         SampleTask(given_model, given_spec, seed, safety),
