@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from checkpoint_format import sha256_hex, write_manifest
 from tests.app.conftest import REPO_MODELS, app_client
 from tests.conftest import era_sample
 from training.corpus import read_era
@@ -36,7 +37,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     run(cfg)
     shutil.copy(REPO_MODELS / "names.pt", out / "names.pt")
-    (out / "SHA256SUMS").unlink()  # a user's own folder
+    write_manifest(out, {"names.pt": sha256_hex((out / "names.pt").read_bytes())})  # beside era's line
     return out
 
 
