@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from checkpoint_format import sha256_hex, write_manifest
 from tests.support.server import ServerError, serve
 
 pytestmark = pytest.mark.e2e
@@ -107,6 +108,7 @@ def test_same_seed_same_names_under_concurrent_load(server: str) -> None:
 
 def test_bad_checkpoint_stops_the_server_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    write_manifest(tmp_path, {"broken.pt": sha256_hex(b"not a checkpoint")})  # listed: its bytes are read
     with pytest.raises(ServerError) as info, serve(env={"NAMEGEN_MODELS_DIR": str(tmp_path)}):
         pass
     log = str(info.value)

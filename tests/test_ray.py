@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from checkpoint_format import sha256_hex, write_manifest
 from tests.support import REPO
 from tests.support.server import free_port
 
@@ -193,6 +194,7 @@ def test_a_folder_that_fails_to_load_fails_the_deployment_naming_the_file(
     from app.ray_serve import build
 
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    write_manifest(tmp_path, {"broken.pt": sha256_hex(b"not a checkpoint")})  # listed: its bytes are read
     monkeypatch.setenv("NAMEGEN_MODELS_DIR", str(tmp_path))  # passed on to the replicas
     # no CPU asked: the cluster's 2 are the namegen replicas', and a replica waiting for a CPU
     # would wait for ever instead of failing
