@@ -364,10 +364,11 @@ def build_loop(
 
 
 def _check_bytes(
-    path: Path, data: bytes, manifest: dict[str, str] | None
+    path: Path, data: bytes, manifest: dict[str, str] | None, max_content: int
 ) -> tuple[dict[str, bytes], Integrity]:
     """Every entry, checked (see the module docstring); CheckpointError naming the damaged part.
-    The whole file's sha256 is compared with the manifest first, before the archive is parsed."""
+    The whole file's sha256 is compared with the manifest first, before the archive is parsed; what
+    parsing may inflate is capped at `max_content` bytes (the entries' declared sizes)."""
     sha = sha256_hex(data)
     if manifest is not None:
         expected = manifest.get(path.name)
@@ -377,10 +378,9 @@ def _check_bytes(
                 "or remove the file"
             )
         if expected != sha:
-            # name the damaged part where the archive shows it (parsing is bounded by the file's
-            # size: entries are stored, never inflated)
+            # name the damaged part where the archive shows it (what it may inflate is capped)
             try:
-                report = check_archive(data)
+                report = check_archive(data, max_content)
             except ArchiveError as e:
                 raise CheckpointError(f"{path}: does not match its sha256 in {MANIFEST}: {e}") from None
             detail = "digests.json, meta.json with its digest," if report.digests else "meta.json, items.txt,"
@@ -390,7 +390,7 @@ def _check_bytes(
                 "rewritten"
             )
     try:
-        report = check_archive(data)
+        report = check_archive(data, max_content)
     except ArchiveError as e:
         raise CheckpointError(f"{path}: {e}") from None
     return report.entries, Integrity(crc32=True, digests=report.digests, manifest=manifest is not None)
@@ -419,7 +419,8 @@ def load_checkpoint(
     carries no digests of its entries, is refused unless `allow_unverified`."""
     t0 = time.perf_counter()
     data = read_checkpoint_file(path, max_bytes)
-    entries, integrity = _check_bytes(path, data, manifest)
+    # entries may inflate (torch deflates its code files): twice the file cap bounds what is read
+    entries, integrity = _check_bytes(path, data, manifest, 2 * max_bytes)
     meta = _check_meta(path, entries.get(f"extra/{META_FILE}"))
     if meta["format_version"] >= 2 and not integrity.digests:
         raise CheckpointError(

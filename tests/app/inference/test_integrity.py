@@ -307,3 +307,20 @@ def test_an_archive_that_would_inflate_past_the_cap_is_refused_unread() -> None:
     assert len(data) < 64 << 10
     with pytest.raises(ArchiveError, match=r"would take 4194304 bytes, over the limit of 1048576"):
         check_archive(data, max_content=1 << 20)
+
+
+def test_the_size_cap_also_bounds_what_reading_may_inflate(models: Path, tmp_path: Path) -> None:
+    """An archive within the file-size cap whose entries declare more content than twice the cap
+    is refused before anything is inflated."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb/extra/items.txt", b"a\n" * (8 << 20))  # 16 MB, deflated to a few KB
+    (models / "bomb.pt").write_bytes(buffer.getvalue())
+    sums = read_manifest(models)
+    assert sums is not None
+    sums["bomb.pt"] = sha256_hex(buffer.getvalue())
+    (models / MANIFEST).write_text("".join(f"{v}  {k}\n" for k, v in sums.items()))
+    biggest = max(p.stat().st_size for p in models.glob("*.pt"))  # every file within the cap
+    assert 2 * biggest < 16 << 20
+    with pytest.raises(CheckpointError, match=r"bomb\.pt: its entries would take \d+ bytes, over the limit"):
+        load_registry(models, max_bytes=biggest)
