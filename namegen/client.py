@@ -9,7 +9,9 @@ A Python client for the namegen HTTP API, on httpx, typed with the service's own
         print(api.next_char("emm", top_k=3).distribution[0])   # char='a' prob=0.68...
         print(api.score(["emma", "xqzv"]).scores[1].nats_per_char)
 
-`AsyncClient` has the same methods, awaited. Every method returns the pydantic model the API
+Options of both: `timeout` (s, default 30), `retries` (default 3), `headers` (sent with every
+request), `on_retry` (called with each refused answer and the wait). `AsyncClient` has the same
+methods, awaited. Every method returns the pydantic model the API
 declares (GenerateResponse, NextCharResponse, ScoreResponse, ModelList, ModelInfo), parsed from the
 answer. A 4xx raises BadRequest (or NotFound for 404) carrying the server's message and the
 request's id; an overloaded service's 503 (or 429) is retried after its Retry-After, up to `retries`
@@ -20,13 +22,15 @@ service checks them and says which field is wrong.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import httpx
 from pydantic import BaseModel
+from typing_extensions import Unpack
 
 from app.http.schemas import GenerateResponse, ModelInfo, ModelList, NextCharResponse, ScoreResponse
 
@@ -114,12 +118,34 @@ def _generate_body(n: int, full: bool, options: dict[str, Any]) -> dict[str, Any
     return _body(n=n, full=full or None, **options)
 
 
+class Options(TypedDict, total=False):
+    """The options both clients take besides the URL."""
+
+    timeout: float  # seconds for each request (default 30)
+    retries: int  # retries of a 503 or 429, each after its Retry-After (default 3)
+    headers: dict[str, str]  # sent with every request (an X-Request-ID, an Authorization, ...)
+    on_retry: Callable[[httpx.Response, float], None]  # called with the refused answer and the wait
+
+
 class _Base:
-    def __init__(self, retries: int, on_retry: Callable[[httpx.Response, float], None] | None) -> None:
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
-        self.retries = retries
-        self.on_retry = on_retry  # called with the refused answer and the wait, before each retry
+    def __init__(self, options: Options) -> None:
+        self.retries = options.get("retries", 3)
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        self.on_retry = options.get("on_retry")
+        self._http_options: dict[str, Any] = {
+            "timeout": options.get("timeout", 30.0), "headers": options.get("headers"),
+        }  # fmt: skip
+
+    def _wait(self, response: httpx.Response, attempt: int) -> float | None:
+        """How long to wait before trying again after `response`, the `attempt`-th answer (0 for
+        the first); None when it is the answer to return."""
+        wait = _retry_after(response)
+        if wait is None or attempt >= self.retries:
+            return None
+        if self.on_retry is not None:
+            self.on_retry(response, wait)
+        return wait
 
     @staticmethod
     def _parse(response: httpx.Response, model: type[M]) -> M:
@@ -135,23 +161,18 @@ class Client(_Base):
         self,
         base_url: str = DEFAULT_URL,
         *,
-        timeout: float = 30.0,
-        retries: int = 3,
-        headers: dict[str, str] | None = None,
-        on_retry: Callable[[httpx.Response, float], None] | None = None,
         transport: httpx.BaseTransport | None = None,
+        **options: Unpack[Options],
     ) -> None:
-        super().__init__(retries, on_retry)
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
+        super().__init__(options)
+        self._http = httpx.Client(base_url=base_url, transport=transport, **self._http_options)
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        for attempt in range(self.retries + 1):
+        for attempt in itertools.count():
             response = self._http.request(method, path, json=body)
-            wait = _retry_after(response)
-            if wait is None or attempt == self.retries:
+            wait = self._wait(response, attempt)
+            if wait is None:
                 return response
-            if self.on_retry is not None:
-                self.on_retry(response, wait)
             time.sleep(wait)
         raise AssertionError("unreachable")
 
@@ -207,25 +228,18 @@ class AsyncClient(_Base):
         self,
         base_url: str = DEFAULT_URL,
         *,
-        timeout: float = 30.0,
-        retries: int = 3,
-        headers: dict[str, str] | None = None,
-        on_retry: Callable[[httpx.Response, float], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        **options: Unpack[Options],
     ) -> None:
-        super().__init__(retries, on_retry)
-        self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, headers=headers, transport=transport
-        )
+        super().__init__(options)
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, **self._http_options)
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        for attempt in range(self.retries + 1):
+        for attempt in itertools.count():
             response = await self._http.request(method, path, json=body)
-            wait = _retry_after(response)
-            if wait is None or attempt == self.retries:
+            wait = self._wait(response, attempt)
+            if wait is None:
                 return response
-            if self.on_retry is not None:
-                self.on_retry(response, wait)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 

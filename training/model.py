@@ -110,7 +110,20 @@ class FuseLevel(nn.Module):
         return self.drop(torch.tanh(self.norm(h)))
 
 
-class HierarchicalModel(nn.Module):
+class CharModel(nn.Module):
+    """What every model here answers besides forward: its context and its parameter count."""
+
+    config: ModelConfig
+
+    @property
+    def context_length(self) -> int:
+        return self.config.context_length
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class HierarchicalModel(CharModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         config.validate()
@@ -123,13 +136,6 @@ class HierarchicalModel(nn.Module):
             for i, d in enumerate(config.dilations)
         )
         self.lm_head = nn.Linear(sizes[-1], config.vocab_size)
-
-    @property
-    def context_length(self) -> int:
-        return self.config.context_length
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def forward(
         self, idx: Tensor, targets: Tensor | None = None, cond: Tensor | None = None
@@ -148,7 +154,7 @@ class HierarchicalModel(nn.Module):
         return logits, None if targets is None else mean_loss(logits, targets)
 
 
-class Ensemble(nn.Module):
+class Ensemble(CharModel):
     """Several HierarchicalModels of one vocabulary and context as one model, whose next-character
     distribution is the mean of theirs: a mixture, not an average of logits or weights. Members are
     trained apart (each its own run, seed and chain of stages) and put together afterwards by
@@ -172,18 +178,11 @@ class Ensemble(nn.Module):
                 raise ValueError("ensemble members must share vocabulary, context length and conditions")
         self.members = nn.ModuleList(members)
 
-    @property
+    @property  # type: ignore[override]
     def config(self) -> ModelConfig:
         """The first member's: what the members share (vocabulary, context, conditions)."""
         member: HierarchicalModel = self.members[0]  # type: ignore[assignment]
         return member.config
-
-    @property
-    def context_length(self) -> int:
-        return self.config.context_length
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def forward(
         self, idx: Tensor, targets: Tensor | None = None, cond: Tensor | None = None
