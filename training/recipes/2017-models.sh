@@ -9,9 +9,7 @@
 # sex, then 2017's own names. The two seeds' chains run side by side, one core each (--threads 1):
 # about 40 minutes of pretraining, shared by the three models, then about 18 minutes a model.
 # Checkpoints of the stages go to runs/; the ensembles to models/ (with models/SHA256SUMS).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PY=${PYTHON:-.venv/bin/python}
+source "$(dirname "$0")/common.sh"
 ARCH=(--n-embd 32 --hidden 224,224,224,224 --threads 1 --no-progress)
 HELD=resources/names.txt,resources/names-female.txt,resources/names-male.txt
 
@@ -30,13 +28,7 @@ chain() {  # chain SEED: one member of each model
     done
 }
 
-mkdir -p runs
-chain 1 > runs/chain-1.log 2>&1 &
-first=$!
-chain 2 > runs/chain-2.log 2>&1 &
-second=$!
-wait "$first"
-wait "$second"
+side_by_side chain 1 runs/chain-1.log chain 2 runs/chain-2.log
 for model in names names-female names-male; do
     $PY -m training ensemble "runs/2017/$model-1.pt" "runs/2017/$model-2.pt" \
         --corpus "resources/$model.txt" --name "$model" --out models
