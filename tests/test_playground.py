@@ -137,38 +137,35 @@ def test_page_loads_with_no_errors_and_every_model(server: str, open_page: Any) 
     assert p.problems == []
 
 
-def test_generating_with_a_seed_shows_the_apis_names_with_scores(server: str, open_page: Any) -> None:
+@pytest.mark.parametrize(
+    ("controls", "params", "each"),
+    [
+        # names, each scored; Enter in a field generates
+        ({"f-n": "6", "f-prefix": "ka", "f-seed": "11"},
+         {"model": "names", "n": 6, "prefix": "ka", "seed": 11}, "nats/char"),
+        # full names: a score for the given name and one for the family name, each by its model
+        ({"model": "names-female", "f-n": "5", "f-seed": "4", "f-full": True, "f-family_prefix": "mc"},
+         {"model": "names-female", "n": 5, "seed": 4, "full": True, "family_prefix": "mc"}, " + "),
+    ],
+    ids=["names", "full-names"],
+)  # fmt: skip
+def test_generating_with_a_seed_shows_the_apis_names_with_scores(
+    server: str, open_page: Any, controls: dict[str, str | bool], params: dict[str, Any], each: str
+) -> None:
     p = open_page()
     page = p.open(server + "/")
-    page.fill("#f-n", "6")
-    page.fill("#f-prefix", "ka")
-    page.fill("#f-seed", "11")
-    page.press("#f-seed", "Enter")  # Enter generates
-    expect(page.locator("#names .meta")).to_have_count(6)
-    for meta in page.locator("#names .meta").all():
-        expect(meta).to_contain_text("nats/char")
-    assert p.names() == api_names(server, model="names", n=6, prefix="ka", seed=11)
-    assert all("nats/char" in m for m in page.locator("#names .meta").all_inner_texts())
-    assert p.problems == []
-
-
-def test_full_names_show_both_parts_each_scored_by_its_model(server: str, open_page: Any) -> None:
-    p = open_page()
-    page = p.open(server + "/")
-    page.select_option("#model", "names-female")
-    page.fill("#f-n", "5")
-    page.fill("#f-seed", "4")
-    page.check("#f-full")
-    page.fill("#f-family_prefix", "mc")
+    for control, value in controls.items():
+        if value is True:
+            page.check(f"#{control}")
+        elif control == "model":
+            page.select_option("#model", str(value))
+        else:
+            page.fill(f"#{control}", str(value))
     page.press("#f-seed", "Enter")
-    expect(page.locator("#names .meta")).to_have_count(5)
+    expect(page.locator("#names .meta")).to_have_count(params["n"])
     for meta in page.locator("#names .meta").all():
-        expect(meta).to_contain_text(" + ")  # a score for the given name and one for the family name
-    api = httpx.get(
-        f"{server}/generate",
-        params={"model": "names-female", "n": 5, "seed": 4, "full": True, "family_prefix": "mc"},
-    ).json()
-    assert p.names() == api["names"] and all(" Mc" in n for n in p.names())
+        expect(meta).to_contain_text(each)
+    assert p.names() == httpx.get(f"{server}/generate", params=params).json()["names"]
     assert p.problems == []
 
 
