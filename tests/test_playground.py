@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -275,24 +276,33 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def test_a_web_app_on_another_origin_calls_the_api(server: str, open_page: Any, tmp_path: Path) -> None:
-    """CORS: a page served from a second loopback origin POSTs JSON (preflighted) and GETs, and
-    reads the names and the X-Request-ID header."""
-    (tmp_path / "app.html").write_text(
-        '<!doctype html><html><body><script src="app.js"></script></body></html>'
+@contextmanager
+def web_app(folder: Path, script: str, module: bool) -> Iterator[str]:
+    """A page whose script is `script` (a module script, or a classic one), served from `folder`
+    on a second loopback origin while the block runs; yields its URL."""
+    kind = ' type="module"' if module else ""
+    (folder / "app.html").write_text(
+        f'<!doctype html><html><body><script{kind} src="app.js"></script></body></html>'
     )
-    (tmp_path / "favicon.ico").write_bytes(b"")  # what the browser asks this origin for by itself
-    (tmp_path / "app.js").write_text(CROSS_ORIGIN_APP.replace("API", server))
+    (folder / "favicon.ico").write_bytes(b"")  # what the browser asks this origin for by itself
+    (folder / "app.js").write_text(script)
     port = free_port()
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(tmp_path)))
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(folder)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        p = open_page()
-        p.page.goto(f"http://127.0.0.1:{port}/app.html")
-        result = p.page.wait_for_function("window.result").json_value()
+        yield f"http://127.0.0.1:{port}/app.html"
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_web_app_on_another_origin_calls_the_api(server: str, open_page: Any, tmp_path: Path) -> None:
+    """CORS: a page served from a second loopback origin POSTs JSON (preflighted) and GETs, and
+    reads the names and the X-Request-ID header."""
+    with web_app(tmp_path, CROSS_ORIGIN_APP.replace("API", server), module=False) as url:
+        p = open_page()
+        p.page.goto(url)
+        result = p.page.wait_for_function("window.result").json_value()
     assert "error" not in result, result
     assert result["names"] == api_names(server, n=3, seed=5)
     assert len(result["postId"]) == 32 and len(result["getId"]) == 32 and len(result["chars"]) == 2
@@ -315,22 +325,11 @@ def test_the_documented_fetch_example_works_from_another_origin(
 window.result = { full: full_names.map((p) => `${p.given} ${p.family}`) };
 try { await names(3, { prefix: "jo3" }); } catch (e) { window.result.error = e.message; }
 """
-    (tmp_path / "app.html").write_text(
-        '<!doctype html><html><body><script type="module" src="app.js"></script></body></html>'
-    )
-    (tmp_path / "favicon.ico").write_bytes(b"")
-    (tmp_path / "app.js").write_text(script)
-    port = free_port()
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(tmp_path)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with web_app(tmp_path, script, module=True) as url:
         p = open_page()
-        p.page.goto(f"http://127.0.0.1:{port}/app.html")
+        p.page.goto(url)
         p.page.wait_for_function("window.result && window.result.error")
         result = p.page.evaluate("window.result")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     api = httpx.post(
         f"{server}/generate", json={"n": 3, "full": True, "model": "names-female", "seed": 4}
     ).json()
