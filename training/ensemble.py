@@ -9,7 +9,8 @@ The members must be models of the same corpus, vocabulary, context and split (th
 fractions; they differ by --train-seed, or by their architecture or chain of stages). Their
 metrics are measured again as one model on that corpus's split (train/val/test, nats per
 character, end of name counted), and meta.json keeps every member's own metrics and training
-(commands, times and what each started from). The checkpoint's items are every member's items.
+(commands, times and what each started from). The checkpoint's items are every member's items, and
+every item of the --known corpora.
 Beside it, as training writes them: NAME.metrics.json and NAME.loss.png (the members' curves).
 Prints one line: the checkpoint, its parameters, its losses and the members' training time.
 """
@@ -37,9 +38,10 @@ def chain_time(training: dict[str, Any]) -> float:
 
 
 def build(
-    paths: list[Path], corpus: Path, name: str, description: str = ""
+    paths: list[Path], corpus: Path, name: str, description: str = "", known: tuple[Path, ...] = ()
 ) -> tuple[Ensemble, dict[str, Any], list[str]]:
-    """The ensemble of the checkpoints at `paths`, its meta.json and its items."""
+    """The ensemble of the checkpoints at `paths`, its meta.json and its items: the members' items
+    and every item of the `known` corpora."""
     if not MODEL_NAME_RE.match(name):
         raise ValueError(f"--name must be a model name (a-z, 0-9, '-', '_'), got {name!r}")
     if len(paths) < 2:
@@ -80,7 +82,8 @@ def build(
         for p, (_, m, _) in zip(paths, loaded, strict=True)
     ]
     chains = [chain_time(m["training"]) for _, m, _ in loaded]
-    items = list(dict.fromkeys(s for _, _, member_items in loaded for s in member_items))
+    extra = [s for path in known for s in read_items(path)[0]]
+    items = list(dict.fromkeys([*(s for _, _, member_items in loaded for s in member_items), *extra]))
     meta: dict[str, Any] = {
         "name": name,
         "description": description or first["description"],
@@ -169,9 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="model name; the checkpoint is OUT/NAME.pt")
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models)")
     parser.add_argument("--description", default="", help="for /models (default: the first member's)")
+    parser.add_argument(
+        "--known", type=lambda t: tuple(Path(p) for p in t.split(",") if p), default=(), metavar="CORPUS,...",
+        help="corpora whose items count as known too (items.txt: what novel leaves out and in_corpus "
+        "reports), e.g. every year's names, whose held-out part no member was trained on",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        ensemble, meta, items = build(args.members, args.corpus, args.name, args.description)
+        ensemble, meta, items = build(args.members, args.corpus, args.name, args.description, args.known)
         path = save_checkpoint(ensemble, meta, items, args.out / f"{args.name}.pt")
         write_report(meta, args.members, args.out)
     except (CorpusError, ValueError, OSError) as e:

@@ -8,7 +8,9 @@
 # 2017 corpora's validation and test names left out), then the names of 2010-2017 of the model's
 # sex, then 2017's own names. The two seeds' chains run side by side, one core each (--threads 1):
 # about 40 minutes of pretraining, shared by the three models, then about 18 minutes a model.
-# Checkpoints of the stages go to runs/; the ensembles to models/ (with models/SHA256SUMS).
+# Checkpoints of the stages go to runs/; the ensembles to models/ (with models/SHA256SUMS). A model's
+# items, what `novel` leaves out, are every name of every year (--known): the held-out names, which
+# no stage trained on, are real names too.
 source "$(dirname "$0")/common.sh"
 ARCH=(--n-embd 32 --hidden 224,224,224,224 --threads 1 --no-progress)
 HELD=resources/names.txt,resources/names-female.txt,resources/names-male.txt
@@ -31,5 +33,5 @@ chain() {  # chain SEED: one member of each model
 side_by_side chain 1 runs/chain-1.log chain 2 runs/chain-2.log
 for model in names names-female names-male; do
     $PY -m training ensemble "runs/2017/$model-1.pt" "runs/2017/$model-2.pt" \
-        --corpus "resources/$model.txt" --name "$model" --out models
+        --corpus "resources/$model.txt" --name "$model" --out models --known resources/names-all.txt
 done
