@@ -107,7 +107,8 @@ def build(
             "core_time_s": round(sum(chains), 1),
             "command": "python -m training ensemble "
             + " ".join(p.name for p in paths)
-            + f" --corpus {corpus} --name {name}",
+            + f" --corpus {corpus} --name {name}"
+            + (f" --known {','.join(map(str, known))}" if known else ""),
             "threads": torch.get_num_threads(),
             "settings": {
                 "members": len(paths),
