@@ -157,8 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, its middleware set up from `settings` (default: get_settings(), from the
     environment). Tests that pass settings override get_settings with the same object, so that the
     lifespan reads them too."""
-    if settings is None:
-        settings = get_settings()
+    given = settings
+    settings = given or get_settings()
     # the documentation pages are docs.router's, with the viewers' files served from here
     app = FastAPI(
         title="namegen",
@@ -168,8 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    if settings is not get_settings():
-        given = settings
+    if given is not None:
         app.dependency_overrides[get_settings] = lambda: given
     app.state.service = None
     install_error_handlers(app)
