@@ -4,7 +4,8 @@ BaseHTTPMiddleware): a request id, the in-flight cap, the body size cap, Prometh
 one access log line.
 
 - Request id: the client's `X-Request-ID` (up to 128 printable characters) or a fresh one, echoed
-  in the response header and in the access line; `X-Served-By` names the process (host/pid).
+  in the response header and in the access line; with NAMEGEN_SERVED_BY_HEADER, `X-Served-By`
+  names the process (host/pid).
 - Body: read whole before anything else, within NAMEGEN_BODY_TIMEOUT_S (past it: 408, and the
   connection is closed) and NAMEGEN_MAX_BODY_BYTES (past it: 413, whether its Content-Length says
   so or it streams past the limit). A body cut short by a disconnect is dropped, never processed.
@@ -13,7 +14,7 @@ one access log line.
   takes its place only once its body is in: clients that trickle a body hold a connection, for at
   most the body deadline, but never a place that others need.
 - Errors: an exception below (a bug) is answered 500 with the request id, and logged; this
-  middleware's own answers (413, 503, 500) carry the CORS headers, so a browser can read them.
+  middleware's own answers (408, 413, 503, 500) carry the CORS headers, so a browser can read them.
 - Metrics (label `route` is the route template, `method` one of METHODS or OTHER, so the number of
   series stays bounded whatever clients send): see Metrics.
 """
