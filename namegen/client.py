@@ -4,9 +4,9 @@ A Python client for the namegen HTTP API, on httpx, typed with the service's own
     from namegen import Client
 
     with Client("http://127.0.0.1:8000") as api:
-        print(api.generate(5, seed=7).names)                   # ['Ramaiya', 'Nafton', ...]
+        print(api.generate(5, seed=7).names)                   # ['Ramees', 'Naftorio', ...]
         print(api.full_names(3, model="names-female").full_names[0].family)
-        print(api.next_char("emm", top_k=3).distribution[0])   # char='a' prob=0.68...
+        print(api.next_char("emm", top_k=3).distribution[0])   # char='a' prob=0.57...
         print(api.score(["emma", "xqzv"]).scores[1].nats_per_char)
 
 Options of both: `timeout` (s, default 30), `retries` (default 3), `headers` (sent with every

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +17,7 @@ import pytest
 
 from app.http.schemas import GenerateResponse, ModelList
 from namegen import AsyncClient, BadRequest, Client, NotFound, Overloaded
+from tests.support import REPO
 from tests.support.server import serve
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +44,23 @@ def test_each_method_returns_the_apis_typed_answer(url: str) -> None:
         models = api.models()
         assert isinstance(models, ModelList) and models.default in {m.name for m in models.data}
         assert api.model("surnames").name == "surnames"
+
+
+def test_the_readme_example_prints_what_the_readme_shows(url: str) -> None:
+    readme = (REPO / "README.md").read_text()
+    found = re.search(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", readme, re.S)
+    assert found, "README.md: no Python example followed by what it prints"
+    code, shown = found.groups()
+    assert "http://localhost:8000" in code
+    run = subprocess.run(
+        [sys.executable, "-c", code.replace("http://localhost:8000", url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == shown, f"README.md shows:\n{shown}\nit printed:\n{run.stdout}"
 
 
 def test_the_async_client_gives_the_same_answers(url: str) -> None:
