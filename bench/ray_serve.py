@@ -47,7 +47,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=15, help="seconds per endpoint and configuration")
     p.add_argument("--clients", type=int, default=32, help="concurrent clients for n=1")
     args = p.parse_args()
-    rows = []
+    rows: list[Row] = []
     started = time.monotonic()
     with serve(env={"NAMEGEN_LOG_LEVEL": "warning"}, args=["--no-access-log"]) as srv:
         ready = time.monotonic() - started
@@ -82,18 +82,26 @@ def main() -> None:
             rows.append((f"Ray Serve, {replicas} replica{'s' if replicas > 1 else ''}", small, large, ready,
                          [rss_kb(pid) for pid in pids]))  # fmt: skip
             ray_serve.delete("namegen")
+        # the table before the cluster's shutdown, which has been seen to hang (Ray 2.60 retrying
+        # its controller's graceful shutdown after killing it): the figures are never lost to it
+        print_table(rows, args.clients, args.duration)
     finally:
         ray_serve.shutdown()
         ray.shutdown()
 
-    print(f"{len(os.sched_getaffinity(0))} cores; {args.clients} clients for n=1, "
-          f"{max(1, args.clients // 8)} for n=100; {args.duration:.0f} s each\n")  # fmt: skip
+
+Row = tuple[str, float, float, float, list[int]]  # label, n=1 req/s, n=100 req/s, start-up s, RSS kB
+
+
+def print_table(rows: list[Row], clients: int, duration: float) -> None:
+    print(f"{len(os.sched_getaffinity(0))} cores; {clients} clients for n=1, "
+          f"{max(1, clients // 8)} for n=100; {duration:.0f} s each\n")  # fmt: skip
     print("| configuration | GET /generate n=1 req/s | POST /generate n=100 req/s | start-up s "
           "| RSS per replica MB |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | --- |")
     for label, small, large, ready, rss in rows:
         per_replica = ", ".join(f"{r / 1024:.0f}" for r in rss)
-        print(f"| {label} | {small:,.0f} | {large:,.0f} | {ready:.1f} | {per_replica} |")
+        print(f"| {label} | {small:,.0f} | {large:,.0f} | {ready:.1f} | {per_replica} |", flush=True)
 
 
 if __name__ == "__main__":
