@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     environment). Tests that pass settings override get_settings with the same object, so that the
     lifespan reads them too."""
     given = settings
-    settings = given or get_settings()
+    settings = get_settings() if given is None else given
     # the documentation pages are docs.router's, with the viewers' files served from here
     app = FastAPI(
         title="namegen",

@@ -42,6 +42,9 @@ def small_and_large(url: str, seconds: float, clients: int) -> tuple[float, floa
     return small, large
 
 
+Row = tuple[str, float, float, float, list[int]]  # label, n=1 req/s, n=100 req/s, start-up s, RSS kB
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--duration", type=float, default=15, help="seconds per endpoint and configuration")
@@ -88,9 +91,6 @@ def main() -> None:
     finally:
         ray_serve.shutdown()
         ray.shutdown()
-
-
-Row = tuple[str, float, float, float, list[int]]  # label, n=1 req/s, n=100 req/s, start-up s, RSS kB
 
 
 def print_table(rows: list[Row], clients: int, duration: float) -> None:

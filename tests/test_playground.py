@@ -5,6 +5,7 @@ Chromium can be had; .ci/run installs it."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -139,19 +140,24 @@ def test_page_loads_with_no_errors_and_every_model(server: str, open_page: Any) 
 
 
 @pytest.mark.parametrize(
-    ("controls", "params", "each"),
+    ("controls", "params", "each", "prefixed"),
     [
         # names, each scored; Enter in a field generates
         ({"f-n": "6", "f-prefix": "ka", "f-seed": "11"},
-         {"model": "names", "n": 6, "prefix": "ka", "seed": 11}, "nats/char"),
+         {"model": "names", "n": 6, "prefix": "ka", "seed": 11}, "nats/char", r"^Ka"),
         # full names: a score for the given name and one for the family name, each by its model
         ({"model": "names-female", "f-n": "5", "f-seed": "4", "f-full": True, "f-family_prefix": "mc"},
-         {"model": "names-female", "n": 5, "seed": 4, "full": True, "family_prefix": "mc"}, " + "),
+         {"model": "names-female", "n": 5, "seed": 4, "full": True, "family_prefix": "mc"}, " + ", r" Mc"),
     ],
     ids=["names", "full-names"],
 )  # fmt: skip
 def test_generating_with_a_seed_shows_the_apis_names_with_scores(
-    server: str, open_page: Any, controls: dict[str, str | bool], params: dict[str, Any], each: str
+    server: str,
+    open_page: Any,
+    controls: dict[str, str | bool],
+    params: dict[str, Any],
+    each: str,
+    prefixed: str,
 ) -> None:
     p = open_page()
     page = p.open(server + "/")
@@ -167,6 +173,7 @@ def test_generating_with_a_seed_shows_the_apis_names_with_scores(
     for meta in page.locator("#names .meta").all():
         expect(meta).to_contain_text(each)
     assert p.names() == httpx.get(f"{server}/generate", params=params).json()["names"]
+    assert all(re.search(prefixed, name) for name in p.names())  # the prefix field reached the API
     assert p.problems == []
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import load_parts
-from tests.support import MODELS
+from tests.support import MODELS, RESOURCES
 
 SHIPPED = sorted(MODELS.glob("*.pt"))
 
@@ -42,7 +42,7 @@ def test_step_equals_forward_at_every_position(path: Path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
     _, meta, items = load_parts(path)
-    corpora = json.loads((MODELS.parent / "resources" / "corpora.json").read_text())
+    corpora = json.loads((RESOURCES / "corpora.json").read_text())
     corpus = meta["corpus"]
     assert isinstance(corpus, dict)
     assert corpus["sha256"] == corpora[path.stem]["sha256"]
@@ -50,7 +50,7 @@ def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
     # items.txt, what `novel` leaves out: for the given-name models, every name of every year (the
     # 2017 models learnt every year's names first; the era corpus holds them all); else the corpus
     if "conditions" in meta or path.stem in ("names", "names-female", "names-male"):
-        every_year = (MODELS.parent / "resources" / "names-all.txt").read_text().split()
+        every_year = (RESOURCES / "names-all.txt").read_text().split()
         assert set(items) == set(every_year)
     else:
         assert corpus["items"] == len(items)
@@ -88,7 +88,7 @@ def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:
     from training.evaluate import near, peak_decades
 
     model = load_checkpoint(MODELS / "names-era.pt")
-    peaks, _ = peak_decades(MODELS.parent / "resources" / "names-era.tsv.gz")
+    peaks, _ = peak_decades(RESOURCES / "names-era.tsv.gz")
     for sex, decade, other in [("F", 1920, 2010), ("M", 2010, 1920), ("F", 1980, 1890)]:
         start = model.start_of({"sex": sex, "decade": decade})
         names = sample_names(model, SampleSpec(n=300, unique=False, start=start), 1).names
