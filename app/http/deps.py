@@ -5,6 +5,7 @@ pool, a thread hop per dependency per request that the hot endpoints cannot affo
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -66,7 +67,7 @@ def parse_query(model: type[M], request: Request) -> M:
     its last value, as in FastAPI.
     Declare the parameters in OpenAPI with `openapi_extra=query_parameters(model)`."""
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(dict(request.query_params), strict=False)  # text, parsed
     except ValidationError as e:
         errors = [{**err, "loc": ("query", *err["loc"])} for err in e.errors(include_url=False)]
         raise RequestValidationError(errors) from None
@@ -133,18 +134,23 @@ def check_prefix(
 
 
 def check_text(model: LoadedModel, text: str, where: Where, field: str) -> str:
-    """`text` lowercased, or a 422 listing the characters outside the model's alphabet."""
-    lowered = text.lower()
-    bad = model.unknown_chars(lowered)
-    if bad:
-        raise field_error(
-            where,
-            field,
-            f"{field} has characters outside the alphabet of model {model.name!r}: "
-            f"{''.join(bad)!r}; allowed (any case): {model.alphabet!r}",
-            text,
-        )
-    return lowered
+    """`text` normalised once (NFC) and then lowercased, or a 422 listing the characters of the
+    normalised text that are outside the model's alphabet. A character passes when it, or its
+    lowercase, is a letter of the alphabet; one whose lowercase is longer (İ: i and a combining
+    dot) does not pass as part of it. So what is checked is what the model reads, and the error
+    names the characters as the client wrote them (after NFC)."""
+    normalised = unicodedata.normalize("NFC", text)
+    lowered = normalised.lower()
+    if len(lowered) == len(normalised) and not model.unknown_chars(lowered):
+        return lowered
+    bad = list(dict.fromkeys(c for c in normalised if model.unknown_chars(c.lower()) or len(c.lower()) != 1))
+    raise field_error(
+        where,
+        field,
+        f"{field} has characters outside the alphabet of model {model.name!r}: "
+        f"{''.join(bad)!r}; allowed (any case): {model.alphabet!r}",
+        text,
+    )
 
 
 def resolve_condition(

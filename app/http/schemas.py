@@ -40,9 +40,16 @@ def _check_lengths(min_length: int | None, max_length: int | None) -> None:
         raise ValueError(f"min_length ({min_length}) must not be greater than max_length ({max_length})")
 
 
-class GenerateRequest(BaseModel):
+class RequestModel(BaseModel):
+    """A request body: unknown fields refused, and JSON types taken as they are (strict): `true`
+    is no n, `1` no boolean, `"5"` no number. The GET routes read their query strings into the same
+    models in lax mode (app/http/deps.py parse_query), where every value arrives as text."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class GenerateRequest(RequestModel):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"model": "names", "n": 5, "seed": 7},
@@ -160,9 +167,8 @@ class GenerateResponse(BaseModel):
     )
 
 
-class NextCharRequest(BaseModel):
+class NextCharRequest(RequestModel):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"model": "names", "prefix": "emm"},
@@ -202,9 +208,8 @@ class NextCharResponse(BaseModel):
     )
 
 
-class ScoreRequest(BaseModel):
+class ScoreRequest(RequestModel):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"model": "names", "names": ["emma", "xqzv"]},

@@ -11,9 +11,9 @@ A row reads its forced tokens first (a prefix, or a name and its end to score), 
 sampling row, samples until it produces the end (0) or passes max_length.
 
 Random numbers are counter-based: the uniform a row uses at a position is a hash (SplitMix64) of its
-task's key (the request's seed and sampling round), its row number within the task and the
-position. Nothing a row draws depends on the rest of the batch, and no generator has to be stepped
-from Python per request.
+task's key (the request's seed and sampling round, app/inference/sampling.py), its row number within
+the round and the position, each mixed in after the one before. Nothing a row draws depends on the
+rest of the batch, and no generator has to be stepped from Python per request.
 """
 
 # no `from __future__ import annotations`: TorchScript reads these annotations at run time
@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment (2^64 / golden ratio), as an unsigned int
 MIN_ROWS = 4  # batches are padded to this many rows: below it the matmul kernels round differently
 
 
@@ -44,7 +45,7 @@ class TaskSettings(NamedTuple):
     order (a task is a request's piece of the batch; its rows are consecutive). Columns rather
     than a list of per-task objects: TorchScript takes this as one typed argument, and the loop
     turns each field into one per-row tensor. app/inference/sampling.py fills it by name
-    (TaskRow has the same fields)."""
+    (Task.settings gives a task's fields)."""
 
     rows: list[int]  # rows of the task
     kind: list[int]  # a Kind value
@@ -229,9 +230,9 @@ class BatchLoop(nn.Module):
         starts = torch.cumsum(rows_per_task, 0) - rows_per_task
         offset = torch.tensor(tasks.offset).index_select(0, task_of_row)
         row_in_round = torch.arange(B) - starts.index_select(0, task_of_row) + offset
-        row_key = torch.tensor(tasks.key).index_select(0, task_of_row) ^ (  # (B,) a stream per row
-            row_in_round * -7046029254386353131
-        )
+        # (B,) a stream per row: the row number added to its task's key (already a hash of the
+        # stream, seed and round) and mixed again, so that rows and seeds never trade places
+        row_key = mix(torch.tensor(tasks.key).index_select(0, task_of_row) + row_in_round)
         # the uniform each row uses at each step, all made at once: a hash of the row's stream
         # and its position (characters sampled so far), 0x2545F4914F6CDD1D spreading the
         # positions of one row far apart in the key space

@@ -27,6 +27,7 @@ not depend on how the round was cut.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -35,9 +36,28 @@ from typing import Any
 
 import torch
 
-from app.inference.engine import MIN_ROWS, Kind, TaskSettings
+from app.inference.engine import GOLDEN_GAMMA, MIN_ROWS, Kind, TaskSettings
 from app.inference.registry import LoadedModel
 from app.inference.safety import SafetyFilter
+
+# -- random keys -------------------------------------------------------------------------------------
+
+MASK64 = (1 << 64) - 1
+
+
+def mix64(x: int) -> int:
+    """SplitMix64's output function on unsigned 64-bit integers (engine.mix is the same over
+    torch int64): every input bit affects every output bit."""
+    z = (x + GOLDEN_GAMMA) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def stream_of(text: str) -> int:
+    """A stable 64-bit stream number for `text` (the same in every process, unlike hash())."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
 
 # -- the tasks ---------------------------------------------------------------------------------------
 
@@ -107,9 +127,17 @@ class SampleTask(Task):
     kind = Kind.SAMPLE
 
     def __init__(
-        self, model: LoadedModel, spec: SampleSpec, seed: int, safety: SafetyFilter | None = None
+        self,
+        model: LoadedModel,
+        spec: SampleSpec,
+        seed: int,
+        safety: SafetyFilter | None = None,
+        stream: int = 0,
     ) -> None:
         self.model, self.spec, self.seed = model, spec, seed
+        # which of a request's samplings this is (0: its names; full names' family part: a hash of
+        # what the given part is drawn from), so that one seed gives each its own random numbers
+        self.stream = stream
         self.safety = safety  # names it refuses are rejected as "unsafe" (None: no such check)
         self.prefix = model.encode(spec.prefix)
         self.names: list[str] = []
@@ -187,8 +215,12 @@ class SampleTask(Task):
         return len(self.names) == self.spec.n or self.stopped is not None
 
     def key(self) -> int:
-        """The random key of this round: the seed and the round number, mixed into an int64."""
-        key = (self.seed * 0x9E3779B97F4A7C15 + self.rounds * 0xD1B54A32D192ED03) % (1 << 64)
+        """The random key of this round: the stream, the seed and the round number, each mixed
+        through SplitMix64's finaliser before the next is added, as an int64. The engine mixes in
+        the row the same way (app/inference/engine.py), so no two (stream, seed, round, row) share
+        a stream of random numbers in practice, and none is special (a plain sum or xor of them
+        would make seed 1 row 2 equal seed 2 row 1)."""
+        key = mix64(mix64(mix64(self.stream) + self.seed) + self.rounds)
         return key - (1 << 64) if key >= 1 << 63 else key
 
     def result(self) -> SampleResult:

@@ -23,7 +23,7 @@ from app.http.deps import (
     service_of,
 )
 from app.http.schemas import ErrorResponse, GenerateRequest, GenerateResponse
-from app.inference.sampling import SampleResult, SampleSpec, SampleTask
+from app.inference.sampling import SampleResult, SampleSpec, SampleTask, stream_of
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 
@@ -57,7 +57,6 @@ def watch_client(spec: SampleSpec) -> bool:
 
 
 DEFAULT_FAMILY_MODEL = "surnames"
-FAMILY_SEED_SALT = 0x5DEECE66D  # the family names' seed is the request's, xor this: another stream
 
 
 def sample_spec(
@@ -116,7 +115,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
     seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
     safety = service.registry.safety if req.safe else None
     if req.full:
-        return await generate_full(req, service, where, request, spec, seed, condition)
+        return await generate_full(req, service, where, request, spec, seed, condition, start)
     for name in ("family_model", "family_prefix"):
         if getattr(req, name):
             raise field_error(
@@ -156,6 +155,7 @@ async def generate_full(
     given_spec: SampleSpec,
     seed: int,
     condition: dict[str, str | int] | None,
+    start: int,
 ) -> Response:
     """Full names: the given names and the family names sampled as two tasks, each one batched
     generation of n names (and more rounds if constraints reject some), run at once. Each part
@@ -173,7 +173,11 @@ async def generate_full(
     safety = registry.safety if req.safe else None
     tasks = [
         SampleTask(given_model, given_spec, seed, safety),
-        SampleTask(family_model, family_spec, seed ^ FAMILY_SEED_SALT, safety),
+        # the family part's random numbers depend on what the given part is drawn from (model and
+        # condition): one seed gives a girls' and a boys' list different surnames
+        SampleTask(
+            family_model, family_spec, seed, safety, stream=stream_of(f"family|{given_model.name}|{start}")
+        ),
     ]
     # one watch for the client's departure, shared: each task's run stops watching (cancels what it
     # was given) when it ends, which must not end the other's watch

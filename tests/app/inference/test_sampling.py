@@ -24,6 +24,7 @@ from app.inference.sampling import (
     run_to_completion,
     sample_names,
     score_names,
+    stream_of,
 )
 from tests.app.conftest import REPO_MODELS
 
@@ -146,3 +147,44 @@ def test_a_round_never_exceeds_its_row_cap(model: LoadedModel) -> None:
         rows.append(task.rows)
         run_batch(model, [task])
     assert max(rows) == 500 and rows[0] == 300
+
+
+def positions(model: LoadedModel, seeds: range, n: int) -> list[list[str]]:
+    """The names of each seed, by position (unique off: every row is a position)."""
+    return [sample_names(model, SampleSpec(n=n, unique=False), s).names for s in seeds]
+
+
+def test_nearby_seeds_give_independent_names(model: LoadedModel) -> None:
+    """Seeds 0..99 (fixtures often use these): a name at the same position under two seeds is no
+    more likely than a name at two different positions, i.e. than independent draws give."""
+    names = positions(model, range(100), 50)
+    same = other = 0
+    for a in range(100):
+        for b in range(a + 1, 100):
+            x, y = names[a], names[b]
+            same += sum(x[i] == y[i] for i in range(50))
+            other += sum(x[i] == y[(i + 1) % 50] for i in range(50))
+    assert same <= 1.3 * other + 20, (same, other)
+
+
+def test_seed_and_row_are_not_interchangeable(model: LoadedModel) -> None:
+    """Row r of seed s is not row s of seed r, and seed s's row s is nothing special (seed 0 row 0
+    included): with the two summed or xored, they were."""
+    names = positions(model, range(40), 40)
+    transposed = sum(names[s][r] == names[r][s] for s in range(40) for r in range(s + 1, 40))
+    assert transposed < 0.1 * (40 * 39 / 2)
+    diagonal = [names[s][s] for s in range(40)]
+    assert len(set(diagonal)) > 30 and diagonal[0] != diagonal[1]
+    keys = {SampleTask(model, SampleSpec(n=1), seed).key() for seed in range(1000)}
+    assert len(keys) == 1000 and 0 not in keys
+
+
+def test_a_stream_gives_the_same_seed_other_names(model: LoadedModel) -> None:
+    """Two samplings of one request (full names' given and family parts) share the seed but not
+    the random numbers."""
+    spec = SampleSpec(n=20, unique=False)
+    plain, other = SampleTask(model, spec, 3), SampleTask(model, spec, 3, stream=stream_of("family|x"))
+    run_to_completion(model, [plain, other])
+    assert plain.result().names == sample_names(model, spec, 3).names
+    same = sum(a == b for a, b in zip(plain.result().names, other.result().names, strict=True))
+    assert same < 5

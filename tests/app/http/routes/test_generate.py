@@ -284,3 +284,49 @@ async def test_bad_full_name_fields_are_422_naming_the_field(
 ) -> None:
     resp = await client.get("/generate", params=params)
     assert resp.status_code == 422 and field in field_of(resp), resp.json()
+
+
+async def test_json_types_are_taken_as_they_are(client: httpx.AsyncClient) -> None:
+    """A JSON boolean is no count and a number no boolean: `{"n": true}` used to mean n=1. The GET
+    form, where every value is text, still parses "5" and "false"."""
+    for body, field in (
+        ({"n": True}, "n"),
+        ({"n": "5"}, "n"),
+        ({"unique": 1}, "unique"),
+        ({"seed": 1.0}, "seed"),
+        ({"prefix": 5}, "prefix"),
+    ):
+        resp = await client.post("/generate", json=body)
+        assert resp.status_code == 422 and field in field_of(resp), body
+    ok = await client.get("/generate", params={"n": "5", "unique": "false", "temperature": "1"})
+    assert ok.status_code == 200 and ok.json()["count"] == 5
+    assert (await client.post("/generate", json={"n": 2, "temperature": 1})).status_code == 200
+
+
+async def test_text_is_normalised_once_then_checked(client: httpx.AsyncClient) -> None:
+    """NFC first, then the alphabet check: a decomposed é is reported as é (not as a bare
+    combining accent), a letter whose lowercase grows (İ) is refused as itself, and a composed
+    capital is matched without regard to case."""
+    nfd = await client.get("/generate", params={"prefix": "Jose\u0301"})
+    assert nfd.status_code == 422
+    assert "'é'" in nfd.json()["detail"][0]["msg"] and "\u0301" not in nfd.json()["detail"][0]["msg"]
+    dotted = await client.get("/generate", params={"prefix": "\u0130sa"})
+    assert dotted.status_code == 422 and "'\u0130'" in dotted.json()["detail"][0]["msg"]
+    score = await client.post("/score", json={"names": ["Jose\u0301"]})
+    assert score.status_code == 422 and "'é'" in score.json()["detail"][0]["msg"]
+    # the Kelvin sign is, under NFC, the letter K (Unicode's canonical equivalence): it is read as k
+    kelvin = (await client.get("/next-char", params={"prefix": "\u212aa"})).json()
+    assert kelvin["prefix"] == "ka"
+
+
+async def test_a_girls_and_a_boys_list_of_full_names_get_their_own_surnames(
+    client: httpx.AsyncClient,
+) -> None:
+    """One seed, two given-name models: the family part's random numbers follow what the given
+    part is drawn from, so the two lists do not share their surnames."""
+    lists = []
+    for model in ("names-female", "names-male"):
+        body = {"model": model, "n": 20, "full": True, "seed": 11, "unique": False}
+        data = (await client.post("/generate", json=body)).json()
+        lists.append([p["family"] for p in data["full_names"]])
+    assert sum(a == b for a, b in zip(*lists, strict=True)) < 5
