@@ -27,6 +27,7 @@ from app.http.deps import Service
 from app.http.errors import install_error_handlers
 from app.http.logs import configure_logging
 from app.http.middleware import Metrics, ServiceMiddleware
+from app.http.openapi import install_openapi
 from app.http.routes import docs, generate, health, metrics, models, next_char, playground, score
 from app.inference.batching import BatchRunner
 from app.inference.registry import CheckpointError, load_registry
@@ -202,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(playground.router)
     if settings.docs:
         app.include_router(docs.router)
+    install_openapi(app)
     return app
 
 

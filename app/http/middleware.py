@@ -35,6 +35,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("namegen.access")
@@ -142,6 +143,21 @@ def escaped(text: str) -> str:
     return text if text.isascii() and text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (/models/{name}), for metrics and logs; "unmatched"
+    for a path no route has. FastAPI records its API routes in the scope; the routes Starlette
+    serves itself (/openapi.json) are looked up among the app's routes."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    app = scope.get("app")
+    for candidate in getattr(app, "routes", ()):
+        if isinstance(candidate, Route) and candidate.matches(scope)[0] is Match.FULL:
+            return candidate.path
+    return "unmatched"
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -244,7 +260,8 @@ class ServiceMiddleware:
             self.metrics.in_flight.inc()
             if self.in_flight > self.max_in_flight and path not in EXEMPT:
                 self.metrics.rejected.labels("overloaded").inc()
-                detail = f"server is busy ({self.max_in_flight} requests in flight); retry shortly"
+                busy = f"{self.max_in_flight} request{'s are' if self.max_in_flight != 1 else ' is'}"
+                detail = f"server is busy: {busy} in flight, the most it serves at once; retry shortly"
                 await answer(503, detail, {"Retry-After": "1"})
                 return
             try:
@@ -256,8 +273,7 @@ class ServiceMiddleware:
                     "unhandled error answering %s %s (id=%s)", method, escaped(path), request_id
                 )
                 await answer(500, f"internal error; quote request id {request_id} when reporting it")
-            route_obj = scope.get("route")
-            route = getattr(route_obj, "path", None) or "unmatched"
+            route = route_template(scope)
         finally:
             if in_flight:
                 self.in_flight -= 1

@@ -16,6 +16,8 @@ past it the client gets a 408 and the connection is closed. A request's body is 
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from typing import Any
 
 import uvicorn
@@ -71,9 +73,36 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+def address_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (taken, not this machine's, not permitted), or
+    None. Checked before the models load: uvicorn binds only after start-up, so a taken port would
+    otherwise fail seconds later, after "Application startup complete"."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"cannot listen on {host}:{port}: the host is unknown ({e.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return (
+                    f"cannot listen on {host}:{port}: the port is already in use (another server?); "
+                    "choose another with --port or NAMEGEN_PORT"
+                )
+            return f"cannot listen on {host}:{port}: {e.strerror}; choose another with --host/--port"
+    return None
+
+
 def main(settings: Settings | None = None) -> None:
-    """Serve app.main:app with HeaderTimeoutProtocol, as the settings say."""
+    """Serve app.main:app with HeaderTimeoutProtocol, as the settings say; exit at once, saying
+    why, when the address cannot be listened on."""
     settings = settings or get_settings()
+    problem = address_problem(settings.host, settings.port)
+    if problem is not None:
+        raise SystemExit(f"namegen: {problem}")
     uvicorn.run(
         "app.main:app",
         host=settings.host,

@@ -74,7 +74,10 @@ async def list_models(service: ServiceDep) -> ModelList:
     "/{name}",
     summary="One model's metadata",
     operation_id="get_model",
-    responses={404: {"model": ErrorResponse, "description": "no such model"}},
+    responses={
+        404: {"model": ErrorResponse, "description": "no such model"},
+        422: {"model": ErrorResponse, "description": "the name is not a valid path segment"},
+    },
 )
 async def get_model(
     name: Annotated[str, Path(description="a loaded model's name (GET /models)")], service: ServiceDep

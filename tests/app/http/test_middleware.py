@@ -56,7 +56,9 @@ async def test_metrics_use_route_templates_and_count_names(client: httpx.AsyncCl
     await client.get("/models/names")
     await client.get("/models/nope")
     await client.get("/no/such/path")
+    await client.get("/openapi.json")
     text = (await client.get("/metrics")).text
+    assert 'namegen_requests_total{method="GET",route="/openapi.json",status="200"} 1.0' in text
     assert 'namegen_requests_total{method="GET",route="/generate",status="200"} 1.0' in text
     assert 'namegen_requests_total{method="GET",route="/models/{name}",status="200"} 1.0' in text
     assert 'namegen_requests_total{method="GET",route="/models/{name}",status="404"} 1.0' in text

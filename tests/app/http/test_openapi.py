@@ -69,3 +69,18 @@ def test_query_parameters_mirror_the_post_bodies() -> None:
         body = resolve(spec, ops["post", path]["requestBody"]["content"]["application/json"]["schema"])
         query = {p["name"] for p in ops["get", path]["parameters"]}
         assert query == set(body["properties"])
+
+
+def test_the_services_own_answers_are_in_the_document() -> None:
+    """A generated client parses every answer it may get: the middleware's 503 (busy, loading),
+    413 and 408 (bodies), the protocol's 431, each as ErrorResponse, as are the routes' 4xx
+    (/readyz's own 503 says which models are loaded)."""
+    for (method, path), op in operations().items():
+        if path.startswith(("/static", "/docs", "/redoc")) or path == "/":
+            continue
+        codes = {"431", "503", *({"408", "413"} if "requestBody" in op else set())}
+        assert codes <= set(op["responses"]), (method, path)
+        for code, answer in op["responses"].items():
+            if (code.startswith("4") or code == "503") and (path, code) != ("/readyz", "503"):
+                ref = answer["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/ErrorResponse"), (method, path, code, ref)
