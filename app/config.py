@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     max_checkpoint_bytes: int = Field(
         64 << 20, ge=1 << 16, le=1 << 34, description="largest checkpoint file accepted at start-up"
     )
+    force_safe: bool = Field(
+        False,
+        description="apply the safe filter to every /generate, whatever its safe field says (a public "
+        "deployment's setting); the response's safe says whether it was applied",
+    )
     max_n: int = Field(1000, ge=1, le=N_CEILING, description="most names one /generate may ask for")
     max_prefix_length: int = Field(32, ge=0, le=PREFIX_CEILING, description="longest prefix accepted")
     max_score_names: int = Field(1000, ge=1, le=N_CEILING, description="most names one /score may ask for")

@@ -2,6 +2,7 @@
 namegen's training command line.
 
     python -m training corpus [--out resources]
+    python -m training wordlists             # the safe filter's lists from npm packages
     python -m training train --corpus resources/names.txt --name names --out models
     python -m training train --help          # every hyperparameter is a flag
     python -m training train --corpus resources/names-era.tsv.gz --name names-era --out models
@@ -21,7 +22,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from training import ensemble, evaluate, score
+from training import ensemble, evaluate, score, wordlists
 from training.corpus import CorpusError, build_corpora
 from training.export import reexport
 from training.train import TrainConfig, run
@@ -141,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         return score.main(argv[1:])
     if argv[:1] == ["ensemble"]:
         return ensemble.main(argv[1:])
+    if argv[:1] == ["wordlists"]:
+        for path in wordlists.build():
+            print(f"{path}: written")
+        return 0
     args = build_parser().parse_args(argv)
     try:
         if args.command == "corpus":

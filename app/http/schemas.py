@@ -84,8 +84,9 @@ class GenerateRequest(RequestModel):
     )
     safe: bool = Field(
         True,
-        description="leave out names that contain an obscenity or a slur (real names never are); false: "
-        "no such check",
+        description="leave out names that are or contain an obscenity or a slur, and full names that read "
+        "as one (real names that merely contain such a word are kept); false: no such check, unless "
+        "the service forces it (the response's safe says)",
     )
     lowercase: bool = Field(False, description="return names in lowercase instead of capitalized")
     sex: str | None = Sex
@@ -143,6 +144,11 @@ class GenerateResponse(BaseModel):
     family_model: str | None = Field(None, description="with full: the model of the family names")
     full_names: list[FullName] | None = Field(
         None, description="with full: each name's parts, in the order of names; null: not asked"
+    )
+    safe: bool = Field(
+        True,
+        description="whether the safe filter was applied: the request's safe, or always where the "
+        "service forces it (NAMEGEN_FORCE_SAFE)",
     )
 
     model_config = ConfigDict(

@@ -1,19 +1,29 @@
 """
-Which generated names are not safe to show: those that contain an obscenity or a slur.
+Which generated names are not safe to show: those that are, or contain, an obscenity or a slur,
+and full names that are one when read together.
 
-The words come from two maintained, MIT-licensed lists that PyPI packages ship: `wordfilter`'s
-(Darius Kazemi's list for text generators: slurs and obscenities) and `better-profanity`'s (swear
-words). A name is refused when, lowercased, it contains one of them anywhere (substring matching:
-an invented name has no word boundaries), unless it is a real name: every item of the loaded
-models' corpora (SSA given names of every year, 1990 census surnames) is allowed, so Dickson,
-Hancock or Cassandra are never refused.
+The words come from maintained lists: `wordfilter`'s (PyPI, MIT; Darius Kazemi's list for text
+generators: slurs and obscenities), `better-profanity`'s (PyPI, MIT; swear words), LDNOOBW's English
+list (npm naughty-words 1.2.0, CC BY 4.0; written into words/ by `python -m training wordlists`),
+and namegen's own additions (words/namegen-en.txt: slurs all three miss). The lists are English:
+names in other languages are checked against them only. Three rules:
 
-Two cuts keep the lists to what is offensive inside a name. better-profanity's entries of fewer
-than 4 letters (ass, cum, len, rum, ...) and those with other characters than letters (leetspeak,
-phrases; a name has letters only) are left out. And EVERYDAY words, which both lists carry but
-which are ordinary English and turn up inside ordinary invented names (hell, kill, organ, drunk),
-are refused only as the whole name. bench/safety.py measures what the filter refuses on each
-model's samples and on the real names (docs/models.md has the figures).
+- A name that *is* a listed word (case-insensitive) is refused, even when it is a real name: Coon,
+  Wigger or Polack are US surnames, and still slurs. NAMES_FIRST lists the few listed words that
+  are real names first of all (Wang, Aryan, Cumming, Guido, Pollock): those real names pass.
+- A name that contains a listed word is refused, unless it is a real name: every item of the loaded
+  models' corpora (SSA given names of every year, 1990 census surnames) is allowed, so Dickson,
+  Hancock or Cassandra pass. (An invented name has no word boundaries, hence substrings.)
+- A full name is refused when its parts are, when a listed word spans the join (Sambo + Coon), or
+  when the pair is a well-known prank name (words/prank-names.txt: Mike Hunt, Hugh Jass).
+
+Two cuts keep the lists to what is offensive inside a name. Entries of fewer than 4 letters (ass,
+cum, len, rum, ...) and those with other characters than letters (leetspeak, phrases; a name has
+letters only) are left out. And EVERYDAY words, which the lists carry but which are ordinary English
+or real given names and turn up inside ordinary invented names (hell, kill, organ, escort, lolita),
+are refused only as the whole name, and a real name that is one of them is allowed. bench/safety.py
+measures what the filter refuses on each model's samples and on the real names (docs/models.md has
+the figures).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 # ordinary English words of the lists, refused only as the whole name
@@ -35,19 +46,85 @@ EVERYDAY = frozenset([
     "screw", "seaman", "seamen", "sissy", "slope", "sniper", "spade", "strip", "stroke", "stupid",
     "teat", "thug", "toke", "tramp", "trashy", "ugly", "unwed", "urine", "virgin", "vodka", "weed",
     "willy", "womb", "woody",
+    # LDNOOBW's ordinary words, real names and body parts
+    "bareback", "barenaked", "bastinado", "bondage", "boner", "busty", "butt", "domination", "erotic",
+    "erotism", "escort", "eunuch", "fecal", "genitals", "grope", "hardcore", "hooker", "horny",
+    "humping", "intercourse", "kinky", "lolita", "lovemaking", "mong", "nipple", "nipples", "nudity",
+    "panties", "panty", "playboy", "poof", "poon", "rectum", "sadism", "santorum", "scat", "semen",
+    "sexual", "sexuality", "sexually", "sexy", "smut", "snatch", "suck", "sucks", "swinger", "topless",
+    "tosser", "tushy", "twink", "twinkie", "undressing", "vibrator", "voyeur", "voyuer",
 ])
 # fmt: on
+# listed words that are, first of all, real names (Wang, Aryan, Cumming, Guido, Pollock): a real
+# name that is one of these is allowed; every other listed word is refused even as a real name
+NAMES_FIRST = frozenset(
+    [
+        "aryan",
+        "cumming",
+        "dick",
+        "dink",
+        "dong",
+        "fack",
+        "fanny",
+        "feck",
+        "gaylord",
+        "goy",
+        "guido",
+        "hebe",
+        "hoar",
+        "hoare",
+        "hoor",
+        "hymen",
+        "kock",
+        "kooch",
+        "kummer",
+        "lube",
+        "lusty",
+        "mick",
+        "muther",
+        "pollock",
+        "prude",
+        "reefer",
+        "reich",
+        "rump",
+        "shota",
+        "skeet",
+        "teets",
+        "tinkle",
+        "toots",
+        "wang",
+        "weiner",
+        "willies",
+        "yury",
+    ]
+)
 MIN_LETTERS = 4  # better-profanity's shorter entries are too common inside names to match anywhere
 
 
+WORDS = Path(__file__).resolve().parent / "words"  # the lists kept in this repository
+
+
+def _listed(path: Path) -> set[str]:
+    """The entries of one of words/'s files: lowercase, comments and blank lines skipped."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {w.strip().lower() for w in lines if w.strip() and not w.startswith("#")}
+
+
 def package_words() -> tuple[frozenset[str], frozenset[str]]:
-    """(words refused anywhere in a name, words refused as the whole name), from the packages."""
+    """(words refused anywhere in a name, words refused as the whole name), from every list."""
     raw = json.loads(resources.files("wordfilter").joinpath("badwords.json").read_text(encoding="utf-8"))
     words = {w.lower().replace("-", "") for w in raw}  # "half-breed": a name has no hyphen
     text = resources.files("better_profanity").joinpath("profanity_wordlist.txt").read_text(encoding="utf-8")
     words |= {w for w in (line.strip().lower() for line in text.splitlines()) if len(w) >= MIN_LETTERS}
+    words |= {w for w in _listed(WORDS / "ldnoobw-en.txt") if len(w) >= MIN_LETTERS}
+    words |= _listed(WORDS / "namegen-en.txt")
     words = {w for w in words if w.isascii() and w.isalpha()}
     return frozenset(words - EVERYDAY), frozenset(words & EVERYDAY)
+
+
+def prank_names() -> frozenset[str]:
+    """The prank full names, without their spaces (mikehunt)."""
+    return frozenset(w.replace(" ", "") for w in _listed(WORDS / "prank-names.txt"))
 
 
 def trie_pattern(words: Iterable[str]) -> re.Pattern[str]:
@@ -75,25 +152,28 @@ def trie_pattern(words: Iterable[str]) -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class SafetyFilter:
-    """refuses(name): whether a generated name contains an obscenity or a slur."""
+    """refuses(name): whether a generated name is or contains an obscenity or a slur;
+    refuses_full(given, family): the same for a full name, across the join."""
 
-    anywhere: frozenset[str]  # refused wherever they appear in the name
-    whole: frozenset[str]  # refused only as the whole name
-    allowed: frozenset[str]  # real names: never refused
+    anywhere: frozenset[str]  # refused wherever they appear in the name, and as the whole name
+    whole: frozenset[str]  # refused only as the whole name, and not when that is a real name
+    allowed: frozenset[str]  # real names: never refused for a word inside them
+    pranks: frozenset[str] = frozenset()  # full names refused as a pair, without the space
 
     @classmethod
     def from_packages(cls, allowed: Iterable[str]) -> SafetyFilter:
         anywhere, whole = package_words()
-        return cls(anywhere, whole, frozenset(s.lower() for s in allowed))
+        return cls(anywhere, whole, frozenset(s.lower() for s in allowed), prank_names())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_pattern", trie_pattern(self.anywhere))
+        object.__setattr__(self, "_longest", max(map(len, self.anywhere), default=0))
 
     def match(self, name: str) -> str | None:
         """The word that makes `name` unsafe, or None."""
         text = name.lower()
-        if text in self.allowed:
-            return None
+        if text in self.allowed:  # a slur is one whether or not somebody bears it
+            return text if text in self.anywhere and text not in NAMES_FIRST else None
         if text in self.whole:
             return text
         found = self._pattern.search(text)  # type: ignore[attr-defined]
@@ -101,3 +181,22 @@ class SafetyFilter:
 
     def refuses(self, name: str) -> bool:
         return self.match(name) is not None
+
+    def match_full(self, given: str, family: str) -> str | None:
+        """What makes the full name unsafe: a part's word, a word across the join, or the pair
+        being a prank name; None when it is safe."""
+        found = self.match(given) or self.match(family)
+        if found is not None:
+            return found
+        joined = (given + family).lower()
+        if joined in self.pranks:
+            return f"{given.lower()} {family.lower()}"
+        join = len(given)
+        for start in range(max(0, join - self._longest + 1), join):  # type: ignore[attr-defined]
+            spanning = self._pattern.match(joined, start)  # type: ignore[attr-defined]
+            if spanning is not None and spanning.end() > join:
+                return spanning.group(0)
+        return None
+
+    def refuses_full(self, given: str, family: str) -> bool:
+        return self.match_full(given, family) is not None

@@ -23,6 +23,7 @@ from app.http.deps import (
     service_of,
 )
 from app.http.schemas import ErrorResponse, GenerateRequest, GenerateResponse
+from app.inference.safety import SafetyFilter
 from app.inference.sampling import SampleResult, SampleSpec, SampleTask, stream_of
 
 router = APIRouter(prefix="/generate", tags=["generate"])
@@ -113,7 +114,8 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
     start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, where)
     spec = sample_spec(req, settings, prefix, start, where)
     seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
-    safety = service.registry.safety if req.safe else None
+    safe = req.safe or settings.force_safe  # an operator may refuse to turn the filter off
+    safety = service.registry.safety if safe else None
     if req.full:
         return await generate_full(req, service, where, request, spec, seed, condition, start)
     for name in ("family_model", "family_prefix"):
@@ -143,8 +145,26 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
             "condition": condition,
             "family_model": None,
             "full_names": None,
+            "safe": safe,
         }
     )
+
+
+def pair_up(
+    given: list[str], family: list[str], safety: SafetyFilter | None
+) -> tuple[list[tuple[str, str]], int]:
+    """Each given name with the first family name left that makes a safe full name with it (the
+    filter reads the pair across the join: Mike + Hunt); and how many pairs were refused."""
+    pairs: list[tuple[str, str]] = []
+    pool = list(family)
+    refused = 0
+    for g in given:
+        for i, f in enumerate(pool):
+            if safety is None or not safety.refuses_full(g, f):
+                pairs.append((g, pool.pop(i)))
+                break
+            refused += 1
+    return pairs, refused
 
 
 async def generate_full(
@@ -170,7 +190,8 @@ async def generate_full(
     family_model = registry.models[family_name]
     family_prefix = check_prefix(family_model, req.family_prefix, settings, where, field="family_prefix")
     family_spec = sample_spec(req, settings, family_prefix, 0, where, prefix_field="family_prefix")
-    safety = registry.safety if req.safe else None
+    safe = req.safe or settings.force_safe
+    safety = registry.safety if safe else None
     tasks = [
         SampleTask(given_model, given_spec, seed, safety),
         # the family part's random numbers depend on what the given part is drawn from (model and
@@ -199,12 +220,12 @@ async def generate_full(
         if watcher is not None:
             watcher.cancel()
     given, family = (t.result() for t in tasks)
-    count = min(len(given.names), len(family.names))
-    parts = list(zip(given.names[:count], family.names[:count], strict=True))
+    pairs, refused = pair_up(given.names, family.names, safety)
     if not req.lowercase:
-        parts = [(g.capitalize(), f.capitalize()) for g, f in parts]
-    full = [{"name": f"{g} {f}", "given": g, "family": f} for g, f in parts]
-    rejected: dict[str, int] = {}
+        pairs = [(g.capitalize(), f.capitalize()) for g, f in pairs]
+    count = len(pairs)
+    full = [{"name": f"{g} {f}", "given": g, "family": f} for g, f in pairs]
+    rejected: dict[str, int] = {"unsafe": refused} if refused else {}
     for result in (given, family):
         for reason, k in result.rejected.items():
             if reason != "missing":
@@ -230,6 +251,7 @@ async def generate_full(
             "condition": condition,
             "family_model": family_model.name,
             "full_names": full,
+            "safe": safe,
         }
     )
 

@@ -1,12 +1,13 @@
 """The safe filter: known obscenities and slurs inside invented names are refused, real names
-never are, and the word lists are the packages' (what bench/safety.py measures on samples)."""
+only when they are such a word themselves, full names across the join too; and the word lists are
+the packages' and the repository's (what bench/safety.py measures on samples)."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.inference.registry import Registry
-from app.inference.safety import EVERYDAY, SafetyFilter, package_words, trie_pattern
+from app.inference.safety import EVERYDAY, NAMES_FIRST, SafetyFilter, package_words, trie_pattern
 from tests.support import RESOURCES
 
 REAL = [
@@ -33,14 +34,49 @@ def test_invented_names_with_an_obscenity_or_slur_are_refused(safety: SafetyFilt
 
 @pytest.mark.parametrize(
     "name", ["Dickson", "Hancock", "Cassandra", "Dickens", "Cockburn", "Manalo", "Knightley", "Hitchcock",
-             "Analise", "Sexton", "Nigel", "Mickey", "Abbott", "Lamar", "Dyke", "Weiner"],
+             "Analise", "Sexton", "Nigel", "Mickey", "Abbott", "Lamar", "Weiner", "Wang", "Aryan", "Cumming",
+             "Guido", "Pollock"],
 )  # fmt: skip
-def test_real_names_are_never_refused(safety: SafetyFilter, name: str) -> None:
+def test_real_names_with_a_word_inside_are_allowed(safety: SafetyFilter, name: str) -> None:
     assert name.lower() in set(REAL) and not safety.refuses(name)
 
 
-def test_no_real_name_is_refused(safety: SafetyFilter) -> None:
-    assert [s for s in REAL if safety.refuses(s)] == []
+@pytest.mark.parametrize(
+    "name",
+    ["Coon", "Wigger", "Nigg", "Polack", "Beaner", "Sambo", "Trannie", "Kraut", "Dago", "Jap", "Dyke",
+     "Negro", "Wanker", "Rape", "Klan"],
+)  # fmt: skip
+def test_a_real_name_that_is_a_slur_or_an_obscenity_is_refused(safety: SafetyFilter, name: str) -> None:
+    """US surnames or given names, and still slurs: being a real name does not let them out."""
+    assert name.lower() in set(REAL) and safety.refuses(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Redskin", "Towelhead", "Zipperhead", "Porchmonkey", "Darkie", "Jewboy", "Spastic", "Greaseball",
+     "Bollocks", "Kkk"],
+)  # fmt: skip
+def test_slurs_the_first_lists_missed_are_refused(safety: SafetyFilter, name: str) -> None:
+    assert safety.refuses(name)
+
+
+def test_real_names_are_refused_only_when_they_are_a_listed_word(safety: SafetyFilter) -> None:
+    refused = {s for s in REAL if safety.refuses(s)}
+    assert refused and all(s in safety.anywhere and s not in NAMES_FIRST for s in refused)
+
+
+@pytest.mark.parametrize(
+    ("given", "family"), [("Mike", "Hunt"), ("Hugh", "Jass"), ("Sambo", "Coon"), ("Ben", "Dover"),
+                          ("Shi", "Tanya"), ("Emma", "Wigger")],
+)  # fmt: skip
+def test_full_names_are_checked_across_the_join(safety: SafetyFilter, given: str, family: str) -> None:
+    """Prank names, and a word that spans the join (Shi + Tanya: "shit"), are refused as a pair."""
+    assert safety.refuses_full(given, family)
+
+
+def test_ordinary_full_names_pass(safety: SafetyFilter) -> None:
+    for given, family in [("Emma", "Smith"), ("Mike", "Hunter"), ("Hugh", "Jackman"), ("Cass", "Andra")]:
+        assert not safety.refuses_full(given, family), (given, family)
 
 
 def test_everyday_words_count_only_as_the_whole_name(safety: SafetyFilter) -> None:
@@ -65,11 +101,14 @@ def test_the_trie_finds_exactly_what_a_plain_search_finds() -> None:
     assert trie_pattern([]).search("anything") is None
 
 
-def test_the_registry_allows_every_loaded_models_items() -> None:
+def test_the_registry_allows_every_loaded_models_items_but_listed_words() -> None:
     from app.inference.registry import load_registry
     from tests.app.conftest import REPO_MODELS
 
     registry: Registry = load_registry(REPO_MODELS)
+    safety = registry.safety
     assert all(
-        not registry.safety.refuses(s) for m in registry.models.values() for s in list(m.items)[:20000]
+        not safety.refuses(s) or s in safety.anywhere
+        for m in registry.models.values()
+        for s in list(m.items)[:20000]
     )

@@ -330,3 +330,24 @@ async def test_a_girls_and_a_boys_list_of_full_names_get_their_own_surnames(
         data = (await client.post("/generate", json=body)).json()
         lists.append([p["family"] for p in data["full_names"]])
     assert sum(a == b for a, b in zip(*lists, strict=True)) < 5
+
+
+async def test_slurs_that_are_real_names_and_prank_full_names_stay_out(client: httpx.AsyncClient) -> None:
+    """Coon is a US surname and still a slur; Mike Hunt is two harmless parts and a prank."""
+    coon = {"model": "surnames", "prefix": "coon", "max_length": 4, "n": 1, "seed": 1}
+    assert (await client.get("/generate", params=coon)).json()["names"] == []
+    wigger = {"model": "names", "prefix": "wigger", "max_length": 6, "n": 1, "seed": 1}
+    assert (await client.get("/generate", params=wigger)).json()["names"] == []
+    prank = {"full": True, "prefix": "mike", "family_prefix": "hunt", "min_length": 4, "max_length": 4,
+             "n": 3, "seed": 1}  # fmt: skip
+    data = (await client.get("/generate", params=prank)).json()
+    assert "Mike Hunt" not in data["names"] and data["rejected"].get("unsafe", 0) > 0
+    unsafe = (await client.get("/generate", params={**prank, "safe": False})).json()
+    assert "Mike Hunt" in unsafe["names"] and unsafe["safe"] is False
+
+
+async def test_an_operator_can_force_the_filter_on() -> None:
+    async with app_client(force_safe=True) as forced:
+        body = {"n": 5, "prefix": "fuck", "seed": 2, "unique": False, "safe": False}
+        data = (await forced.post("/generate", json=body)).json()
+        assert data["names"] == [] and data["safe"] is True and data["rejected"]["unsafe"] > 0
