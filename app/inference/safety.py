@@ -195,7 +195,7 @@ class SafetyFilter:
         for start in range(max(0, join - self._longest + 1), join):  # type: ignore[attr-defined]
             spanning = self._pattern.match(joined, start)  # type: ignore[attr-defined]
             if spanning is not None and spanning.end() > join:
-                return spanning.group(0)
+                return str(spanning.group(0))
         return None
 
     def refuses_full(self, given: str, family: str) -> bool:
