@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         10.0, gt=0, le=600, description="time a client has to send a request's headers (python -m app)"
     )
+    max_header_bytes: int = Field(
+        32 << 10,
+        ge=1024,
+        le=1 << 20,
+        description="largest header block of a request (431 past it; namegen serve and the image)",
+    )
     body_timeout_s: float = Field(
         10.0, gt=0, le=600, description="time a client has to send a request's body once its headers are in"
     )

@@ -224,3 +224,41 @@ def test_the_readme_serve_command_runs_the_protected_server() -> None:
         assert health.status_code == 200 and "server" not in health.headers  # no "server: uvicorn"
         _, answer = asyncio.run(trickle("127.0.0.1", port, 0.2, time.monotonic()))
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:60]
+
+
+def test_an_oversized_header_block_is_431_and_others_are_served() -> None:
+    """A header of megabytes is cut off at the cap (431, connection closed) before the parser joins
+    it; /healthz answers meanwhile, and ordinary headers of a few KB still pass."""
+
+    async def attack(url: str) -> tuple[list[bytes], list[int]]:
+        host, port = url.removeprefix("http://").split(":")
+
+        async def huge() -> bytes:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ")
+            answer = b""
+            try:
+                for _ in range(200):  # up to 12.8 MB, 64 KB at a time, until the server closes
+                    writer.write(b"a" * 65536)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return answer
+
+        attacks = [asyncio.create_task(huge()) for _ in range(4)]
+        statuses = []
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            for _ in range(5):
+                statuses.append((await client.get("/healthz")).status_code)
+            ok = await client.get("/healthz", headers={"x-fine": "b" * 8000})
+            statuses.append(ok.status_code)
+        return list(await asyncio.gather(*attacks)), statuses
+
+    with serve() as srv:
+        answers, statuses = asyncio.run(attack(srv.url))
+    assert statuses == [200] * 6
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:60]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"].startswith("request header block")

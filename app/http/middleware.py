@@ -119,7 +119,7 @@ class Metrics:
 # connections closed because their client sent a request too slowly, by what it was sending, in
 # this process: the header deadline is the HTTP protocol's (app/http/server.py), the body deadline
 # this middleware's; one process-wide count, as both stages close the connection
-SLOW_CLIENTS = {"headers": 0, "body": 0}
+SLOW_CLIENTS = {"headers": 0, "body": 0, "oversized_headers": 0}
 
 
 class SlowClientsCollector(Collector):
@@ -129,7 +129,8 @@ class SlowClientsCollector(Collector):
         family = CounterMetricFamily(
             "namegen_slow_clients",
             "Connections closed because the client sent a request too slowly, by what it was sending: "
-            "headers (NAMEGEN_HEADER_TIMEOUT_S) or body (NAMEGEN_BODY_TIMEOUT_S)",
+            "headers (NAMEGEN_HEADER_TIMEOUT_S) or body (NAMEGEN_BODY_TIMEOUT_S); or a header block "
+            "over NAMEGEN_MAX_HEADER_BYTES (oversized_headers)",
             labels=["stage"],
         )
         for stage, count in SLOW_CLIENTS.items():
