@@ -59,7 +59,20 @@ class Settings(BaseSettings):
     max_score_names: int = Field(1000, ge=1, le=N_CEILING, description="most names one /score may ask for")
     max_rounds: int = Field(8, ge=1, le=64, description="sampling rounds per /generate at most")
     max_sequences: int = Field(
-        20_000, ge=1, le=1_000_000, description="sequences one /generate may sample in all its rounds"
+        20_000,
+        ge=2,
+        le=1_000_000,
+        description="sequences one /generate may sample in all its rounds (with full: both parts together)",
+    )
+    max_steps: int = Field(
+        250_000,
+        ge=LENGTH_CEILING + 1,
+        le=100_000_000,
+        description="characters one /generate may sample in all its rounds, each sequence charged its "
+        "max_length + 1 when planned (with full: both parts together); what bounds a request's CPU time",
+    )
+    score_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="time after which a /score still waiting for its batch answers 503"
     )
     max_round_rows: int = Field(
         4096, ge=1, le=1_000_000, description="sequences one /generate may sample in one round"

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from app.inference.batching import ClientGone, ServiceClosing
+from app.inference.batching import ClientGone, DeadlineExceeded, ServiceClosing
 
 MAX_ERRORS = 20  # validation errors listed in one response; the rest are counted
 MAX_ITEMS = 20  # items of an echoed list or object
@@ -114,6 +114,11 @@ async def handle_service_closing(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
 
+async def handle_deadline(request: Request, exc: Exception) -> Response:
+    detail = "the service is busy: the request waited past its deadline for its turn; retry shortly"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
+
 async def handle_client_gone(request: Request, exc: Exception) -> Response:
     """Nobody reads this answer: the client has gone. 499 ("client closed request", as nginx
     logs it) is what the access log and the metrics record."""
@@ -125,3 +130,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_exception_handler(ServiceClosing, handle_service_closing)
     app.add_exception_handler(ClientGone, handle_client_gone)
+    app.add_exception_handler(DeadlineExceeded, handle_deadline)

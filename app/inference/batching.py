@@ -53,6 +53,10 @@ class ServiceClosing(RuntimeError):
     """The service shut down before the request's batch could be handed out."""
 
 
+class DeadlineExceeded(RuntimeError):
+    """A task that cannot answer in part (scores) was still waiting for its batch at its deadline."""
+
+
 class ClientGone(Exception):
     """The request's client went away; its work was cancelled."""
 
@@ -63,7 +67,9 @@ class Job:
 
     task: Task
     fut: asyncio.Future[Task]
-    deadline: float  # event-loop time; past it a sampling task starts no further piece or round
+    # event-loop time; past it a sampling task starts no further piece or round and answers with
+    # what it has, and any other task's unstarted pieces are dropped and it fails (DeadlineExceeded)
+    deadline: float
     pending: int = 0  # pieces of the current round not yet back
     running: int = 0  # of those, how many are in a running batch
     started: bool = False  # whether any piece of it has run or is running
@@ -71,8 +77,8 @@ class Job:
     served: int = 0  # rows of it taken into batches so far, every round counted
 
     def expired(self, now: float) -> bool:
-        """A sampling task past its deadline: its queued pieces are dropped."""
-        return isinstance(self.task, SampleTask) and now > self.deadline
+        """A task past its deadline: its queued pieces are dropped."""
+        return now > self.deadline
 
 
 @dataclass(eq=False)
@@ -125,6 +131,9 @@ class ModelBatcher:
         away), the task is cancelled and ClientGone raised."""
         if self.closed:
             raise ServiceClosing("the service is shutting down")
+        if task.rows == 0:  # nothing to run: a budget that affords no row
+            task.end_round()
+            return task
         loop = asyncio.get_running_loop()
         job = Job(task, loop.create_future(), loop.time() + timeout_s)
         self._enqueue(job)
@@ -184,9 +193,12 @@ class ModelBatcher:
         choice = self.policy.choose([Queued(p.rows, j.served, j.expired(now)) for j, p in queue], limit)
         for i in choice.dropped:
             job = queue[i][0]
-            assert isinstance(job.task, SampleTask)  # only sampling tasks expire (Job.expired)
-            job.task.stop("deadline")
-            self._piece_back(job)
+            if isinstance(job.task, SampleTask):  # answers with the names it has
+                job.task.stop("deadline")
+                self._piece_back(job)
+            elif not job.fut.done():  # a score cannot answer in part
+                job.cancelled = True
+                job.fut.set_exception(DeadlineExceeded("the request waited past its deadline"))
         batch = [queue[i] for i in choice.taken]
         for job, piece in batch:
             job.served += piece.rows

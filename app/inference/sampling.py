@@ -16,9 +16,10 @@ fields and seed therefore give the same names alone or among dozens of other req
 Constraints are exact where they can be (a prefix is forced; the end is masked until min_length)
 and by rejection where not (longer than max_length, duplicates, names in the training corpus);
 rejected samples are replaced in further rounds, and the result says how many were found. A
-request's cost is bounded three ways: rounds (max_rounds), sequences sampled in all rounds
-(max_sequences), and a deadline that the batcher enforces (app/inference/batching.py); `stopped` says which
-ended it.
+request's cost is bounded four ways: rounds (max_rounds), sequences sampled in all rounds
+(max_sequences), characters those may reach in all (max_steps: each row is charged max_length + 1
+when its round is planned, so the bound holds before anything runs), and a deadline that the
+batcher enforces (app/inference/batching.py); `stopped` says which ended it.
 
 A round of a task may run as several *pieces* (row ranges), in one batch or in several: each
 piece's rows keep their row numbers within the round, so their random numbers, and the names, do
@@ -76,6 +77,9 @@ class SampleSpec:
     max_rounds: int = 8  # batches sampled at most, the first of exactly n sequences
     max_batch: int = 4096  # sequences in one round at most (later rounds oversample)
     max_sequences: int = 20000  # sequences in all rounds at most
+    # steps (characters, a row's end counted) in all rounds at most, each row charged what it may
+    # take, max_length + 1, when its round is planned: what bounds a request's CPU time
+    max_steps: int = 250_000
     start: int = 0  # the row of the model's begin table to start from: its condition (0: none)
 
 
@@ -85,7 +89,7 @@ class SampleResult:
     rounds: int
     sampled: int  # sequences sampled in all rounds
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
-    stopped: str | None = None  # why it ended short of n: "rounds", "sequences" or "deadline"
+    stopped: str | None = None  # why it ended short of n: "rounds", "sequences", "steps" or "deadline"
 
     @property
     def complete(self) -> bool:
@@ -144,11 +148,24 @@ class SampleTask(Task):
         self.seen: set[str] = set()
         self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0, "unsafe": 0}
         self.rounds = self.sampled = 0
+        self.steps = 0  # steps charged so far: rows planned x (max_length + 1)
         self.stopped: str | None = None
         self.start = spec.start
-        self._plan(min(spec.n, spec.max_sequences))
+        self._plan(min(spec.n, self.affordable()))
+        if self.rows == 0:  # a budget too small for even one row
+            self.stopped = "steps" if spec.max_sequences > 0 else "sequences"
+
+    def affordable(self) -> int:
+        """Rows the budgets leave for further rounds."""
+        spec = self.spec
+        return max(0, min(spec.max_sequences - self.sampled, (spec.max_steps - self.steps) // self.row_steps))
+
+    @property
+    def row_steps(self) -> int:
+        return self.spec.max_length + 1  # the most steps a row may take, its end counted
 
     def _plan(self, rows: int) -> None:
+        self.steps += rows * self.row_steps
         self.rows = rows
         self.forced = [self.prefix] * rows
         self.samples: list[str | None] = [NOT_RUN] * rows  # this round's, by row
@@ -187,9 +204,9 @@ class SampleTask(Task):
         if self.rounds >= spec.max_rounds:
             self.stopped = "rounds"
             return
-        budget = spec.max_sequences - self.sampled
+        budget = self.affordable()
         if budget <= 0:
-            self.stopped = "sequences"
+            self.stopped = "sequences" if spec.max_sequences - self.sampled <= 0 else "steps"
             return
         accept = max(len(self.names) / max(self.sampled, 1), 0.02)  # oversample by what got through
         self._plan(min(spec.max_batch, budget, max(16, math.ceil(1.25 * missing / accept))))

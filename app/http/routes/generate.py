@@ -41,6 +41,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
 STOPPED = {  # why a request ended with fewer than n names, for its note
     "rounds": "in {rounds} rounds, the most a request may sample (NAMEGEN_MAX_ROUNDS)",
     "sequences": "in {sampled} samples, the most a request may draw (NAMEGEN_MAX_SEQUENCES)",
+    "steps": "in {sampled} samples, all the characters a request may sample (NAMEGEN_MAX_STEPS)",
     "deadline": "before the request's deadline (NAMEGEN_GENERATE_TIMEOUT_S), in {sampled} samples",
 }
 
@@ -67,9 +68,11 @@ def sample_spec(
     start: int,
     where: Where,
     prefix_field: str = "prefix",
+    share: int = 1,
 ) -> SampleSpec:
     """The request's sampling settings for one model, with the lengths checked against `prefix` (the
-    request's `prefix_field`)."""
+    request's `prefix_field`); with `share` parts (full names: 2), each part gets that share of the
+    request's one budget of sequences and steps."""
     max_length = req.max_length if req.max_length is not None else max(DEFAULT_MAX_LENGTH, len(prefix))
     min_length = req.min_length if req.min_length is not None else 1
     if len(prefix) > max_length:
@@ -90,7 +93,8 @@ def sample_spec(
         novel=req.novel,
         max_rounds=settings.max_rounds,
         max_batch=settings.max_round_rows,
-        max_sequences=settings.max_sequences,
+        max_sequences=settings.max_sequences // share,
+        max_steps=settings.max_steps // share,
         start=start,
     )
 
@@ -112,7 +116,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
         raise field_error(where, "n", f"n must be between 1 and {settings.max_n}, got {req.n}", req.n)
     prefix = check_prefix(model, req.prefix, settings, where)
     start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, where)
-    spec = sample_spec(req, settings, prefix, start, where)
+    spec = sample_spec(req, settings, prefix, start, where, share=2 if req.full else 1)
     seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
     safe = req.safe or settings.force_safe  # an operator may refuse to turn the filter off
     safety = service.registry.safety if safe else None
@@ -189,7 +193,7 @@ async def generate_full(
         raise field_error(where, "family_model", msg, req.family_model)
     family_model = registry.models[family_name]
     family_prefix = check_prefix(family_model, req.family_prefix, settings, where, field="family_prefix")
-    family_spec = sample_spec(req, settings, family_prefix, 0, where, prefix_field="family_prefix")
+    family_spec = sample_spec(req, settings, family_prefix, 0, where, prefix_field="family_prefix", share=2)
     safe = req.safe or settings.force_safe
     safety = registry.safety if safe else None
     tasks = [

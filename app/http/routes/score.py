@@ -23,7 +23,8 @@ async def post_score(req: ScoreRequest, service: ServiceDep, request: Request) -
     start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, "body")
     task = ScoreTask(model, names, start)
     # hundreds of names may wait behind other batches: stop if the client goes
-    await service.runner.run(model, task, gone=client_gone(request) if len(names) > 64 else None)
+    gone = client_gone(request) if len(names) > 64 else None
+    await service.runner.run(model, task, settings.score_timeout_s, gone)
     return ScoreResponse(
         model=model.name,
         condition=condition,

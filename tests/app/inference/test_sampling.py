@@ -188,3 +188,15 @@ def test_a_stream_gives_the_same_seed_other_names(model: LoadedModel) -> None:
     assert plain.result().names == sample_names(model, spec, 3).names
     same = sum(a == b for a, b in zip(plain.result().names, other.result().names, strict=True))
     assert same < 5
+
+
+def test_characters_are_budgeted_not_only_sequences(model: LoadedModel) -> None:
+    """Long names cost more: each row is charged max_length + 1 steps when its round is planned, and
+    no request plans more than max_steps, whatever its n, lengths and temperature."""
+    spec = SampleSpec(n=1000, min_length=64, max_length=64, temperature=5.0, max_steps=100_000)
+    task = SampleTask(model, spec, 1)
+    while not task.done():
+        run_batch(model, [task])
+    result = task.result()
+    assert result.stopped == "steps" and task.steps <= 100_000 and result.sampled * 65 <= 100_000
+    assert SampleTask(model, SampleSpec(n=5, max_steps=10), 1).result().stopped == "steps"

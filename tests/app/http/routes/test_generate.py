@@ -351,3 +351,29 @@ async def test_an_operator_can_force_the_filter_on() -> None:
         body = {"n": 5, "prefix": "fuck", "seed": 2, "unique": False, "safe": False}
         data = (await forced.post("/generate", json=body)).json()
         assert data["names"] == [] and data["safe"] is True and data["rejected"]["unsafe"] > 0
+
+
+async def test_one_request_costs_at_most_its_budget_of_characters(client: httpx.AsyncClient) -> None:
+    """The worst request (1,000 names of exactly 64 characters at temperature 5) stops at the
+    request's budget of characters, and with full both parts share that one budget."""
+    worst = {"n": 1000, "min_length": 64, "max_length": 64, "temperature": 5, "seed": 1}
+    data = (await client.post("/generate", json=worst)).json()
+    assert data["stopped"] == "steps" and data["sampled"] * 65 <= 250_000
+    assert "NAMEGEN_MAX_STEPS" in data["note"]
+    full = (await client.post("/generate", json={**worst, "full": True})).json()
+    assert full["stopped"] == "steps" and full["sampled"] * 65 <= 250_000
+
+
+async def test_a_score_waiting_past_its_deadline_is_503() -> None:
+    """/score cannot answer in part: still queued at NAMEGEN_SCORE_TIMEOUT_S, it gets a 503 with
+    Retry-After, and the service goes on."""
+    import asyncio
+
+    async with app_client(score_timeout_s=0.001, batch_threads=1) as c:
+        long = {"n": 1000, "min_length": 64, "max_length": 64, "unique": False, "safe": False}
+        busy = asyncio.ensure_future(c.post("/generate", json={**long, "model": "names"}))
+        await asyncio.sleep(0.05)
+        resp = await c.post("/score", json={"names": ["emma"] * 100})
+        assert (await busy).status_code == 200
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "1"
+    assert "deadline" in resp.json()["detail"]
