@@ -7,11 +7,12 @@ loopback only).
     python -m bench.fairness --against ../before      # the same, for another checkout, in turn
 
 Light traffic: `--light` clients in a loop, alternating GET /generate?n=1 and GET /next-char on the
-`names` model. Heavy traffic: `--heavy` clients in a loop, each request a worst case (n = 1000 with
-a 4-letter prefix, 5 letters at most and novel: it rejects nearly every sample, so it runs every
-round it may; `--worst long`: 1,000 names of 64 characters at temperature 5, the most characters a
-request can ask for; `--worst long-full`: the same as full names). The table gives, per phase, the light requests' p50/p99 and count, and the heavy
-requests' count, time and sequences sampled each (`sampled`), which is what bounds their cost.
+`names` model. Heavy traffic: `--heavy` clients in a loop, each request a worst case (`--worst
+rejecting`, the default: n = 1000 with a 4-letter prefix, 5 letters at most and novel, which rejects
+nearly every sample and so runs every round it may; `--worst long`: 1,000 names of 64 characters at
+temperature 5, the most characters a request can ask for; `--worst long-full`: the same as full
+names). The table gives, per phase, the light requests' p50/p99 and count, and the heavy requests'
+count, time and sequences sampled each (`sampled`), which is what bounds their cost.
 """
 
 from __future__ import annotations
