@@ -17,6 +17,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY checkpoint_format ./checkpoint_format
+# the response bodies are the Python client's (namegen.schemas), shared with the service
+COPY clients/python/namegen ./clients/python/namegen
 RUN set -eu; set --; \
     if [ -n "${PIP_FIND_LINKS}" ]; then set -- --find-links "${PIP_FIND_LINKS}"; fi; \
     if [ -n "${TORCH_INDEX_URL}" ]; then \
