@@ -5,6 +5,7 @@ and mock transports that misbehave on purpose, on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -33,10 +34,8 @@ def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
                 continue
             with conn:
                 conn.recv(65536)
-                try:
+                with contextlib.suppress(OSError):  # the client hung up: what it should do
                     answer(conn)
-                except OSError:  # the client hung up: what it should do
-                    pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -91,9 +90,12 @@ def test_an_answer_over_the_size_limit_is_refused_unread() -> None:
             conn.sendall(b"x" * 65536)
             sent.append(1)
 
-    with raw_server(flood) as url, Client(url, max_response_bytes=1 << 20) as api:
-        with pytest.raises(BadResponse) as e:
-            api.models()
+    with (
+        raw_server(flood) as url,
+        Client(url, max_response_bytes=1 << 20) as api,
+        pytest.raises(BadResponse) as e,
+    ):
+        api.models()
     assert "max_response_bytes" in e.value.message and len(sent) < 4000
 
 
@@ -115,18 +117,23 @@ def mock(status: int, content: bytes, headers: dict[str, str] | None = None) -> 
 def test_odd_answers_raise_the_clients_own_errors(
     status: int, content: bytes, headers: dict[str, str], kind: type[NamegenError], says: str
 ) -> None:
-    with Client("http://svc", transport=mock(status, content, headers), max_response_bytes=1 << 30) as api:
-        with pytest.raises(kind) as e:
-            api.models()
+    transport = mock(status, content, headers)
+    with (
+        Client("http://svc", transport=transport, max_response_bytes=1 << 30) as api,
+        pytest.raises(kind) as e,
+    ):
+        api.models()
     assert says in e.value.message and len(e.value.message) < 2000
 
 
 def test_a_retry_after_that_is_not_a_number_waits_a_second() -> None:
     waits: list[float] = []
     transport = mock(503, b'{"detail": "busy"}', {"retry-after": "nan"})
-    with Client("http://svc", transport=transport, retries=1, on_retry=lambda r, w: waits.append(w)) as api:
-        with pytest.raises(NamegenError):
-            api.models()
+    with (
+        Client("http://svc", transport=transport, retries=1, on_retry=lambda r, w: waits.append(w)) as api,
+        pytest.raises(NamegenError),
+    ):
+        api.models()
     assert waits == [1.0]
 
 
