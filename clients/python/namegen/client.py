@@ -4,7 +4,7 @@ A Python client for the namegen HTTP API, on httpx, typed with the API's own res
     from namegen import Client
 
     with Client("http://127.0.0.1:8000") as api:
-        print(api.generate(5, seed=7).names)                   # ['Ramees', 'Naftorio', ...]
+        print(api.generate(5, seed=7).names)                   # ['Ramsh', 'Juri', ...]
         print(api.full_names(3, model="names-female").full_names[0].family)
         print(api.next_char("emm", top_k=3).distribution[0])   # char='a' prob=0.600...
         print(api.score(["emma", "xqzv"]).scores[1].nats_per_char)
