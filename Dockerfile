@@ -50,6 +50,6 @@ RUN namegen-verify /app/models
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('NAMEGEN_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status == 200 else 1)"]
 # uvicorn with a deadline for request headers (app/http/server.py); NAMEGEN_WORKERS, NAMEGEN_PORT, ...
 CMD ["namegen", "serve"]

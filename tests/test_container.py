@@ -1,6 +1,6 @@
 """The service image, built and run in a real container runtime (podman; Docker is not available
 on these machines). Skipped where podman or the base image is missing; CI provides both
-(.ci/run runs shared/container/make-base-image first)."""
+(.ci/run runs deploy/container/offline-base-image first)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def image() -> str:
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed")
     if podman("image", "exists", BASE, check=False).returncode != 0:
-        pytest.skip(f"base image {BASE} is missing (run shared/container/make-base-image)")
+        pytest.skip(f"base image {BASE} is missing (run deploy/container/offline-base-image)")
     tag = "localhost/namegen:test"
     args = ["build", *RUNTIME, "--format", "docker", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE}"]
     wheels = wheels_dir()
@@ -52,11 +52,12 @@ def image() -> str:
 
 
 @contextmanager
-def started(image: str, *flags: str) -> Iterator[tuple[str, str]]:
-    """The image running (podman run -d with these flags) until /readyz answers; removed after."""
+def started(image: str, *flags: str, inside: int = 8000) -> Iterator[tuple[str, str]]:
+    """The image running (podman run -d with these flags, serving on port `inside`) until /readyz
+    answers; removed after."""
     name = f"namegen-test-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    podman("run", "-d", "--name", name, *RUNTIME, *flags, "-p", f"127.0.0.1:{port}:8000", image)
+    podman("run", "-d", "--name", name, *RUNTIME, *flags, "-p", f"127.0.0.1:{port}:{inside}", image)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -98,6 +99,12 @@ def test_container_runs_as_non_root_and_is_healthy(container: tuple[str, str]) -
     assert uid != "0" and uid.isdigit()
     health = podman("healthcheck", "run", name, check=False)
     assert health.returncode == 0, health.stdout + health.stderr
+
+
+def test_the_healthcheck_follows_the_port_the_service_listens_on(image: str) -> None:
+    with started(image, "-e", "NAMEGEN_PORT=8123", inside=8123) as (name, _):
+        health = podman("healthcheck", "run", name, check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
 
 
 def test_image_holds_no_training_code_or_tests(image: str) -> None:

@@ -48,6 +48,16 @@ def test_pod_templates_validate_strictly_and_are_hardened() -> None:
             assert c["securityContext"]["allowPrivilegeEscalation"] is False
             assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
             assert {"requests", "limits"} <= set(c["resources"])
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])  # Ray's session
+        assert pod["automountServiceAccountToken"] is False
+
+
+def test_the_operator_can_reach_the_dashboard() -> None:
+    """KubeRay's operator deploys the Serve application through the head's dashboard over the pod
+    network: a dashboard bound to 127.0.0.1 would never get it."""
+    params = rayservice()["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]
+    assert params["dashboard-host"] == "0.0.0.0"
 
 
 def test_the_embedded_serve_config_is_deploy_ray_serve_yaml() -> None:
@@ -88,18 +98,19 @@ def admits(
     """Whether the NetworkPolicy lets a pod labelled `source`, in `namespace`, reach port `port` of
     a pod labelled `target` in the policy's namespace: Kubernetes' rules for ingress, for the forms
     of peer the manifests use (a podSelector alone: this namespace; with a namespaceSelector: the
-    namespaces it selects, here by no label at all)."""
+    namespaces it selects by their kubernetes.io/metadata.name label)."""
     spec = policy["spec"]
     if not matches(spec["podSelector"], target):
         return True  # a pod no policy selects accepts everything
-    assert spec["policyTypes"] == ["Ingress"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
     for rule in spec.get("ingress", []):
         ports = [p["port"] for p in rule.get("ports", [])]
         if ports and port not in ports:
             continue
         for peer in rule.get("from", []):
             if "namespaceSelector" in peer:
-                assert peer["namespaceSelector"] == {}  # any namespace
+                if not matches(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}):
+                    continue
             elif namespace != policy["metadata"]["namespace"]:
                 continue
             if matches(peer.get("podSelector", {}), source):
@@ -134,6 +145,19 @@ def test_only_ray_pods_reach_ray_and_only_the_namespace_reaches_serve() -> None:
     assert admits(policy, head, operator, "kuberay-system", dashboard)
     assert admits(policy, head, operator, "kuberay-system", agent)
     assert not admits(policy, head, operator, "kuberay-system", gcs)
+    # a pod that calls itself the operator in any other namespace reaches no job submission
+    assert not admits(policy, head, operator, "tenant", dashboard)
+    assert not admits(policy, head, operator, "tenant", agent)
+
+
+def test_ray_pods_reach_only_each_other_and_the_clusters_dns() -> None:
+    peers = [(peer, rule.get("ports")) for rule in networkpolicy()["spec"]["egress"] for peer in rule["to"]]
+    for peer, ports in peers:
+        if peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "namegen-ray"}:
+            assert "namespaceSelector" not in peer
+        else:
+            assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+            assert {p["port"] for p in ports} == {53}
 
 
 def test_the_serve_config_bounds_the_queue_and_the_proxys_wait() -> None:
