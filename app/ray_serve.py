@@ -4,7 +4,7 @@ cluster. Each replica builds the app with create_app() and runs its lifespan, so
 the models itself, exactly as a uvicorn process does. Needs the `ray` extra.
 
     pip install -e '.[ray]'
-    serve run deploy/ray/serve.yaml                        # a local cluster, http://127.0.0.1:8000
+    serve run deploy/ray/serve.local.yaml                  # a local cluster, http://127.0.0.1:8000
     serve run app.ray_serve:build min_replicas=1 max_replicas=4
     serve deploy deploy/ray/serve.yaml                     # a running cluster (KubeRay: rayservice.yaml)
 
@@ -19,7 +19,8 @@ Every setting of the deployment is an argument of `build`, and nowhere else:
   without bound, as one uvicorn process does past NAMEGEN_MAX_IN_FLIGHT.
 The proxy's own deadline for a request, `request_timeout_s` (Serve answers 408 past it), is an
 HTTP option of the cluster, not of the deployment: deploy/ray/serve.yaml sets it (30 s), which is
-why `serve run deploy/ray/serve.yaml` is the way to run it. The NAMEGEN_* settings of the process
+why `serve run deploy/ray/serve.local.yaml` (one machine) or `serve deploy deploy/ray/serve.yaml`
+(a cluster) is the way to run it. The NAMEGEN_* settings of the process
 that deploys are passed on to the replicas.
 """
 
