@@ -1,6 +1,7 @@
 """
 The safe filter (app/inference/safety.py) measured: what it refuses of each model's samples, and
-what its word lists would refuse of the real names without the allowlist.
+what its word lists would refuse of the real names without the allowlist, and what it refuses of
+full names across the join.
 
     python -m bench.safety                      # 100,000 names per model, temperature 1
     python -m bench.safety --names 20000 --examples 20
@@ -8,9 +9,11 @@ what its word lists would refuse of the real names without the allowlist.
 For each shipped model: names sampled at temperature 1 with no constraint (duplicates and real
 names kept, as they come), in batches of 10,000 through the service's own sampler; the share the
 filter refuses (the service rejects these and samples again), how many of those are real names
-(none: real names are allowed), and the words that caught them. Then the false positives: the share
-of the real names (every SSA name of every year and every 1990 census surname) that the word lists
-match, which the allowlist lets through. Then examples of what it caught, the offending word in
+(those that are themselves a listed word), and the words that caught them. Then the real names (every
+SSA name of every year and every 1990 census surname) that the word lists match, which the allowlist
+lets through unless the name is the word itself (those are listed). Then full names: given names of
+`names` paired with surnames as sampled, the share refused across the join (a word spanning it, or
+a prank name) that neither part alone is. Then examples of what it caught, the offending word in
 brackets.
 """
 
@@ -46,6 +49,7 @@ def main() -> None:
     print("| model | names sampled | refused | of which real names | top words |")
     print("| --- | ---: | ---: | ---: | --- |")
     caught: list[tuple[str, str]] = []
+    samples: dict[str, list[str]] = {}
     for name in registry.names():
         model = registry.models[name]
         sampled: list[str] = []
@@ -62,10 +66,21 @@ def main() -> None:
         print(f"| {name} | {len(sampled):,} | {len(refused) / len(sampled):.2%} ({len(refused):,}) | "
               f"{in_real} | {top} |")  # fmt: skip
         caught += [(s, w or "") for s, w in refused]
+        samples[name] = sampled
     matched = sorted(s for s in real if bare.refuses(s))
-    print(f"\nreal names the word lists match (let through by the allowlist): {len(matched):,} of "
-          f"{len(real):,} ({len(matched) / len(real):.2%}); refused by the filter: "
-          f"{sum(map(safety.refuses, real))}")  # fmt: skip
+    refused_real = sorted(s for s in real if safety.refuses(s))
+    print(f"\nreal names the word lists match: {len(matched):,} of {len(real):,} "
+          f"({len(matched) / len(real):.2%}); refused by the filter, as they are a listed word: "
+          f"{len(refused_real)}: {', '.join(refused_real)}")  # fmt: skip
+    if "names" in samples and "surnames" in samples:
+        pairs = [
+            (g, f) for g, f in zip(samples["names"], samples["surnames"], strict=False)
+            if not safety.refuses(g) and not safety.refuses(f)
+        ]  # fmt: skip
+        joined = [(g, f, safety.match_full(g, f)) for g, f in pairs if safety.refuses_full(g, f)]
+        print(f"\nfull names (names x surnames, both parts safe): {len(pairs):,}; refused across the join "
+              f"{len(joined) / len(pairs):.3%} ({len(joined)}): "
+              + ", ".join(f"{g} {f} [{w}]" for g, f, w in joined[:10]))  # fmt: skip
     print(f"\n{args.examples} of the {len(caught):,} names refused, drawn at random:")
     for s, word in random.Random(args.seed).sample(sorted(set(caught)), min(args.examples, len(set(caught)))):
         at = s.find(word)

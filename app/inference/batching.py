@@ -7,7 +7,9 @@ and queued; batches take queued pieces and run on torch's inter-op threads throu
 loop's `launch`, holding no GIL, while the event loop goes on serving HTTP. What a batch takes, when
 it starts and how its end is noticed are the policy's (app/inference/policy.py); this module keeps
 the queue, the running batches, their timers and the requests' futures, and applies the bounds:
-- a sampling task past its deadline has its unstarted pieces dropped and ends with what it found;
+- a sampling task past its deadline has its unstarted pieces dropped, its rows in running batches
+  stopped where they are (its deadline slot in the scripted loop, engine.BatchLoop.expired), and
+  ends with what it found; any other task past its deadline fails with DeadlineExceeded;
 - a request whose client has gone (`gone`) is cancelled: its unstarted pieces never run and no
   further round starts; `on_cancel` counts each case;
 - on shutdown every request still waiting fails with ServiceClosing.
@@ -29,6 +31,7 @@ from typing import Any
 import torch
 
 from app.config import SPIN_ROWS
+from app.inference.engine import DEADLINE_SLOTS
 from app.inference.policy import BatchPolicy, Queued, Start, Watch
 from app.inference.registry import LoadedModel, Registry
 from app.inference.sampling import (
@@ -75,6 +78,7 @@ class Job:
     started: bool = False  # whether any piece of it has run or is running
     cancelled: bool = False
     served: int = 0  # rows of it taken into batches so far, every round counted
+    slot_timer: asyncio.TimerHandle | None = None  # sets its deadline slot when the deadline passes
 
     def expired(self, now: float) -> bool:
         """A task past its deadline: its queued pieces are dropped."""
@@ -118,6 +122,9 @@ class ModelBatcher:
         # rows of the last batch when it was small and polled (under load), else 0 (the even split)
         self.split_rows = 0
         self.closed = False
+        # the scripted loop's deadline flags and the slots free to give out (0 is never given)
+        self.expired: torch.Tensor = model.loop.expired
+        self.free_slots = list(range(DEADLINE_SLOTS - 1, 0, -1))
 
     @property
     def queued_rows(self) -> int:
@@ -136,6 +143,15 @@ class ModelBatcher:
             return task
         loop = asyncio.get_running_loop()
         job = Job(task, loop.create_future(), loop.time() + timeout_s)
+        if isinstance(task, SampleTask) and math.isfinite(timeout_s) and self.free_slots:
+            self._take_slot(job, loop)
+        try:
+            return await self._run(job, loop, gone)
+        finally:
+            if job.running == 0:
+                self._release_slot(job)
+
+    async def _run(self, job: Job, loop: asyncio.AbstractEventLoop, gone: Awaitable[object] | None) -> Task:
         self._enqueue(job)
         self._collect()  # a polled batch that has ended: hand it out, freeing its core
         start = self.policy.on_arrival(self.timer is not None, len(self.running), loop.time() - self.last_end)
@@ -154,6 +170,31 @@ class ModelBatcher:
             return job.fut.result()
         self._cancel(job)
         raise ClientGone("the client went away")
+
+    # -- deadline slots --------------------------------------------------------------------------
+
+    def _take_slot(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the job a deadline slot, set when its deadline passes: from then on its rows in a
+        running batch stop where they are, within DEADLINE_EVERY steps."""
+        slot = self.free_slots.pop()
+        self.expired[slot] = False
+        job.task.slot = slot
+        job.slot_timer = loop.call_at(job.deadline, self._expire_slot, slot)
+
+    def _expire_slot(self, slot: int) -> None:
+        self.expired[slot] = True
+
+    def _release_slot(self, job: Job) -> None:
+        """The job is over and none of its rows is running: its slot may be given out again."""
+        slot = job.task.slot
+        if slot == 0:
+            return
+        if job.slot_timer is not None:
+            job.slot_timer.cancel()
+            job.slot_timer = None
+        self.expired[slot] = False
+        job.task.slot = 0
+        self.free_slots.append(slot)
 
     def warm_up(self, runs: int = 3) -> None:
         """Run a small batch of every kind through `launch` a few times, blocking. TorchScript
@@ -282,6 +323,9 @@ class ModelBatcher:
             for job, _ in batch.pieces:
                 job.running -= 1
                 self._piece_back(job)
+        for job, _ in batch.pieces:
+            if job.running == 0 and job.fut.done():  # over, its last rows back: the slot is free
+                self._release_slot(job)
         if self.queue and self.timer is None:
             self._start_soon(loop, 0.0, back_to_back=arrived or bool(self.running))
 
@@ -314,6 +358,8 @@ class ModelBatcher:
     def _cancel(self, job: Job) -> None:
         """The client went away: no piece of it starts any more, and no further round."""
         job.cancelled = True
+        if job.task.slot:  # its rows in a running batch stop too: nobody will read them
+            self.expired[job.task.slot] = True
         if not job.started:
             stage = "queued"
         elif job.running:

@@ -28,6 +28,10 @@ from torch import Tensor
 
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment (2^64 / golden ratio), as an unsigned int
 MIN_ROWS = 4  # batches are padded to this many rows: below it the matmul kernels round differently
+# deadline slots of a model's batch loop (BatchLoop.expired): requests with a deadline in progress at
+# once, at most; slot 0 is never set (tasks without one)
+DEADLINE_SLOTS = 1024
+DEADLINE_EVERY = 4  # steps between two looks at the deadline flags
 
 
 class Kind(Enum):
@@ -60,6 +64,9 @@ class TaskSettings(NamedTuple):
     # into pieces, each a task here, and a row's random numbers follow its number in the round
     offset: list[int]
     key: list[int]  # the random key of the request's round (seed and round number), as int64
+    # the task's deadline slot: once BatchLoop.expired[slot] is set, its rows stop where they are
+    # (cut, reported as not run); 0: no deadline
+    slot: list[int]
 
 
 # SplitMix64 (Steele, Lea and Flood 2014) over torch int64, whose arithmetic wraps like uint64's.
@@ -155,6 +162,10 @@ class BatchLoop(nn.Module):
     begin_logits: Tensor
     begin_state: list[Tensor]
     by_label: Tensor  # label_order as a tensor
+    # per deadline slot, whether its request's deadline has passed: set from the event loop's thread
+    # while a batch runs (app/inference/batching.py), read by the batch every DEADLINE_EVERY steps.
+    # An attribute, so the batch's thread never holds the last reference to it
+    expired: Tensor
 
     def __init__(self, stepper: nn.Module, min_rows: int, label_order: list[int]) -> None:
         super().__init__()
@@ -163,6 +174,8 @@ class BatchLoop(nn.Module):
         self.label_order = label_order  # (V,) the tokens in the order their labels sort (next-char ties)
         self.begin_logits = self.by_label = torch.zeros(0)
         self.begin_state = []
+        self.expired = torch.zeros(DEADLINE_SLOTS, dtype=torch.bool)
+        self.deadline_every = DEADLINE_EVERY  # an attribute: TorchScript reads no plain global
 
     @torch.jit.export
     def start(self, tokens: list[int], steps: int) -> None:
@@ -181,7 +194,7 @@ class BatchLoop(nn.Module):
     def launch(
         self, tasks: TaskSettings, forced: list[list[int]], forced_len: list[int], steps: int
     ) -> torch.jit.Future[
-        tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
+        tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]
     ]:
         """`forward` started on torch's inter-op thread pool: returns at once with a future. The
         batch then runs with no Python and no GIL at all, and the caller's thread (the event loop)
@@ -194,11 +207,12 @@ class BatchLoop(nn.Module):
         forced: list[list[int]],  # (B, F) tokens each row must read first, padded with 0
         forced_len: list[int],  # (B,)
         steps: int,  # upper bound on the number of steps
-    ) -> tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]:
+    ) -> tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]:
         """Returns, as Python lists: the tokens of each row (B, the steps run); whether each
         sampling row ended in time (B,); each row's summed log-probability (B,), for scoring rows;
-        and for the next-char rows, in row order, every token likeliest first (ties in label
-        order) with its probability after temperature and top-k, in float64 summing to 1.
+        for the next-char rows, in row order, every token likeliest first (ties in label order)
+        with its probability after temperature and top-k, in float64 summing to 1; and whether each
+        row was cut short by its request's deadline (B,).
 
         Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
         (torch releases it to free the memory), and while the event loop is busy each hand-over
@@ -221,6 +235,8 @@ class BatchLoop(nn.Module):
         max_len = torch.tensor(tasks.max_length).index_select(0, task_of_row)
         prefix_len = torch.tensor(tasks.prefix_length).index_select(0, task_of_row)
         begin = torch.tensor(tasks.start).index_select(0, task_of_row)
+        slot = torch.tensor(tasks.slot).index_select(0, task_of_row)
+        any_deadline = bool((slot > 0).any())
         # a row that only reads is finished after its last forced token, or, for next-char, once
         # it has seen the logits after them; a sampling row, when it stops (never by this)
         done_at = torch.where(capture, forced_len_t, forced_len_t - 1).masked_fill_(is_sampling, steps)
@@ -253,15 +269,17 @@ class BatchLoop(nn.Module):
         # hold exactly those rows, and finished rows are dropped, keeping at least min_rows.
         # Per-row settings are gathered for the active rows when that set changes, not every step.
         per_row_settings = [forced_len_t, sample_from, is_score, capture, min_len, max_len, done_at,
-                            temperature, top_k, top_p, forced_t, uniforms]  # fmt: skip
+                            temperature, top_k, top_p, forced_t, uniforms, slot]  # fmt: skip
         active = torch.arange(B)
         fin = torch.zeros(B, dtype=torch.bool)  # finished and ended, for the active rows
         ended_a = torch.zeros(B, dtype=torch.bool)
+        cut = torch.zeros(B, dtype=torch.bool)  # rows stopped by their request's deadline
+        cut_a = torch.zeros(B, dtype=torch.bool)
         settings = per_row_settings
         step = 0
         while True:
             flen, sample_from_a, scoring, capturing, min_len_a, max_len_a, done_at_a = settings[:7]
-            temperature_a, top_k_a, top_p_a, forced_a, uniforms_a = settings[7:]
+            temperature_a, top_k_a, top_p_a, forced_a, uniforms_a, slot_a = settings[7:]
             # the forced token: 0 once past a row's forced ones (sampling rows overwrite it)
             token = forced_a.select(1, step)
             if any_score:
@@ -290,6 +308,10 @@ class BatchLoop(nn.Module):
                 fin = fin | stop
             fin = fin | (step >= done_at_a)
             samples.select(1, step).index_copy_(0, active, token)
+            if any_deadline and step % self.deadline_every == 0:
+                late = self.expired.index_select(0, slot_a) & ~fin
+                if bool(late.any()):
+                    cut_a, fin = cut_a | late, fin | late
             n_open = fin.size(0) - int(fin.sum())
             if n_open == 0 or step + 1 >= steps:
                 break
@@ -301,15 +323,18 @@ class BatchLoop(nn.Module):
                 if short > 0:  # keep some finished rows as padding
                     keep.index_fill_(0, fin.nonzero().squeeze(1)[:short], True)
                 ended.index_copy_(0, active, ended_a)
+                cut.index_copy_(0, active, cut_a)
                 rows = keep.nonzero().squeeze(1)  # one index for every tensor: cheaper than a mask each
                 active, token = active.index_select(0, rows), token.index_select(0, rows)
                 fin, ended_a = fin.index_select(0, rows), ended_a.index_select(0, rows)
+                cut_a = cut_a.index_select(0, rows)
                 logits = logits.index_select(0, rows)
                 state = [s.index_select(0, rows) for s in state]
                 settings = [t.index_select(0, active) for t in per_row_settings]
             logits, state = self.stepper.step(token, state)  # type: ignore[operator]
             step += 1
         ended.index_copy_(0, active, ended_a)
+        cut.index_copy_(0, active, cut_a)
         order: list[list[int]] = []
         next_probs: list[list[float]] = []
         if any_capture:
@@ -334,4 +359,5 @@ class BatchLoop(nn.Module):
         tokens: list[list[int]] = samples[:, : step + 1].tolist()  # the steps run, not all `steps`
         ended_list: list[bool] = ended.tolist()
         score_list: list[float] = score_lp.tolist()
-        return tokens, ended_list, score_list, order, next_probs
+        cut_list: list[bool] = cut.tolist()
+        return tokens, ended_list, score_list, order, next_probs, cut_list

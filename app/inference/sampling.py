@@ -105,6 +105,9 @@ class Task:
     rows: int  # rows of the current round
     forced: list[list[int]]  # per row: the tokens it must read before anything else
     start: int = 0  # the row of the model's begin table its rows start from (a condition; 0: none)
+    # its deadline slot in the model's batch loop, given by the batcher (engine.TaskSettings.slot);
+    # 0: none, its rows always run to their end
+    slot: int = 0
     kind = Kind.PADDING
 
     def settings(self, vocab_size: int) -> dict[str, int | float]:
@@ -112,7 +115,7 @@ class Task:
         offset and key are the piece's, filled in by plan_batch."""
         return {
             "kind": self.kind.value, "temperature": 1.0, "top_k": vocab_size, "top_p": 1.0,
-            "min_length": 0, "max_length": 0, "prefix_length": 0, "start": self.start,
+            "min_length": 0, "max_length": 0, "prefix_length": 0, "start": self.start, "slot": self.slot,
         }  # fmt: skip
 
     def key(self) -> int:
@@ -171,7 +174,8 @@ class SampleTask(Task):
         self.samples: list[str | None] = [NOT_RUN] * rows  # this round's, by row
 
     def put(self, offset: int, samples: list[str | None]) -> None:
-        """A piece's samples (None: longer than max_length), at its rows of the round."""
+        """A piece's samples (None: longer than max_length; NOT_RUN: cut by the deadline), at its
+        rows of the round."""
         self.samples[offset : offset + len(samples)] = samples
 
     def end_round(self) -> None:
@@ -331,7 +335,7 @@ def cut(task: Task, piece_rows: int) -> list[Piece]:
 # -- the engine --------------------------------------------------------------------------------------
 
 
-LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]]]
+LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]
 
 
 @dataclass
@@ -380,7 +384,7 @@ def plan_batch(model: LoadedModel, pieces: list[Piece]) -> BatchPlan:
 def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
     """Hand each piece of the batch its results (SampleTask.put, ScoreTask.logprob,
     NextCharTask.probs). The caller ends a task's round once all its pieces are back."""
-    rows, done, score_lp, order, probs = outputs
+    rows, done, score_lp, order, probs, cut = outputs
     a, c = 0, 0  # first row of the piece, its next-char row
     for p in plan.pieces:
         t, b = p.task, a + p.rows
@@ -388,7 +392,10 @@ def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> N
             out: list[str | None] = []
             for r in range(a, b):
                 tokens = rows[r]
-                out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
+                if cut[r]:  # stopped by the request's deadline: never sampled
+                    out.append(NOT_RUN)
+                else:
+                    out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
             t.put(p.offset, out)
         elif isinstance(t, ScoreTask):
             t.logprob[p.offset : p.offset + p.rows] = score_lp[a:b]

@@ -171,6 +171,20 @@ async def test_deadline_ends_a_request_with_what_it_found(model: LoadedModel) ->
     assert slow.stopped == "deadline" and 1 <= slow.rounds < 6
 
 
+async def test_a_running_round_stops_at_the_deadline(model: LoadedModel) -> None:
+    """The deadline stops rows already in a running batch, not only the pieces still queued: one
+    round of 1,000 rows of 64 characters is one batch, cut short where it is; its cut rows count as
+    never sampled, the rows that finished are kept, and the slot is free again afterwards."""
+    batcher = batching.ModelBatcher(model, max_rows=1024)
+    long = SampleSpec(n=1000, min_length=64, max_length=64, unique=False, max_steps=10**7)
+    result = (await batcher.run(SampleTask(model, long, 3), timeout_s=0.02)).result()
+    assert result.stopped == "deadline" and result.rounds == 1 and result.sampled < 1000
+    assert len(batcher.free_slots) == batching.DEADLINE_SLOTS - 1 and not bool(batcher.expired.any())
+    # the same request with time enough runs its round whole, unaffected by the slot used before
+    whole = (await batcher.run(SampleTask(model, long, 3), timeout_s=60)).result()
+    assert whole.sampled >= 1000 and whole.names == sample_names(model, long, 3).names
+
+
 class Gone:
     """A client that goes away when told to."""
 
