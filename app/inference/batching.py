@@ -79,6 +79,7 @@ class Job:
     cancelled: bool = False
     served: int = 0  # rows of it taken into batches so far, every round counted
     slot_timer: asyncio.TimerHandle | None = None  # sets its deadline slot when the deadline passes
+    slot_set: bool = False  # whether its slot's flag is set (to clear when the slot is released)
 
     def expired(self, now: float) -> bool:
         """A task past its deadline: its queued pieces are dropped."""
@@ -176,13 +177,15 @@ class ModelBatcher:
     def _take_slot(self, job: Job, loop: asyncio.AbstractEventLoop) -> None:
         """Give the job a deadline slot, set when its deadline passes: from then on its rows in a
         running batch stop where they are, within DEADLINE_EVERY steps."""
-        slot = self.free_slots.pop()
-        self.expired[slot] = False
+        slot = self.free_slots.pop()  # its flag is clear: slots are cleared as they are released
         job.task.slot = slot
-        job.slot_timer = loop.call_at(job.deadline, self._expire_slot, slot)
+        job.slot_timer = loop.call_at(job.deadline, self._expire_slot, job)
 
-    def _expire_slot(self, slot: int) -> None:
-        self.expired[slot] = True
+    def _expire_slot(self, job: Job) -> None:
+        """Set the job's flag (a tensor write, a few microseconds: only for jobs that need it)."""
+        job.slot_timer = None
+        job.slot_set = True
+        self.expired[job.task.slot] = True
 
     def _release_slot(self, job: Job) -> None:
         """The job is over and none of its rows is running: its slot may be given out again."""
@@ -192,7 +195,9 @@ class ModelBatcher:
         if job.slot_timer is not None:
             job.slot_timer.cancel()
             job.slot_timer = None
-        self.expired[slot] = False
+        if job.slot_set:
+            self.expired[slot] = False
+            job.slot_set = False
         job.task.slot = 0
         self.free_slots.append(slot)
 
@@ -359,6 +364,7 @@ class ModelBatcher:
         """The client went away: no piece of it starts any more, and no further round."""
         job.cancelled = True
         if job.task.slot:  # its rows in a running batch stop too: nobody will read them
+            job.slot_set = True
             self.expired[job.task.slot] = True
         if not job.started:
             stage = "queued"

@@ -53,26 +53,21 @@ def test_an_unreachable_server_raises_the_clients_own_error() -> None:
     assert e.value.status is None and "cannot reach" in e.value.message
 
 
+def trickle(conn: socket.socket) -> None:
+    """A 200 whose 400-byte body comes two bytes a second: no read ever waits long."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n")
+    for _ in range(200):
+        conn.sendall(b"  ")
+        time.sleep(0.5)
+
+
 def test_a_trickled_answer_ends_at_the_calls_timeout() -> None:
     """Two bytes a second never trip a per-read timeout; the call's own deadline stops it."""
-
-    def trickle(conn: socket.socket) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n")
-        for _ in range(200):
-            conn.sendall(b"  ")
-            time.sleep(0.5)
-
     with raw_server(trickle) as url, Client(url, timeout=2) as api, pytest.raises(Unavailable):
         api.models()
 
 
 def test_the_async_client_keeps_the_same_deadline() -> None:
-    def trickle(conn: socket.socket) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 400\r\n\r\n")
-        for _ in range(200):
-            conn.sendall(b" ")
-            time.sleep(0.5)
-
     async def call(url: str) -> None:
         async with AsyncClient(url, timeout=2) as api:
             await api.models()
