@@ -14,8 +14,10 @@ names in other languages are checked against them only. Three rules:
 - A name that contains a listed word is refused, unless it is a real name: every item of the loaded
   models' corpora (SSA given names of every year, 1990 census surnames) is allowed, so Dickson,
   Hancock or Cassandra pass. (An invented name has no word boundaries, hence substrings.)
-- A full name is refused when its parts are, when a listed word spans the join (Sambo + Coon), or
-  when the pair is a well-known prank name (words/prank-names.txt: Mike Hunt, Hugh Jass).
+- A full name is refused when its parts are (Sambo Coon), when a listed word spans the join and
+  starts or ends the full name (Shi Tanya, Bea Ner; a word wholly inside it, across the space, is not
+  read as one), or when the pair is a well-known prank name (words/prank-names.txt: Mike Hunt, Hugh
+  Jass).
 
 Two cuts keep the lists to what is offensive inside a name. Entries of fewer than 4 letters (ass,
 cum, len, rum, ...) and those with other characters than letters (leetspeak, phrases; a name has
@@ -192,10 +194,16 @@ class SafetyFilter:
         if joined in self.pranks:
             return f"{given.lower()} {family.lower()}"
         join = len(given)
-        for start in range(max(0, join - self._longest + 1), join):  # type: ignore[attr-defined]
-            spanning = self._pattern.match(joined, start)  # type: ignore[attr-defined]
-            if spanning is not None and spanning.end() > join:
-                return str(spanning.group(0))
+        start = max(0, join - self._longest + 1)  # type: ignore[attr-defined]
+        for at in range(start, join):
+            # a word across the join that starts the full name (Shi Tanya) or ends it (Bea Ner);
+            # one wholly inside it (Aniara Boocome: "abo") is not read as a word across a space
+            head = self._pattern.match(joined, at) if at == 0 else None  # type: ignore[attr-defined]
+            if head is not None and head.end() > join:
+                return str(head.group(0))
+            tail = self._pattern.fullmatch(joined, at)  # type: ignore[attr-defined]
+            if tail is not None:
+                return str(tail.group(0))
         return None
 
     def refuses_full(self, given: str, family: str) -> bool:

@@ -67,15 +67,24 @@ def test_real_names_are_refused_only_when_they_are_a_listed_word(safety: SafetyF
 
 @pytest.mark.parametrize(
     ("given", "family"), [("Mike", "Hunt"), ("Hugh", "Jass"), ("Sambo", "Coon"), ("Ben", "Dover"),
-                          ("Shi", "Tanya"), ("Emma", "Wigger")],
+                          ("Shi", "Tanya"), ("Emma", "Wigger"), ("Bea", "Ner")],
 )  # fmt: skip
 def test_full_names_are_checked_across_the_join(safety: SafetyFilter, given: str, family: str) -> None:
-    """Prank names, and a word that spans the join (Shi + Tanya: "shit"), are refused as a pair."""
+    """Prank names, and a word that spans the join and starts or ends the full name (Shi + Tanya:
+    "shit"; Bea + Ner: "beaner"), are refused as a pair."""
     assert safety.refuses_full(given, family)
 
 
 def test_ordinary_full_names_pass(safety: SafetyFilter) -> None:
-    for given, family in [("Emma", "Smith"), ("Mike", "Hunter"), ("Hugh", "Jackman"), ("Cass", "Andra")]:
+    # Aniara Boocome: "abo" lies across the space, inside the name: not read as a word
+    pairs = [
+        ("Emma", "Smith"),
+        ("Mike", "Hunter"),
+        ("Hugh", "Jackman"),
+        ("Cass", "Andra"),
+        ("Aniara", "Boocome"),
+    ]
+    for given, family in pairs:
         assert not safety.refuses_full(given, family), (given, family)
 
 
