@@ -65,11 +65,12 @@ class Settings(BaseSettings):
         description="sequences one /generate may sample in all its rounds (with full: both parts together)",
     )
     max_steps: int = Field(
-        250_000,
-        ge=LENGTH_CEILING + 1,
+        100_000,
+        ge=2 * (LENGTH_CEILING + 1),
         le=100_000_000,
-        description="characters one /generate may sample in all its rounds, each sequence charged its "
-        "max_length + 1 when planned (with full: both parts together); what bounds a request's CPU time",
+        description="steps (characters and ends) one /generate may sample in all its rounds (with full: "
+        "both parts together); a round never plans more rows than could fit; what bounds a request's "
+        "CPU time",
     )
     score_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="time after which a /score still waiting for its batch answers 503"

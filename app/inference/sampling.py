@@ -17,9 +17,10 @@ Constraints are exact where they can be (a prefix is forced; the end is masked u
 and by rejection where not (longer than max_length, duplicates, names in the training corpus);
 rejected samples are replaced in further rounds, and the result says how many were found. A
 request's cost is bounded four ways: rounds (max_rounds), sequences sampled in all rounds
-(max_sequences), characters those may reach in all (max_steps: each row is charged max_length + 1
-when its round is planned, so the bound holds before anything runs), and a deadline that the
-batcher enforces (app/inference/batching.py); `stopped` says which ended it.
+(max_sequences), steps taken in all rounds (max_steps: a row's characters and its end, or
+max_length + 1 for a row that does not end; a round is planned with no more rows than could take
+the most steps each within what is left, so the bound holds before anything runs), and a deadline
+that the batcher enforces (app/inference/batching.py); `stopped` says which ended it.
 
 A round of a task may run as several *pieces* (row ranges), in one batch or in several: each
 piece's rows keep their row numbers within the round, so their random numbers, and the names, do
@@ -77,9 +78,9 @@ class SampleSpec:
     max_rounds: int = 8  # batches sampled at most, the first of exactly n sequences
     max_batch: int = 4096  # sequences in one round at most (later rounds oversample)
     max_sequences: int = 20000  # sequences in all rounds at most
-    # steps (characters, a row's end counted) in all rounds at most, each row charged what it may
-    # take, max_length + 1, when its round is planned: what bounds a request's CPU time
-    max_steps: int = 250_000
+    # steps (characters, a row's end counted) taken in all rounds at most: what bounds a request's
+    # CPU time, whatever its lengths and temperature
+    max_steps: int = 100_000
     start: int = 0  # the row of the model's begin table to start from: its condition (0: none)
 
 
@@ -151,7 +152,7 @@ class SampleTask(Task):
         self.seen: set[str] = set()
         self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0, "unsafe": 0}
         self.rounds = self.sampled = 0
-        self.steps = 0  # steps charged so far: rows planned x (max_length + 1)
+        self.steps = 0  # steps its rows have taken so far (characters and ends), every round counted
         self.stopped: str | None = None
         self.start = spec.start
         self._plan(min(spec.n, self.affordable()))
@@ -159,7 +160,8 @@ class SampleTask(Task):
             self.stopped = "steps" if spec.max_sequences > 0 else "sequences"
 
     def affordable(self) -> int:
-        """Rows the budgets leave for further rounds."""
+        """Rows the budgets leave for the next round: each planned at the most steps it may take,
+        so that no round can overrun what is left."""
         spec = self.spec
         return max(0, min(spec.max_sequences - self.sampled, (spec.max_steps - self.steps) // self.row_steps))
 
@@ -168,15 +170,17 @@ class SampleTask(Task):
         return self.spec.max_length + 1  # the most steps a row may take, its end counted
 
     def _plan(self, rows: int) -> None:
-        self.steps += rows * self.row_steps
         self.rows = rows
         self.forced = [self.prefix] * rows
         self.samples: list[str | None] = [NOT_RUN] * rows  # this round's, by row
 
     def put(self, offset: int, samples: list[str | None]) -> None:
         """A piece's samples (None: longer than max_length; NOT_RUN: cut by the deadline), at its
-        rows of the round."""
+        rows of the round; each charged the steps it took (a name and its end, or max_length + 1)."""
         self.samples[offset : offset + len(samples)] = samples
+        self.steps += sum(
+            self.row_steps if s is None else len(s) + 1 for s in samples if s is not NOT_RUN
+        )
 
     def end_round(self) -> None:
         self.collect(self.samples)
