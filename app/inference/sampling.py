@@ -178,9 +178,7 @@ class SampleTask(Task):
         """A piece's samples (None: longer than max_length; NOT_RUN: cut by the deadline), at its
         rows of the round; each charged the steps it took (a name and its end, or max_length + 1)."""
         self.samples[offset : offset + len(samples)] = samples
-        self.steps += sum(
-            self.row_steps if s is None else len(s) + 1 for s in samples if s is not NOT_RUN
-        )
+        self.steps += sum(self.row_steps if s is None else len(s) + 1 for s in samples if s is not NOT_RUN)
 
     def end_round(self) -> None:
         self.collect(self.samples)
