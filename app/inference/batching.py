@@ -320,13 +320,14 @@ class ModelBatcher:
         loop = asyncio.get_running_loop()
         self.last_end = loop.time()
         arrived = bool(self.queue)  # requests queued while the batch ran: under load
+        for job, _ in batch.pieces:
+            job.running -= 1
         try:
             finish_batch(self.model, batch.plan, batch.handle.value())
         except Exception as e:  # a bug, not bad input: fail these requests, keep serving
             self._fail([j for j, _ in batch.pieces], e)
         else:
             for job, _ in batch.pieces:
-                job.running -= 1
                 self._piece_back(job)
         for job, _ in batch.pieces:
             if job.running == 0 and job.fut.done():  # over, its last rows back: the slot is free

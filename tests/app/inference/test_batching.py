@@ -163,6 +163,24 @@ async def test_a_failing_batch_fails_its_requests_and_the_next_batch_runs(
     assert (await batcher.run(task(model, 14))).result().complete
 
 
+async def test_a_batch_that_fails_as_it_ends_gives_its_deadline_slots_back(
+    model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = batching.finish_batch
+
+    def fail_seed_13(m: LoadedModel, plan, outputs):  # type: ignore[no-untyped-def]
+        if any(isinstance(p.task, SampleTask) and p.task.seed == 13 for p in plan.pieces):
+            raise RuntimeError("boom")
+        return real(m, plan, outputs)
+
+    monkeypatch.setattr(batching, "finish_batch", fail_seed_13)
+    batcher = batching.ModelBatcher(model, max_rows=8192)
+    with pytest.raises(RuntimeError, match="boom"):
+        await batcher.run(task(model, 13), timeout_s=60)
+    assert len(batcher.free_slots) == batching.DEADLINE_SLOTS - 1
+    assert (await batcher.run(task(model, 14), timeout_s=60)).result().complete
+
+
 async def test_deadline_ends_a_request_with_what_it_found(model: LoadedModel) -> None:
     batcher = batching.ModelBatcher(model, max_rows=256)
     result = (await batcher.run(SampleTask(model, HEAVY, 1), timeout_s=0.0)).result()
