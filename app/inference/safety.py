@@ -187,9 +187,12 @@ class SafetyFilter:
     def match_full(self, given: str, family: str) -> str | None:
         """What makes the full name unsafe: a part's word, a word across the join, or the pair
         being a prank name; None when it is safe."""
-        found = self.match(given) or self.match(family)
-        if found is not None:
-            return found
+        return self.match(given) or self.match(family) or self.match_join(given, family)
+
+    def match_join(self, given: str, family: str) -> str | None:
+        """What makes a full name of two safe parts unsafe: a word across the join, or the pair
+        being a prank name; None when it is safe. (match_full without checking each part again,
+        for parts already filtered.)"""
         joined = (given + family).lower()
         if joined in self.pranks:
             return f"{given.lower()} {family.lower()}"

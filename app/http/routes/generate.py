@@ -121,7 +121,7 @@ async def generate(req: GenerateRequest, service: Service, where: Where, request
     safe = req.safe or settings.force_safe  # an operator may refuse to turn the filter off
     safety = service.registry.safety if safe else None
     if req.full:
-        return await generate_full(req, service, where, request, spec, seed, condition, start)
+        return await generate_full(req, service, where, request, spec, seed, condition, start, safe)
     for name in ("family_model", "family_prefix"):
         if getattr(req, name):
             raise field_error(
@@ -158,13 +158,14 @@ def pair_up(
     given: list[str], family: list[str], safety: SafetyFilter | None
 ) -> tuple[list[tuple[str, str]], int]:
     """Each given name with the first family name left that makes a safe full name with it (the
-    filter reads the pair across the join: Mike + Hunt); and how many pairs were refused."""
+    filter reads the pair across the join: Mike + Hunt; each part has passed it already); and how
+    many pairs were refused."""
     pairs: list[tuple[str, str]] = []
     pool = list(family)
     refused = 0
     for g in given:
         for i, f in enumerate(pool):
-            if safety is None or not safety.refuses_full(g, f):
+            if safety is None or safety.match_join(g, f) is None:
                 pairs.append((g, pool.pop(i)))
                 break
             refused += 1
@@ -180,6 +181,7 @@ async def generate_full(
     seed: int,
     condition: dict[str, str | int] | None,
     start: int,
+    safe: bool,
 ) -> Response:
     """Full names: the given names and the family names sampled as two tasks, each one batched
     generation of n names (and more rounds if constraints reject some), run at once. Each part
@@ -194,7 +196,6 @@ async def generate_full(
     family_model = registry.models[family_name]
     family_prefix = check_prefix(family_model, req.family_prefix, settings, where, field="family_prefix")
     family_spec = sample_spec(req, settings, family_prefix, 0, where, prefix_field="family_prefix", share=2)
-    safe = req.safe or settings.force_safe
     safety = registry.safety if safe else None
     tasks = [
         SampleTask(given_model, given_spec, seed, safety),
