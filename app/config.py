@@ -19,6 +19,14 @@ STATIC = APP_DIR / "static"  # the playground's and the API docs' own files
 N_CEILING = 10_000
 PREFIX_CEILING = 64
 LENGTH_CEILING = 64
+DEFAULT_MAX_LENGTH = 32  # longest name when a /generate sets no max_length (or a longer prefix)
+# defaults of the settings below that the inference code also starts from (app/inference)
+MAX_ROUNDS = 8
+MAX_ROUND_ROWS = 4096
+MAX_SEQUENCES = 20_000
+MAX_STEPS = 100_000
+MAX_BATCH_ROWS = 1024
+MAX_CHECKPOINT_BYTES = 64 << 20
 # with one worker, polled batches of at most this many rows are checked on every turn of the event
 # loop (batch_spin_rows; app/inference/batching.py)
 SPIN_ROWS = 64
@@ -47,7 +55,10 @@ class Settings(BaseSettings):
         "checkpoints (no digests of their entries), with a warning; default: refuse to start",
     )
     max_checkpoint_bytes: int = Field(
-        64 << 20, ge=1 << 16, le=1 << 34, description="largest checkpoint file accepted at start-up"
+        MAX_CHECKPOINT_BYTES,
+        ge=1 << 16,
+        le=1 << 34,
+        description="largest checkpoint file accepted at start-up",
     )
     force_safe: bool = Field(
         False,
@@ -57,15 +68,15 @@ class Settings(BaseSettings):
     max_n: int = Field(1000, ge=1, le=N_CEILING, description="most names one /generate may ask for")
     max_prefix_length: int = Field(32, ge=0, le=PREFIX_CEILING, description="longest prefix accepted")
     max_score_names: int = Field(1000, ge=1, le=N_CEILING, description="most names one /score may ask for")
-    max_rounds: int = Field(8, ge=1, le=64, description="sampling rounds per /generate at most")
+    max_rounds: int = Field(MAX_ROUNDS, ge=1, le=64, description="sampling rounds per /generate at most")
     max_sequences: int = Field(
-        20_000,
+        MAX_SEQUENCES,
         ge=2,
         le=1_000_000,
         description="sequences one /generate may sample in all its rounds (with full: both parts together)",
     )
     max_steps: int = Field(
-        100_000,
+        MAX_STEPS,
         ge=2 * (LENGTH_CEILING + 1),
         le=100_000_000,
         description="steps (characters and ends) one /generate may sample in all its rounds (with full: "
@@ -76,13 +87,13 @@ class Settings(BaseSettings):
         10.0, gt=0, le=3600, description="time after which a /score still waiting for its batch answers 503"
     )
     max_round_rows: int = Field(
-        4096, ge=1, le=1_000_000, description="sequences one /generate may sample in one round"
+        MAX_ROUND_ROWS, ge=1, le=1_000_000, description="sequences one /generate may sample in one round"
     )
     generate_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="time after which /generate starts no further batch and answers"
     )
     max_batch_rows: int = Field(
-        1024, ge=1, le=1_000_000, description="rows one batch may hold (larger requests are split)"
+        MAX_BATCH_ROWS, ge=1, le=1_000_000, description="rows one batch may hold (larger requests are split)"
     )
     batch_threads: int = Field(
         default_factory=lambda: len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,

@@ -26,11 +26,13 @@ from app.config import Settings, get_settings, spin_rows
 from app.http.deps import Service
 from app.http.errors import install_error_handlers
 from app.http.logs import configure_logging
-from app.http.middleware import Metrics, ServiceMiddleware
+from app.http.metrics import Metrics
+from app.http.middleware import ServiceMiddleware
 from app.http.openapi import install_openapi
 from app.http.routes import docs, generate, health, metrics, models, next_char, playground, score
 from app.inference.batching import BatchRunner
-from app.inference.registry import CheckpointError, load_registry
+from app.inference.checkpoint import CheckpointError
+from app.inference.registry import load_registry
 
 logger = logging.getLogger("namegen.main")
 

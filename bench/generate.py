@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from app.inference.registry import LoadedModel, build_loop, load_checkpoint
+from app.inference.checkpoint import build_loop, load_checkpoint
+from app.inference.engine import Sampling
+from app.inference.loaded import LoadedModel
 from app.inference.sampling import SampleSpec, sample_names
 from tests.support import MODELS
 
@@ -57,7 +59,9 @@ def seed_generate(model: LoadedModel, n: int, seed: int) -> list[str]:
 def service_sampler(model: LoadedModel) -> Callable[[int, int], list[str]]:
     def run(n: int, seed: int) -> list[str]:
         # unique=False: every path returns exactly n samples, so names/s compare like for like
-        return sample_names(model, SampleSpec(n=n, unique=False, max_length=64), seed).names
+        return sample_names(
+            model, SampleSpec(n=n, unique=False, sampling=Sampling(max_length=64)), seed
+        ).names
 
     return run
 

@@ -25,6 +25,7 @@ import random
 
 import torch
 
+from app.inference.engine import Sampling
 from app.inference.registry import load_registry
 from app.inference.safety import SafetyFilter
 from app.inference.sampling import SampleSpec, sample_names
@@ -56,7 +57,11 @@ def main() -> None:
         batch = 10_000
         for k in range(0, args.names, batch):
             spec = SampleSpec(
-                n=min(batch, args.names - k), unique=False, max_batch=batch, max_sequences=batch
+                n=min(batch, args.names - k),
+                sampling=Sampling(max_length=24),
+                unique=False,
+                max_batch=batch,
+                max_sequences=batch,
             )
             sampled += sample_names(model, spec, args.seed * 1_000_003 + k).names
         refused = [(s, safety.match(s)) for s in sampled if safety.refuses(s)]

@@ -1,25 +1,24 @@
-"""Dependencies shared by the routers, as Annotated aliases, and the checks that need a model.
+"""What the routers share: the service as a dependency (an Annotated alias), the query-string
+reader of the hot GET routes, the response writer, and the error table of the model routes.
 
 The dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in its thread
 pool, a thread hop per dependency per request that the hot endpoints cannot afford."""
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_json
 
 from app.config import Settings
-from app.http.middleware import Metrics
+from app.http.metrics import Metrics
+from app.http.schemas import ErrorResponse
 from app.inference.batching import BatchRunner
-from app.inference.registry import LoadedModel, Registry
+from app.inference.registry import Registry
 
-Where = Literal["query", "body"]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -91,92 +90,16 @@ def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
     return {"parameters": params}
 
 
-def json_response(content: dict[str, Any]) -> Response:
-    """`content` as a JSON response, serialised by pydantic-core with no model in between.
+def model_response(body: BaseModel) -> Response:
+    """A response model as a JSON response, serialised by pydantic-core straight from the model.
 
-    For the hot endpoints: building the response model and letting FastAPI re-validate and dump it
-    costs about four times as much, for the same bytes. The route still declares its response
-    model, for OpenAPI, and the tests check the bodies against it."""
-    return Response(to_json(content), media_type="application/json")
-
-
-def field_error(where: Where, field: str, msg: str, value: object) -> HTTPException:
-    """A 422 in the same shape as FastAPI's own validation errors, naming the field."""
-    return HTTPException(
-        422, detail=[{"loc": [where, field], "msg": msg, "type": "value_error", "input": value}]
-    )
+    For the hot endpoints, in place of returning the model and letting FastAPI validate it again
+    and dump it: that costs several times as much, for the same bytes. The route declares the
+    same model as its response_model, for OpenAPI."""
+    return Response(body.__pydantic_serializer__.to_json(body), media_type="application/json")
 
 
-def resolve_model(registry: Registry, name: str | None) -> LoadedModel:
-    """The loaded model called `name` (the default when None); 404 naming the models there are.
-    Names are only ever looked up in the registry, never turned into paths."""
-    model = registry.models.get(registry.default if name is None else name)
-    if model is None:
-        shown = name if name is None or len(name) <= 64 else f"{name[:64]}..."  # from a URL path
-        available = ", ".join(registry.names())
-        raise HTTPException(404, f"model {shown!r} not found; available models: {available}")
-    return model
-
-
-def check_prefix(
-    model: LoadedModel, prefix: str, settings: Settings, where: Where, field: str = "prefix"
-) -> str:
-    """The prefix lowercased, or a 422 naming `field` if it is too long or leaves the model's
-    alphabet."""
-    if len(prefix) > settings.max_prefix_length:
-        raise field_error(
-            where,
-            field,
-            f"{field} may have at most {settings.max_prefix_length} characters, got {len(prefix)}",
-            prefix,
-        )
-    return check_text(model, prefix, where, field)
-
-
-def check_text(model: LoadedModel, text: str, where: Where, field: str) -> str:
-    """`text` normalised once (NFC) and then lowercased, or a 422 listing the characters of the
-    normalised text that are outside the model's alphabet. A character passes when it, or its
-    lowercase, is a letter of the alphabet; one whose lowercase is longer (İ: i and a combining
-    dot) does not pass as part of it. So what is checked is what the model reads, and the error
-    names the characters as the client wrote them (after NFC)."""
-    normalised = unicodedata.normalize("NFC", text)
-    lowered = normalised.lower()
-    if len(lowered) == len(normalised) and not model.unknown_chars(lowered):
-        return lowered
-    bad = list(dict.fromkeys(c for c in normalised if model.unknown_chars(c.lower()) or len(c.lower()) != 1))
-    raise field_error(
-        where,
-        field,
-        f"{field} has characters outside the alphabet of model {model.name!r}: "
-        f"{''.join(bad)!r}; allowed (any case): {model.alphabet!r}",
-        text,
-    )
-
-
-def resolve_condition(
-    registry: Registry, model: LoadedModel, values: dict[str, object], where: Where
-) -> tuple[int, dict[str, str | int] | None]:
-    """The begin-table row for the request's condition fields (`values`: field -> value or None),
-    and the condition as the model's factors, for the response; a 422 naming the field for a
-    condition the model does not take or a value outside what it allows."""
-    given = {k: v for k, v in values.items() if v is not None}
-    if not given:
-        return 0, None
-    conditions = model.conditions
-    factors: dict[str, str | int] = {}
-    for name, value in given.items():
-        cf = conditions.fields.get(name) if conditions is not None else None
-        if cf is None:
-            takers = [
-                m.name for m in registry.models.values() if m.conditions and name in m.conditions.fields
-            ]
-            which = (
-                f"models that take it: {', '.join(sorted(takers))}" if takers else "no loaded model takes it"
-            )
-            raise field_error(where, name, f"model {model.name!r} takes no {name} condition; {which}", value)
-        factor_value = cf.factor_value(value)  # type: ignore[arg-type]
-        if factor_value is None:
-            msg = f"{name} must be {cf.allowed()} for model {model.name!r}, got {value!r}"
-            raise field_error(where, name, msg, value)
-        factors[cf.factor] = factor_value
-    return model.start_of(factors), factors
+ERRORS: dict[int | str, dict[str, object]] = {  # the answers of the routes that read a model
+    404: {"model": ErrorResponse, "description": "no such model"},
+    422: {"model": ErrorResponse, "description": "a field is out of range or has bad characters"},
+}

@@ -22,6 +22,16 @@ from starlette.exceptions import HTTPException
 
 from app.inference.batching import ClientGone, DeadlineExceeded, ServiceClosing
 
+
+class FieldError(ValueError):
+    """A request field whose value the service cannot take (app/http/validation.py): answered as a
+    422 in FastAPI's own shape, naming the field and what it allows."""
+
+    def __init__(self, field: str, message: str, value: object) -> None:
+        super().__init__(message)
+        self.field, self.message, self.value = field, message, value
+
+
 MAX_ERRORS = 20  # validation errors listed in one response; the rest are counted
 MAX_ITEMS = 20  # items of an echoed list or object
 MAX_CHARS = 200  # characters of an echoed string
@@ -90,6 +100,14 @@ def _errors(errors: list[Any]) -> list[Any]:
     return detail
 
 
+async def handle_field_error(request: Request, exc: Exception) -> Response:
+    """The field is where the request carried it: the query string of a GET, else the body."""
+    assert isinstance(exc, FieldError)
+    where = "query" if request.method == "GET" else "body"
+    error = {"loc": [where, exc.field], "msg": exc.message, "type": "value_error", "input": exc.value}
+    return JSONResponse({"detail": _errors([error])}, status_code=422)
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = getattr(exc, "headers", None)
@@ -128,6 +146,7 @@ async def handle_client_gone(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(HTTPException, handle_http_exception)
+    app.add_exception_handler(FieldError, handle_field_error)
     app.add_exception_handler(ServiceClosing, handle_service_closing)
     app.add_exception_handler(ClientGone, handle_client_gone)
     app.add_exception_handler(DeadlineExceeded, handle_deadline)

@@ -72,11 +72,6 @@ Year = Field(
 )
 
 
-def _check_lengths(min_length: int | None, max_length: int | None) -> None:
-    if min_length is not None and max_length is not None and min_length > max_length:
-        raise ValueError(f"min_length ({min_length}) must not be greater than max_length ({max_length})")
-
-
 class RequestModel(BaseModel):
     """A request body: unknown fields refused, and JSON types taken as they are (strict): `true`
     is no n, `1` no boolean, `"5"` no number. The GET routes read their query strings into the same
@@ -85,7 +80,22 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class GenerateRequest(RequestModel):
+class ConditionFields(RequestModel):
+    """The fields that condition a model, shared by every request that reads one (/generate,
+    /next-char, /score). A new condition is one field here; app/http/validation.py condition_of
+    checks each against the model's conditions by name."""
+
+    sex: str | None = Sex
+    year: int | None = Year
+
+    def condition_values(self) -> dict[str, str | int]:
+        """The condition fields the request sets, by name."""
+        return {
+            name: value for name in ConditionFields.model_fields if (value := getattr(self, name)) is not None
+        }
+
+
+class GenerateRequest(ConditionFields):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -126,8 +136,6 @@ class GenerateRequest(RequestModel):
         "the service forces it (the response's safe says)",
     )
     lowercase: bool = Field(False, description="return names in lowercase instead of capitalized")
-    sex: str | None = Sex
-    year: int | None = Year
     full: bool = Field(
         False,
         description="full names: a given name from `model` and a family name from `family_model`, each "
@@ -144,13 +152,8 @@ class GenerateRequest(RequestModel):
         "", max_length=PREFIX_CEILING, description="with full: every family name starts with this (any case)"
     )
 
-    @model_validator(mode="after")
-    def lengths_in_order(self) -> GenerateRequest:
-        _check_lengths(self.min_length, self.max_length)
-        return self
 
-
-class NextCharRequest(RequestModel):
+class NextCharRequest(ConditionFields):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -171,11 +174,9 @@ class NextCharRequest(RequestModel):
         description="list only the k likeliest characters (and any tied with the k-th), renormalised; "
         "without it, every character is listed",
     )
-    sex: str | None = Sex
-    year: int | None = Year
 
 
-class ScoreRequest(RequestModel):
+class ScoreRequest(ConditionFields):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -191,8 +192,6 @@ class ScoreRequest(RequestModel):
         max_length=N_CEILING,
         description=f"names to score (any case, 1-{LENGTH_CEILING} characters each)",
     )
-    sex: str | None = Sex
-    year: int | None = Year
 
     @model_validator(mode="after")
     def names_have_sane_lengths(self) -> ScoreRequest:

@@ -26,7 +26,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import Settings, get_settings
-from app.http.middleware import SLOW_CLIENTS
+from app.http.metrics import SLOW_CLIENTS
 
 LINGER_S = 2.0  # after a 431, how long the client's further bytes are read and dropped
 HEADERS_TOO_LARGE_BODY = b'{"detail":"request header block is over the limit of %d bytes"}'

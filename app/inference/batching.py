@@ -30,10 +30,11 @@ from typing import Any
 
 import torch
 
-from app.config import SPIN_ROWS
-from app.inference.engine import DEADLINE_SLOTS
+from app.config import MAX_BATCH_ROWS, SPIN_ROWS
+from app.inference.engine import DEADLINE_SLOTS, Sampling
+from app.inference.loaded import LoadedModel
 from app.inference.policy import BatchPolicy, Queued, Start, Watch
-from app.inference.registry import LoadedModel, Registry
+from app.inference.registry import Registry
 from app.inference.sampling import (
     BatchPlan,
     NextCharTask,
@@ -105,14 +106,15 @@ class ModelBatcher:
     def __init__(
         self,
         model: LoadedModel,
-        max_rows: int = 1024,
+        *,
+        max_rows: int = MAX_BATCH_ROWS,
         parallel: int = 1,
         wait_s: float = 0.0,
         spin_rows: int = SPIN_ROWS,
         on_cancel: CancelHook | None = None,
     ) -> None:
         self.model = model
-        self.policy = BatchPolicy(max_rows, parallel, spin_rows)
+        self.policy = BatchPolicy(max_rows=max_rows, parallel=parallel, spin_rows=spin_rows)
         self.wait_s = wait_s  # under load, how long a request that finds no batch running waits
         self.on_cancel = on_cancel
         self.queue: deque[tuple[Job, Piece]] = deque()
@@ -208,8 +210,8 @@ class ModelBatcher:
         m = self.model
         for _ in range(runs):
             tasks: list[Task] = [
-                SampleTask(m, SampleSpec(n=2, max_length=8), seed=0),
-                NextCharTask(m, "", 1.0, 2),
+                SampleTask(m, SampleSpec(n=2, sampling=Sampling(min_length=1, max_length=8)), seed=0),
+                NextCharTask(m, "", Sampling(top_k=2)),
                 ScoreTask(m, [m.vocab[1]]),
             ]
             plan = plan_batch(m, [Piece.whole(t) for t in tasks])
@@ -409,14 +411,22 @@ class BatchRunner:
     def __init__(
         self,
         registry: Registry,
-        max_rows: int = 1024,
-        wait_s: float = 0.0,
+        *,
+        max_rows: int = MAX_BATCH_ROWS,
         parallel: int = 1,
-        on_cancel: CancelHook | None = None,
+        wait_s: float = 0.0,
         spin_rows: int = SPIN_ROWS,
+        on_cancel: CancelHook | None = None,
     ) -> None:
         self.batchers = {
-            name: ModelBatcher(m, max_rows, parallel, wait_s, spin_rows, on_cancel)
+            name: ModelBatcher(
+                m,
+                max_rows=max_rows,
+                parallel=parallel,
+                wait_s=wait_s,
+                spin_rows=spin_rows,
+                on_cancel=on_cancel,
+            )
             for name, m in registry.models.items()
         }
         for batcher in self.batchers.values():

@@ -18,7 +18,9 @@ rest of the batch, and no generator has to be stepped from Python per request.
 
 # no `from __future__ import annotations`: TorchScript reads these annotations at run time
 import math
+from dataclasses import dataclass, fields
 from enum import Enum
+from operator import attrgetter
 from typing import NamedTuple
 
 import torch
@@ -26,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment (2^64 / golden ratio), as an unsigned int
+from app.config import DEFAULT_MAX_LENGTH
+
 MIN_ROWS = 4  # batches are padded to this many rows: below it the matmul kernels round differently
 # deadline slots of a model's batch loop (BatchLoop.expired): requests with a deadline in progress at
 # once, at most; slot 0 is never set (tasks without one)
@@ -44,35 +47,83 @@ class Kind(Enum):
     PADDING = 3  # nothing: rows that fill a small batch up to MIN_ROWS
 
 
-class TaskSettings(NamedTuple):
-    """The settings of every task of a batch, a list per field with one entry per task, in batch
-    order (a task is a request's piece of the batch; its rows are consecutive). Columns rather
-    than a list of per-task objects: TorchScript takes this as one typed argument, and the loop
-    turns each field into one per-row tensor. app/inference/sampling.py fills it by name
-    (Task.settings gives a task's fields)."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sampling:
+    """How a task's rows choose their characters: a /generate request's fields (the defaults:
+    the service's), a /next-char request's temperature and top_k. Keyword-only, like every
+    settings record here: a field is only ever passed by name."""
 
-    rows: list[int]  # rows of the task
-    kind: list[int]  # a Kind value
-    temperature: list[float]
-    top_k: list[int]  # the vocabulary size: no top-k cut
-    top_p: list[float]  # 1.0 or more: no nucleus cut
-    min_length: list[int]  # the end is masked before this many characters (sampling)
-    max_length: list[int]  # a sample longer than this stops, not ended (sampling)
-    prefix_length: list[int]  # forced characters that count towards the name (sampling)
-    start: list[int]  # the row of the begin tables the rows begin from: the condition (0: none)
+    temperature: float = 1.0
+    top_k: int = 0  # sample only from the k likeliest tokens; 0: no cut
+    top_p: float = 1.0  # nucleus: the smallest set of tokens with this mass; 1.0: no cut
+    min_length: int = 1  # the end is masked before this many characters (sampling rows)
+    max_length: int = DEFAULT_MAX_LENGTH  # a sample longer than this stops, not ended (sampling rows)
+
+
+NEUTRAL = Sampling(min_length=0, max_length=0)  # the settings of rows that choose no character
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskSettings:
+    """One task's settings in a batch: a task is a request's piece of the batch, its rows
+    consecutive (app/inference/sampling.py Task.settings makes them)."""
+
+    rows: int  # rows of the task
+    kind: int  # a Kind value
+    prefix_length: int  # forced characters that count towards the name (sampling)
+    start: int  # the row of the begin tables the rows begin from: the condition (0: none)
     # the row number, within its request's round, of the task's first row: a round may be cut
     # into pieces, each a task here, and a row's random numbers follow its number in the round
-    offset: list[int]
-    key: list[int]  # the random key of the request's round (seed and round number), as int64
+    offset: int
+    key: int  # the random key of the request's round (stream, seed and round number), as int64
     # the task's deadline slot: once BatchLoop.expired[slot] is set, its rows stop where they are
     # (cut, reported as not run); 0: no deadline
+    slot: int
+    sampling: Sampling
+
+
+class TaskColumns(NamedTuple):
+    """The TaskSettings of every task of a batch, a list per field, in batch order: TaskSettings'
+    own fields, then Sampling's (checked below, at import). Columns rather than a list of objects:
+    TorchScript takes a NamedTuple of lists as one typed argument at a third of the cost."""
+
+    rows: list[int]
+    kind: list[int]
+    prefix_length: list[int]
+    start: list[int]
+    offset: list[int]
+    key: list[int]
     slot: list[int]
+    temperature: list[float]
+    top_k: list[int]
+    top_p: list[float]
+    min_length: list[int]
+    max_length: list[int]
 
 
-# SplitMix64 (Steele, Lea and Flood 2014) over torch int64, whose arithmetic wraps like uint64's.
-# TorchScript reads no global constants, so the functions spell theirs out; as signed 64-bit:
-# 0x9E3779B97F4A7C15 = -7046029254386353131, 0xBF58476D1CE4E5B9 = -4658895280553007687,
-# 0x94D049BB133111EB = -7723592293110705685.
+_TASK_FIELDS = tuple(f.name for f in fields(TaskSettings) if f.name != "sampling")
+_SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
+if TaskColumns._fields != _TASK_FIELDS + _SAMPLING_FIELDS:
+    raise TypeError(f"TaskColumns must have TaskSettings' fields, then Sampling's: {TaskColumns._fields}")
+_task_values, _sampling_values = attrgetter(*_TASK_FIELDS), attrgetter(*_SAMPLING_FIELDS)
+
+
+def task_columns(tasks: list[TaskSettings]) -> TaskColumns:
+    """The batch's TaskColumns, each field read by name from its record."""
+    values = [_task_values(t) + _sampling_values(t.sampling) for t in tasks]
+    return TaskColumns(*map(list, zip(*values, strict=True)))
+
+
+class SplitMix(Enum):
+    """SplitMix64's constants (Steele, Lea and Flood 2014) as signed 64-bit integers, the form
+    torch's int64 arithmetic (which wraps like uint64's) takes; `value & (2**64 - 1)` is the
+    unsigned form app/inference/sampling.py mix64 uses. An Enum: TorchScript reads no plain global."""
+
+    GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)  # the increment: 2^64 / the golden ratio
+    MUL1 = 0xBF58476D1CE4E5B9 - (1 << 64)
+    MUL2 = 0x94D049BB133111EB - (1 << 64)
+    # a row's key steps by this per position: one row's positions lie far apart in the key space
+    POSITION = 0x2545F4914F6CDD1D
 
 
 def _shift_right(z: Tensor, k: int) -> Tensor:
@@ -82,9 +133,9 @@ def _shift_right(z: Tensor, k: int) -> Tensor:
 
 def mix(x: Tensor) -> Tensor:
     """SplitMix64's output function: int64 -> well-mixed int64."""
-    z = x + -7046029254386353131
-    z = (z ^ _shift_right(z, 30)) * -4658895280553007687
-    z = (z ^ _shift_right(z, 27)) * -7723592293110705685
+    z = x + SplitMix.GAMMA.value
+    z = (z ^ _shift_right(z, 30)) * SplitMix.MUL1.value
+    z = (z ^ _shift_right(z, 27)) * SplitMix.MUL2.value
     return z ^ _shift_right(z, 31)
 
 
@@ -153,6 +204,64 @@ class StepAdapter(nn.Module):
         return self.inner(window), [window]
 
 
+class RowSettings:
+    """Every per-row setting of the rows a batch computes, a tensor each with a row per entry:
+    each task's TaskColumns entry repeated over its rows, and what follows from them.
+    `select(rows)` keeps some of the rows, every field by name: a field cannot be read in the
+    place of another, and one left out of `select` does not compile."""
+
+    def __init__(
+        self,
+        forced: Tensor,  # (B, steps) the tokens each row must read first, then 0
+        forced_len: Tensor,  # (B,) how many
+        sample_from: Tensor,  # (B,) the step a row starts sampling at (`steps`: never)
+        done_at: Tensor,  # (B,) the step after which a reading row is finished (`steps`: never)
+        is_score: Tensor,  # (B,) bool: adds up the log-probability of its forced tokens
+        capture: Tensor,  # (B,) bool: reports the distribution after its forced tokens
+        temperature: Tensor,  # (B,) float
+        top_k: Tensor,  # (B,) the vocabulary size: no top-k cut
+        top_p: Tensor,  # (B,) float, 1.0: no nucleus cut
+        min_length: Tensor,  # (B,)
+        max_length: Tensor,  # (B,)
+        uniforms: Tensor,  # (B, steps) float: the uniform each row uses at each step
+        slot: Tensor,  # (B,) its request's deadline slot (0: none)
+    ) -> None:
+        self.forced = forced
+        self.forced_len = forced_len
+        self.sample_from = sample_from
+        self.done_at = done_at
+        self.is_score = is_score
+        self.capture = capture
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.min_length = min_length
+        self.max_length = max_length
+        self.uniforms = uniforms
+        self.slot = slot
+
+    def select(self, rows: Tensor) -> "RowSettings":
+        return RowSettings(
+            forced=self.forced.index_select(0, rows),
+            forced_len=self.forced_len.index_select(0, rows),
+            sample_from=self.sample_from.index_select(0, rows),
+            done_at=self.done_at.index_select(0, rows),
+            is_score=self.is_score.index_select(0, rows),
+            capture=self.capture.index_select(0, rows),
+            temperature=self.temperature.index_select(0, rows),
+            top_k=self.top_k.index_select(0, rows),
+            top_p=self.top_p.index_select(0, rows),
+            min_length=self.min_length.index_select(0, rows),
+            max_length=self.max_length.index_select(0, rows),
+            uniforms=self.uniforms.index_select(0, rows),
+            slot=self.slot.index_select(0, rows),
+        )
+
+
+# what BatchLoop.forward returns, as Python lists (see there)
+LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]
+
+
 class BatchLoop(nn.Module):
     # logits (K, V) and state of a sequence that has read only its start, for each of the K start
     # tokens (the boundary, then a conditioned checkpoint's condition tokens): where every row
@@ -192,10 +301,8 @@ class BatchLoop(nn.Module):
 
     @torch.jit.export
     def launch(
-        self, tasks: TaskSettings, forced: list[list[int]], forced_len: list[int], steps: int
-    ) -> torch.jit.Future[
-        tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]
-    ]:
+        self, tasks: TaskColumns, forced: list[list[int]], forced_len: list[int], steps: int
+    ) -> torch.jit.Future[LoopOutputs]:
         """`forward` started on torch's inter-op thread pool: returns at once with a future. The
         batch then runs with no Python and no GIL at all, and the caller's thread (the event loop)
         carries on serving HTTP meanwhile."""
@@ -203,11 +310,11 @@ class BatchLoop(nn.Module):
 
     def forward(
         self,
-        tasks: TaskSettings,  # (T,) per field
+        tasks: TaskColumns,  # (T,) per field
         forced: list[list[int]],  # (B, F) tokens each row must read first, padded with 0
         forced_len: list[int],  # (B,)
         steps: int,  # upper bound on the number of steps
-    ) -> tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]:
+    ) -> LoopOutputs:
         """Returns, as Python lists: the tokens of each row (B, the steps run); whether each
         sampling row ended in time (B,); each row's summed log-probability (B,), for scoring rows;
         for the next-char rows, in row order, every token likeliest first (ties in label order)
@@ -217,32 +324,33 @@ class BatchLoop(nn.Module):
         Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
         (torch releases it to free the memory), and while the event loop is busy each hand-over
         waits up to a switch interval. With lists there are none."""
-        # per-row settings from per-task ones (here, not in Python: the event loop then does a
-        # handful of list operations per batch, not a handful per task)
+        rows, begin = self.expand(tasks, forced, forced_len, steps)
+        samples, ended, score_lp, captured, cut, last = self.run_steps(rows, begin, steps)
+        order, next_probs = self.distributions(rows, captured)
+        tokens: list[list[int]] = samples[:, : last + 1].tolist()  # the steps run, not all `steps`
+        ended_list: list[bool] = ended.tolist()
+        score_list: list[float] = score_lp.tolist()
+        cut_list: list[bool] = cut.tolist()
+        return tokens, ended_list, score_list, order, next_probs, cut_list
+
+    def expand(
+        self, tasks: TaskColumns, forced: list[list[int]], forced_len: list[int], steps: int
+    ) -> tuple[RowSettings, Tensor]:
+        """Every row's settings from its task's (here, not in Python: the event loop then does a
+        handful of list operations per batch, not a handful per task), and each row's begin-table
+        row."""
         rows_per_task = torch.tensor(tasks.rows)
-        forced_t = torch.tensor(forced)  # (B, F), then padded with 0 to (B, steps)
+        task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)  # (B,)
+        forced_t = torch.tensor(forced)  # (B, F), padded with 0 to (B, steps)
+        forced_t = F.pad(forced_t, [0, steps - forced_t.size(1)])
         forced_len_t = torch.tensor(forced_len)
         B, V = forced_t.size(0), self.begin_logits.size(1)
-        forced_t = F.pad(forced_t, [0, steps - forced_t.size(1)])
-        task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)  # (B,)
         kind = torch.tensor(tasks.kind).index_select(0, task_of_row)
         is_sampling = kind == Kind.SAMPLE.value
-        is_score, capture = kind == Kind.SCORE.value, kind == Kind.NEXT_CHAR.value
-        temperature = torch.tensor(tasks.temperature, dtype=torch.float).index_select(0, task_of_row)
-        top_k = torch.tensor(tasks.top_k).index_select(0, task_of_row)
-        top_p = torch.tensor(tasks.top_p, dtype=torch.float).index_select(0, task_of_row)
-        min_len = torch.tensor(tasks.min_length).index_select(0, task_of_row)
-        max_len = torch.tensor(tasks.max_length).index_select(0, task_of_row)
+        capture = kind == Kind.NEXT_CHAR.value
         prefix_len = torch.tensor(tasks.prefix_length).index_select(0, task_of_row)
-        begin = torch.tensor(tasks.start).index_select(0, task_of_row)
-        slot = torch.tensor(tasks.slot).index_select(0, task_of_row)
-        any_deadline = bool((slot > 0).any())
-        # a row that only reads is finished after its last forced token, or, for next-char, once
-        # it has seen the logits after them; a sampling row, when it stops (never by this)
-        done_at = torch.where(capture, forced_len_t, forced_len_t - 1).masked_fill_(is_sampling, steps)
-        # the step a row starts sampling at: after its forced tokens (never, for other rows)
-        sample_from = forced_len_t.masked_fill(~is_sampling, steps)
-        max_min_len = int(min_len.max())  # from this step on no row has the end masked
+        top_k = torch.tensor(tasks.top_k).index_select(0, task_of_row)
+        # the row number within its request's round: a task's offset, plus the row's place in the task
         starts = torch.cumsum(rows_per_task, 0) - rows_per_task
         offset = torch.tensor(tasks.offset).index_select(0, task_of_row)
         row_in_round = torch.arange(B) - starts.index_select(0, task_of_row) + offset
@@ -250,66 +358,93 @@ class BatchLoop(nn.Module):
         # stream, seed and round) and mixed again, so that rows and seeds never trade places
         row_key = mix(torch.tensor(tasks.key).index_select(0, task_of_row) + row_in_round)
         # the uniform each row uses at each step, all made at once: a hash of the row's stream
-        # and its position (characters sampled so far), 0x2545F4914F6CDD1D spreading the
-        # positions of one row far apart in the key space
+        # and its position (characters sampled so far)
         position = torch.arange(steps).unsqueeze(0) - prefix_len.unsqueeze(1)  # (B, steps)
-        uniforms = uniform(row_key.unsqueeze(1) + position * 0x2545F4914F6CDD1D).float()
+        rows = RowSettings(
+            forced=forced_t,
+            forced_len=forced_len_t,
+            # a sampling row starts after its forced tokens, and stops by itself; a row that only
+            # reads is finished after its last forced token or, for next-char, once it has seen
+            # the logits after them
+            sample_from=forced_len_t.masked_fill(~is_sampling, steps),
+            done_at=torch.where(capture, forced_len_t, forced_len_t - 1).masked_fill_(is_sampling, steps),
+            is_score=kind == Kind.SCORE.value,
+            capture=capture,
+            temperature=torch.tensor(tasks.temperature, dtype=torch.float).index_select(0, task_of_row),
+            # 0 (no cut), or more than the vocabulary, becomes its size: every token is kept
+            top_k=top_k.masked_fill(top_k == 0, V).clamp(max=V),
+            top_p=torch.tensor(tasks.top_p, dtype=torch.float).index_select(0, task_of_row),
+            min_length=torch.tensor(tasks.min_length).index_select(0, task_of_row),
+            max_length=torch.tensor(tasks.max_length).index_select(0, task_of_row),
+            uniforms=uniform(row_key.unsqueeze(1) + position * SplitMix.POSITION.value).float(),
+            slot=torch.tensor(tasks.slot).index_select(0, task_of_row),
+        )
+        return rows, torch.tensor(tasks.start).index_select(0, task_of_row)
+
+    def run_steps(
+        self, rows: RowSettings, begin: Tensor, steps: int
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:
+        """Step every row until each is finished: (every token each row read or produced (B,
+        steps), whether each sampling row ended in time (B,), each scoring row's summed
+        log-probability (B,), the logits each next-char row captured (B, V), whether each row was
+        cut by its deadline (B,), the last step run)."""
+        B, V = rows.forced.size(0), self.begin_logits.size(1)
+        is_sampling = rows.sample_from < steps  # only sampling rows start sampling
+        any_top_k = bool(((rows.top_k < V) & is_sampling).any())
+        any_top_p = bool(((rows.top_p < 1.0) & is_sampling).any())
+        any_temperature = bool((rows.temperature != 1.0).any())
+        any_score = bool(rows.is_score.any())
+        any_capture = bool(rows.capture.any())
+        any_deadline = bool((rows.slot > 0).any())
+        max_min_len = int(rows.min_length.max())  # from this step on no row has the end masked
         logits = self.begin_logits.index_select(0, begin)
         state = [s.index_select(0, begin) for s in self.begin_state]
-        any_top_k = bool(((top_k < V) & is_sampling).any())
-        any_top_p = bool(((top_p < 1.0) & is_sampling).any())
-        any_temperature = bool((temperature != 1.0).any())
-        any_score = bool(is_score.any())
-        any_capture = bool(capture.any())
         ended = torch.zeros(B, dtype=torch.bool)  # sampling rows that produced the end in time
-        samples = torch.zeros(B, steps, dtype=torch.long)  # every token each row read or produced
+        samples = torch.zeros(B, steps, dtype=torch.long)
         score_lp = torch.zeros(B, dtype=torch.float64)
         captured = torch.zeros(B, V)
-        # only unfinished rows are computed: `active` lists them (ascending); logits and state
-        # hold exactly those rows, and finished rows are dropped, keeping at least min_rows.
-        # Per-row settings are gathered for the active rows when that set changes, not every step.
-        per_row_settings = [forced_len_t, sample_from, is_score, capture, min_len, max_len, done_at,
-                            temperature, top_k, top_p, forced_t, uniforms, slot]  # fmt: skip
-        active = torch.arange(B)
-        fin = torch.zeros(B, dtype=torch.bool)  # finished and ended, for the active rows
-        ended_a = torch.zeros(B, dtype=torch.bool)
         cut = torch.zeros(B, dtype=torch.bool)  # rows stopped by their request's deadline
+        # only unfinished rows are computed: `active` lists them (ascending), and `live` their
+        # settings; logits and state hold exactly those rows. Finished rows are dropped, keeping at
+        # least min_rows, and the settings gathered again only then, not every step
+        active = torch.arange(B)
+        live = rows
+        fin = torch.zeros(B, dtype=torch.bool)  # finished, for the active rows
+        ended_a = torch.zeros(B, dtype=torch.bool)
         cut_a = torch.zeros(B, dtype=torch.bool)
-        settings = per_row_settings
         step = 0
         while True:
-            flen, sample_from_a, scoring, capturing, min_len_a, max_len_a, done_at_a = settings[:7]
-            temperature_a, top_k_a, top_p_a, forced_a, uniforms_a, slot_a = settings[7:]
             # the forced token: 0 once past a row's forced ones (sampling rows overwrite it)
-            token = forced_a.select(1, step)
+            token = live.forced.select(1, step)
             if any_score:
                 lp = F.log_softmax(logits.double(), dim=1).gather(1, token.unsqueeze(1)).squeeze(1)
-                score_lp.index_add_(0, active, lp.masked_fill(~((step < flen) & scoring), 0.0))
+                reading = (step < live.forced_len) & live.is_score
+                score_lp.index_add_(0, active, lp.masked_fill(~reading, 0.0))
             if any_capture:
-                cap = capturing & (flen == step)
+                cap = live.capture & (live.forced_len == step)
                 if bool(cap.any()):
                     captured.index_copy_(0, active[cap], logits[cap])
-            choose = (step >= sample_from_a) & ~fin
+            choose = (step >= live.sample_from) & ~fin
             if bool(choose.any()):
                 no_end = step < max_min_len
                 p_next = filter_rows(
-                    logits, temperature_a, top_k_a, top_p_a, any_top_k, any_top_p,
-                    step < min_len_a if no_end else fin,  # the name may not end yet
+                    logits, live.temperature, live.top_k, live.top_p, any_top_k, any_top_p,
+                    step < live.min_length if no_end else fin,  # the name may not end yet
                     any_temperature, no_end,
                 )  # fmt: skip
                 # inverse CDF: the first token whose cumulative probability passes u * total
                 cdf = torch.cumsum(p_next, dim=1)
-                u = uniforms_a.select(1, step).unsqueeze(1)
+                u = live.uniforms.select(1, step).unsqueeze(1)
                 sampled = (cdf < u * cdf[:, -1:]).sum(dim=1).clamp(max=V - 1)
                 token = torch.where(choose, sampled, token)
                 end = token == 0
-                stop = choose & (end | (step >= max_len_a))
+                stop = choose & (end | (step >= live.max_length))
                 ended_a = ended_a | (stop & end)
                 fin = fin | stop
-            fin = fin | (step >= done_at_a)
+            fin = fin | (step >= live.done_at)
             samples.select(1, step).index_copy_(0, active, token)
             if any_deadline and step % self.deadline_every == 0:
-                late = self.expired.index_select(0, slot_a) & ~fin
+                late = self.expired.index_select(0, live.slot) & ~fin
                 if bool(late.any()):
                     cut_a, fin = cut_a | late, fin | late
             n_open = fin.size(0) - int(fin.sum())
@@ -324,40 +459,40 @@ class BatchLoop(nn.Module):
                     keep.index_fill_(0, fin.nonzero().squeeze(1)[:short], True)
                 ended.index_copy_(0, active, ended_a)
                 cut.index_copy_(0, active, cut_a)
-                rows = keep.nonzero().squeeze(1)  # one index for every tensor: cheaper than a mask each
-                active, token = active.index_select(0, rows), token.index_select(0, rows)
-                fin, ended_a = fin.index_select(0, rows), ended_a.index_select(0, rows)
-                cut_a = cut_a.index_select(0, rows)
-                logits = logits.index_select(0, rows)
-                state = [s.index_select(0, rows) for s in state]
-                settings = [t.index_select(0, active) for t in per_row_settings]
+                kept = keep.nonzero().squeeze(1)  # one index for every tensor: cheaper than a mask each
+                active, token = active.index_select(0, kept), token.index_select(0, kept)
+                fin, ended_a = fin.index_select(0, kept), ended_a.index_select(0, kept)
+                cut_a = cut_a.index_select(0, kept)
+                logits = logits.index_select(0, kept)
+                state = [s.index_select(0, kept) for s in state]
+                live = rows.select(active)
             logits, state = self.stepper.step(token, state)  # type: ignore[operator]
             step += 1
         ended.index_copy_(0, active, ended_a)
         cut.index_copy_(0, active, cut_a)
-        order: list[list[int]] = []
-        next_probs: list[list[float]] = []
-        if any_capture:
-            rows = capture.nonzero().squeeze(1)
-            k = top_k.index_select(0, rows)
-            p = filter_rows(
-                captured.index_select(0, rows),
-                temperature.index_select(0, rows),
-                k,
-                torch.ones(k.size()),  # no nucleus cut
-                bool((k < V).any()),
-                False,
-                torch.zeros(k.size(), dtype=torch.bool),
-            ).double()
-            p = p / p.sum(dim=1, keepdim=True)
-            by_label = self.by_label
-            # a stable sort of the label-ordered columns: likeliest first, equal ones by label
-            sorted_p, pos = torch.sort(p.index_select(1, by_label), dim=1, descending=True, stable=True)
-            order_rows: list[list[int]] = by_label[pos].tolist()
-            prob_rows: list[list[float]] = sorted_p.tolist()
-            order, next_probs = order_rows, prob_rows
-        tokens: list[list[int]] = samples[:, : step + 1].tolist()  # the steps run, not all `steps`
-        ended_list: list[bool] = ended.tolist()
-        score_list: list[float] = score_lp.tolist()
-        cut_list: list[bool] = cut.tolist()
-        return tokens, ended_list, score_list, order, next_probs, cut_list
+        return samples, ended, score_lp, captured, cut, step
+
+    def distributions(self, rows: RowSettings, captured: Tensor) -> tuple[list[list[int]], list[list[float]]]:
+        """For the next-char rows, in row order: every token likeliest first (ties in label order),
+        and its probability after the row's temperature and top-k, in float64 summing to 1."""
+        if not bool(rows.capture.any()):
+            return [], []
+        V = captured.size(1)
+        which = rows.capture.nonzero().squeeze(1)
+        k = rows.top_k.index_select(0, which)
+        p = filter_rows(
+            captured.index_select(0, which),
+            rows.temperature.index_select(0, which),
+            k,
+            torch.ones(k.size()),  # no nucleus cut
+            bool((k < V).any()),
+            False,
+            torch.zeros(k.size(), dtype=torch.bool),
+        ).double()
+        p = p / p.sum(dim=1, keepdim=True)
+        by_label = self.by_label
+        # a stable sort of the label-ordered columns: likeliest first, equal ones by label
+        sorted_p, pos = torch.sort(p.index_select(1, by_label), dim=1, descending=True, stable=True)
+        order: list[list[int]] = by_label[pos].tolist()
+        probs: list[list[float]] = sorted_p.tolist()
+        return order, probs

@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.config import SPIN_ROWS
+from app.config import MAX_BATCH_ROWS, SPIN_ROWS
 
 BUSY_WINDOW_S = 0.05  # a model whose last batch ended this recently counts as under load
 POLL_S = 0.001  # how often polled batches over spin_rows are checked (uvloop's timers count in ms)
@@ -70,9 +70,9 @@ class Choice:
     dropped: list[int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BatchPolicy:
-    max_rows: int = 1024  # rows of one batch at most
+    max_rows: int = MAX_BATCH_ROWS  # rows of one batch at most
     parallel: int = 1  # batches of one model running at once at most
     spin_rows: int = SPIN_ROWS  # polled batches this small are checked on every turn of the loop
 

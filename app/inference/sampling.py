@@ -32,14 +32,24 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import torch
 
-from app.inference.engine import GOLDEN_GAMMA, MIN_ROWS, Kind, TaskSettings
-from app.inference.registry import LoadedModel
+from app.config import MAX_ROUND_ROWS, MAX_ROUNDS, MAX_SEQUENCES, MAX_STEPS
+from app.inference.engine import (
+    MIN_ROWS,
+    NEUTRAL,
+    Kind,
+    LoopOutputs,
+    Sampling,
+    SplitMix,
+    TaskSettings,
+    task_columns,
+)
+from app.inference.loaded import LoadedModel
 from app.inference.safety import SafetyFilter
 
 # -- random keys -------------------------------------------------------------------------------------
@@ -50,9 +60,9 @@ MASK64 = (1 << 64) - 1
 def mix64(x: int) -> int:
     """SplitMix64's output function on unsigned 64-bit integers (engine.mix is the same over
     torch int64): every input bit affects every output bit."""
-    z = (x + GOLDEN_GAMMA) & MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z = (x + (SplitMix.GAMMA.value & MASK64)) & MASK64
+    z = ((z ^ (z >> 30)) * (SplitMix.MUL1.value & MASK64)) & MASK64
+    z = ((z ^ (z >> 27)) * (SplitMix.MUL2.value & MASK64)) & MASK64
     return z ^ (z >> 31)
 
 
@@ -64,23 +74,25 @@ def stream_of(text: str) -> int:
 # -- the tasks ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+DEFAULT_SAMPLING = Sampling()  # the service's defaults (app/config.py)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SampleSpec:
+    """What one sampling asks for, and what it may cost (the defaults: the service's, app/config.py)."""
+
     n: int
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
+    # how each row chooses its characters (min_length and max_length count the prefix)
+    sampling: Sampling = DEFAULT_SAMPLING
     prefix: str = ""  # lowercase, already checked against the model's alphabet
-    min_length: int = 1
-    max_length: int = 24
     unique: bool = True
     novel: bool = False
-    max_rounds: int = 8  # batches sampled at most, the first of exactly n sequences
-    max_batch: int = 4096  # sequences in one round at most (later rounds oversample)
-    max_sequences: int = 20000  # sequences in all rounds at most
+    max_rounds: int = MAX_ROUNDS  # batches sampled at most, the first of exactly n sequences
+    max_batch: int = MAX_ROUND_ROWS  # sequences in one round at most (later rounds oversample)
+    max_sequences: int = MAX_SEQUENCES  # sequences in all rounds at most
     # steps (characters, a row's end counted) taken in all rounds at most: what bounds a request's
     # CPU time, whatever its lengths and temperature
-    max_steps: int = 100_000
+    max_steps: int = MAX_STEPS
     start: int = 0  # the row of the model's begin table to start from: its condition (0: none)
 
 
@@ -111,13 +123,21 @@ class Task:
     slot: int = 0
     kind = Kind.PADDING
 
-    def settings(self, vocab_size: int) -> dict[str, int | float]:
-        """The task's fields of the batch's TaskSettings (app/inference/engine.py), by name; rows,
-        offset and key are the piece's, filled in by plan_batch."""
-        return {
-            "kind": self.kind.value, "temperature": 1.0, "top_k": vocab_size, "top_p": 1.0,
-            "min_length": 0, "max_length": 0, "prefix_length": 0, "start": self.start, "slot": self.slot,
-        }  # fmt: skip
+    sampling = NEUTRAL  # how its rows choose characters: neutral unless it samples or reports them
+    prefix_length = 0  # forced characters that count towards a sampled name
+
+    def settings(self, piece: Piece) -> TaskSettings:
+        """The settings of one piece of the task in a batch (app/inference/engine.py)."""
+        return TaskSettings(
+            rows=piece.rows,
+            kind=self.kind.value,
+            prefix_length=self.prefix_length,
+            start=self.start,
+            offset=piece.offset,
+            key=self.key(),
+            slot=self.slot,
+            sampling=self.sampling,
+        )
 
     def key(self) -> int:
         """The random key of the current round (sampling tasks; 0 for the others)."""
@@ -148,6 +168,8 @@ class SampleTask(Task):
         self.stream = stream
         self.safety = safety  # names it refuses are rejected as "unsafe" (None: no such check)
         self.prefix = model.encode(spec.prefix)
+        self.prefix_length = len(self.prefix)
+        self.sampling = spec.sampling
         self.names: list[str] = []
         self.seen: set[str] = set()
         self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0, "unsafe": 0}
@@ -167,7 +189,7 @@ class SampleTask(Task):
 
     @property
     def row_steps(self) -> int:
-        return self.spec.max_length + 1  # the most steps a row may take, its end counted
+        return self.spec.sampling.max_length + 1  # the most steps a row may take, its end counted
 
     def _plan(self, rows: int) -> None:
         self.rows = rows
@@ -217,18 +239,6 @@ class SampleTask(Task):
         accept = max(len(self.names) / max(self.sampled, 1), 0.02)  # oversample by what got through
         self._plan(min(spec.max_batch, budget, max(16, math.ceil(1.25 * missing / accept))))
 
-    def settings(self, vocab_size: int) -> dict[str, int | float]:
-        spec = self.spec
-        return {
-            **super().settings(vocab_size),
-            "temperature": spec.temperature,
-            "top_k": vocab_size if spec.top_k is None else min(spec.top_k, vocab_size),
-            "top_p": 1.0 if spec.top_p is None else spec.top_p,
-            "min_length": spec.min_length,
-            "max_length": spec.max_length,
-            "prefix_length": len(self.prefix),
-        }
-
     def stop(self, reason: str) -> None:
         """End the task before it has n names (the batcher's deadline)."""
         if not self.done():
@@ -258,26 +268,23 @@ class NextCharTask(Task):
 
     kind = Kind.NEXT_CHAR
 
-    def __init__(
-        self, model: LoadedModel, prefix: str, temperature: float, top_k: int | None, start: int = 0
-    ) -> None:
-        self.model, self.temperature, self.top_k, self.start = model, temperature, top_k, start
+    def __init__(self, model: LoadedModel, prefix: str, sampling: Sampling = NEUTRAL, start: int = 0) -> None:
+        """`sampling`: its temperature and top_k apply (0: every character)."""
+        self.model, self.start = model, start
+        self.sampling = replace(NEUTRAL, temperature=sampling.temperature, top_k=sampling.top_k)
         self.rows = 1
         self.forced = [model.encode(prefix)]
         self.probs: list[tuple[str, float]] | None = None  # set by finish_batch
-
-    def settings(self, vocab_size: int) -> dict[str, int | float]:
-        top_k = vocab_size if self.top_k is None else min(self.top_k, vocab_size)
-        return {**super().settings(vocab_size), "temperature": self.temperature, "top_k": top_k}
 
     def distribution(self) -> list[tuple[str, float]]:
         """(char, probability) likeliest first, ties by char; the boundary is "<end>". Every
         vocabulary entry, or with top_k only the characters it keeps: the k likeliest, and any
         more that tie with the k-th. The probabilities sum to 1 in float64."""
         assert self.probs is not None
-        if self.top_k is None:
+        top_k = self.sampling.top_k
+        if top_k == 0:
             return self.probs
-        return [cp for i, cp in enumerate(self.probs) if i < self.top_k or cp[1] > 0.0]
+        return [cp for i, cp in enumerate(self.probs) if i < top_k or cp[1] > 0.0]
 
 
 @dataclass(frozen=True)
@@ -337,9 +344,6 @@ def cut(task: Task, piece_rows: int) -> list[Piece]:
 # -- the engine --------------------------------------------------------------------------------------
 
 
-LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]
-
-
 @dataclass
 class BatchPlan:
     """One batch, ready for the model's scripted BatchLoop (app/inference/engine.py)."""
@@ -361,26 +365,18 @@ def plan_batch(model: LoadedModel, pieces: list[Piece]) -> BatchPlan:
     forced = [p.task.forced[p.offset : p.offset + p.rows] for p in pieces]
     width = max(len(f) for rows_ in forced for f in rows_)
     pad = max(width, 1)
-    columns: dict[str, list[Any]] = {name: [] for name in TaskSettings._fields}
     forced_rows: list[list[int]] = []
     longest = 0  # the most characters a sampling row may reach
     for p, rows_ in zip(pieces, forced, strict=True):
-        settings = {
-            **p.task.settings(model.vocab_size),
-            "rows": p.rows,
-            "offset": p.offset,
-            "key": p.task.key(),
-        }
-        for name, column in columns.items():
-            column.append(settings[name])
         if isinstance(p.task, SampleTask):
-            longest = max(longest, p.task.spec.max_length)
+            longest = max(longest, p.task.sampling.max_length)
             forced_rows += [p.task.prefix + [0] * (pad - len(p.task.prefix))] * p.rows
         else:
             forced_rows += [f + [0] * (pad - len(f)) for f in rows_]
     steps = max(width, longest + 1) + 1
     forced_len = [len(f) for rows_ in forced for f in rows_]
-    return BatchPlan(pieces, (TaskSettings(**columns), forced_rows, forced_len, steps))
+    tasks = task_columns([p.task.settings(p) for p in pieces])
+    return BatchPlan(pieces, (tasks, forced_rows, forced_len, steps))
 
 
 def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
@@ -441,11 +437,11 @@ def sample_names(
 
 
 def next_char_distribution(
-    model: LoadedModel, prefix: str, temperature: float = 1.0, top_k: int | None = None, start: int = 0
+    model: LoadedModel, prefix: str, sampling: Sampling = NEUTRAL, start: int = 0
 ) -> list[tuple[str, float]]:
-    """(char, probability) for every vocabulary entry after `prefix`, most likely first;
-    the boundary is reported as "<end>"."""
-    task = NextCharTask(model, prefix, temperature, top_k, start)
+    """(char, probability) for every vocabulary entry after `prefix` (or its sampling.top_k
+    likeliest), most likely first; the boundary is reported as "<end>"."""
+    task = NextCharTask(model, prefix, sampling, start)
     run_to_completion(model, [task])
     return task.distribution()
 

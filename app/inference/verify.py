@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from app.config import Settings
-from app.inference.registry import CheckpointError, find_manifest, list_checkpoints, load_checkpoint
+from app.inference.checkpoint import CheckpointError, load_checkpoint
+from app.inference.registry import find_manifest, list_checkpoints
 from checkpoint_format import MANIFEST
 
 

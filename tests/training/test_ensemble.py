@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from app.inference.registry import load_checkpoint
+from app.inference.checkpoint import load_checkpoint
 from tests.conftest import load_parts
 from training.__main__ import main
 from training.export import load_trained

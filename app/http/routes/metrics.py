@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.http.middleware import Metrics
+from app.http.metrics import Metrics
 
 router = APIRouter(tags=["health"])
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from app.http.deps import ServiceDep, resolve_model
+from app.http.deps import ServiceDep
 from app.http.schemas import (
     CorpusInfo,
     ErrorResponse,
@@ -17,7 +17,8 @@ from app.http.schemas import (
     ModelList,
     ModelMetrics,
 )
-from app.inference.registry import LoadedModel
+from app.http.validation import model_of
+from app.inference.loaded import LoadedModel
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -83,4 +84,4 @@ async def get_model(
     name: Annotated[str, Path(description="a loaded model's name (GET /models)")], service: ServiceDep
 ) -> ModelInfo:
     registry = service.registry
-    return model_info(resolve_model(registry, name), registry.default)
+    return model_info(model_of(registry, name), registry.default)

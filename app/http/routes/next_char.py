@@ -5,33 +5,33 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.http.deps import (
+    ERRORS,
     Service,
     ServiceDep,
-    Where,
-    check_prefix,
-    json_response,
+    model_response,
     parse_query,
     query_parameters,
-    resolve_condition,
-    resolve_model,
     service_of,
 )
-from app.http.routes.generate import ERRORS
-from app.http.schemas import NextCharRequest, NextCharResponse
+from app.http.schemas import CharProb, NextCharRequest, NextCharResponse
+from app.http.validation import condition_of, model_of, prefix_of
+from app.inference.engine import Sampling
 from app.inference.sampling import NextCharTask
 
 router = APIRouter(prefix="/next-char", tags=["next-char"])
 
 
-async def next_char(req: NextCharRequest, service: Service, where: Where) -> Response:
-    model = resolve_model(service.registry, req.model)
-    prefix = check_prefix(model, req.prefix, service.settings, where)
-    start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, where)
-    task = NextCharTask(model, prefix, req.temperature, req.top_k, start)
+async def next_char(req: NextCharRequest, service: Service) -> NextCharResponse:
+    model = model_of(service.registry, req.model)
+    prefix = prefix_of(model, req.prefix, service.settings)
+    start, condition = condition_of(service.registry, model, req)
+    task = NextCharTask(model, prefix, Sampling(temperature=req.temperature, top_k=req.top_k or 0), start)
     await service.runner.run(model, task)
-    distribution = [{"char": c, "prob": p} for c, p in task.distribution()]
-    return json_response(
-        {"model": model.name, "prefix": prefix, "condition": condition, "distribution": distribution}
+    return NextCharResponse(
+        model=model.name,
+        prefix=prefix,
+        condition=condition,
+        distribution=[CharProb(char=c, prob=p) for c, p in task.distribution()],
     )
 
 
@@ -43,7 +43,7 @@ async def next_char(req: NextCharRequest, service: Service, where: Where) -> Res
     operation_id="next_char",
 )
 async def post_next_char(req: NextCharRequest, service: ServiceDep) -> Response:
-    return await next_char(req, service, "body")
+    return model_response(await next_char(req, service))
 
 
 @router.get(
@@ -56,4 +56,4 @@ async def post_next_char(req: NextCharRequest, service: ServiceDep) -> Response:
 )
 async def get_next_char(request: Request) -> Response:
     # no dependencies here: see parse_query
-    return await next_char(parse_query(NextCharRequest, request), service_of(request), "query")
+    return model_response(await next_char(parse_query(NextCharRequest, request), service_of(request)))

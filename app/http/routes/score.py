@@ -4,26 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.http.deps import ServiceDep, check_text, client_gone, field_error, resolve_condition, resolve_model
-from app.http.routes.generate import ERRORS
+from app.http.deps import ERRORS, ServiceDep, client_gone
 from app.http.schemas import NameScore, ScoreRequest, ScoreResponse
+from app.http.validation import check_score_names, condition_of, model_of, text_of
 from app.inference.sampling import ScoreTask
 
 router = APIRouter(prefix="/score", tags=["score"])
+WATCH_ABOVE_NAMES = 64  # requests scoring more names than this watch for their client going away
 
 
 @router.post("", summary="Score names", responses=ERRORS, operation_id="score")
 async def post_score(req: ScoreRequest, service: ServiceDep, request: Request) -> ScoreResponse:
     settings = service.settings
-    model = resolve_model(service.registry, req.model)
-    if len(req.names) > settings.max_score_names:
-        msg = f"names may hold at most {settings.max_score_names} items, got {len(req.names)}"
-        raise field_error("body", "names", msg, len(req.names))
-    names = [check_text(model, s, "body", f"names[{i}]") for i, s in enumerate(req.names)]
-    start, condition = resolve_condition(service.registry, model, {"sex": req.sex, "year": req.year}, "body")
+    model = model_of(service.registry, req.model)
+    check_score_names(req.names, settings)
+    names = [text_of(model, s, f"names[{i}]") for i, s in enumerate(req.names)]
+    start, condition = condition_of(service.registry, model, req)
     task = ScoreTask(model, names, start)
     # hundreds of names may wait behind other batches: stop if the client goes
-    gone = client_gone(request) if len(names) > 64 else None
+    gone = client_gone(request) if len(names) > WATCH_ABOVE_NAMES else None
     await service.runner.run(model, task, settings.score_timeout_s, gone)
     return ScoreResponse(
         model=model.name,

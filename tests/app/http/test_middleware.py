@@ -124,7 +124,7 @@ async def test_a_logged_path_cannot_forge_log_lines(
         logger.addHandler(caplog.handler)  # namegen's loggers do not propagate to the root
         try:
             assert (await client.get(f"/models/{forged}")).status_code == 404  # no such model
-            monkeypatch.setattr(models_route, "resolve_model", boom)
+            monkeypatch.setattr(models_route, "model_of", boom)
             assert (await client.get(f"/models/{forged}")).status_code == 500
         finally:
             logger.removeHandler(caplog.handler)

@@ -10,13 +10,17 @@ import pytest
 
 import app.inference.batching as batching
 import app.inference.policy as policy
-from app.inference.registry import LoadedModel, load_registry
+from app.inference.engine import Sampling
+from app.inference.loaded import LoadedModel
+from app.inference.registry import load_registry
 from app.inference.sampling import Piece, SampleSpec, SampleTask, ScoreTask, sample_names, score_names
 from tests.support import MODELS
 
 pytestmark = pytest.mark.anyio
 
-HEAVY = SampleSpec(n=400, prefix="emma", max_length=5, novel=True, max_rounds=6)  # rejects nearly all
+HEAVY = SampleSpec(
+    n=400, prefix="emma", novel=True, max_rounds=6, sampling=Sampling(max_length=5)
+)  # rejects nearly all
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +43,11 @@ def planned(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[int, int, int]]]
 
 
 def task(model: LoadedModel, seed: int, n: int = 3) -> SampleTask:
-    return SampleTask(model, SampleSpec(n=n, max_length=12), seed)
+    return SampleTask(model, SampleSpec(n=n, sampling=Sampling(max_length=12)), seed)
 
 
 def alone(model: LoadedModel, seed: int, n: int = 3) -> list[str]:
-    return sample_names(model, SampleSpec(n=n, max_length=12), seed).names
+    return sample_names(model, SampleSpec(n=n, sampling=Sampling(max_length=12)), seed).names
 
 
 async def test_lone_request_on_a_quiet_model_starts_at_once(model: LoadedModel, planned: list) -> None:  # type: ignore[type-arg]
@@ -194,7 +198,7 @@ async def test_a_running_round_stops_at_the_deadline(model: LoadedModel) -> None
     round of 1,000 rows of 64 characters is one batch, cut short where it is; its cut rows count as
     never sampled, the rows that finished are kept, and the slot is free again afterwards."""
     batcher = batching.ModelBatcher(model, max_rows=1024)
-    long = SampleSpec(n=1000, min_length=64, max_length=64, unique=False, max_steps=10**7)
+    long = SampleSpec(n=1000, unique=False, max_steps=10**7, sampling=Sampling(min_length=64, max_length=64))
     result = (await batcher.run(SampleTask(model, long, 3), timeout_s=0.02)).result()
     assert result.stopped == "deadline" and result.rounds == 1 and result.sampled < 1000
     assert len(batcher.free_slots) == batching.DEADLINE_SLOTS - 1 and not bool(batcher.expired.any())
@@ -324,7 +328,9 @@ async def test_under_load_an_uneven_split_of_small_requests_evens_out(
     has requests to answer while either group computes."""
     batcher = batching.ModelBatcher(model, max_rows=8192)
     await batcher.run(task(model, 0, n=1))  # a batch just ended: the model counts as under load
-    slow = SampleSpec(n=1, min_length=600, max_length=600)  # 600 steps: it runs while 28 queue
+    slow = SampleSpec(
+        n=1, sampling=Sampling(min_length=600, max_length=600)
+    )  # 600 steps: it runs while 28 queue
     first = [asyncio.ensure_future(batcher.run(SampleTask(model, slow, seed))) for seed in range(1, 5)]
     await asyncio.sleep(0)
     await asyncio.sleep(0)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app.inference.registry import CheckpointError, load_registry
+from app.inference.checkpoint import CheckpointError
+from app.inference.registry import load_registry
 from checkpoint_format import MANIFEST, ArchiveError, check_archive, entry_digests, read_manifest, sha256_hex
 from tests.app.conftest import REPO_MODELS, app_client
 

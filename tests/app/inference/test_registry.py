@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.inference.checkpoint import CheckpointError, load_checkpoint
 from app.inference.engine import BatchLoop
-from app.inference.registry import CheckpointError, load_checkpoint, load_registry
+from app.inference.registry import load_registry
 from checkpoint_format import torchscript
 from tests.app.conftest import REPO_MODELS, app_client
 from tests.conftest import read_checkpoint
@@ -273,7 +274,7 @@ def test_a_batch_loop_that_fails_to_compile_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copy(SOURCE, tmp_path / SOURCE.name)
-    monkeypatch.setattr("app.inference.registry.BatchLoop", Unscriptable)
+    monkeypatch.setattr("app.inference.checkpoint.BatchLoop", Unscriptable)
     with pytest.raises(CheckpointError) as info:
         load_registry(tmp_path, allow_unverified=True)
     message = str(info.value)

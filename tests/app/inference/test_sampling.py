@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from app.inference.registry import LoadedModel, load_checkpoint
+from app.inference.checkpoint import load_checkpoint
+from app.inference.engine import Sampling
+from app.inference.loaded import LoadedModel
 from app.inference.sampling import (
     NextCharTask,
     Piece,
@@ -42,7 +44,7 @@ def test_same_generator_seed_same_names(model: LoadedModel) -> None:
 
 
 def test_rounds_are_bounded(model: LoadedModel) -> None:
-    spec = SampleSpec(n=50, prefix="emma", max_length=4, novel=True, max_rounds=3)
+    spec = SampleSpec(n=50, prefix="emma", novel=True, max_rounds=3, sampling=Sampling(max_length=4))
     result = sample_names(model, spec, 0)
     assert result.names == [] and result.rounds == 3 and not result.complete
     assert result.rejected["in_corpus"] > 0 and result.rejected["missing"] == 50
@@ -62,14 +64,16 @@ def test_results_do_not_depend_on_the_batch(model: LoadedModel) -> None:
     requests cannot change a seeded answer."""
     specs = [
         SampleSpec(n=1),
-        SampleSpec(n=3, prefix="ma", temperature=0.8),
-        SampleSpec(n=20, top_k=5, novel=True),
-        SampleSpec(n=7, top_p=0.9, min_length=5, max_length=6),
-        SampleSpec(n=2, prefix="emma", max_length=4, novel=True, max_rounds=3),  # never completes
+        SampleSpec(n=3, prefix="ma", sampling=Sampling(temperature=0.8)),
+        SampleSpec(n=20, novel=True, sampling=Sampling(top_k=5)),
+        SampleSpec(n=7, sampling=Sampling(top_p=0.9, min_length=5, max_length=6)),
+        SampleSpec(
+            n=2, prefix="emma", novel=True, max_rounds=3, sampling=Sampling(max_length=4)
+        ),  # never completes
     ]
     alone = [sample_names(model, s, i) for i, s in enumerate(specs)]
     tasks: list[Task] = [SampleTask(model, s, i) for i, s in enumerate(specs)]
-    nxt, score = NextCharTask(model, "jo", 1.0, None), ScoreTask(model, ["olivia", "zzyzx"])
+    nxt, score = NextCharTask(model, "jo"), ScoreTask(model, ["olivia", "zzyzx"])
     run_to_completion(model, [*tasks, nxt, score])
     together = [t.result() for t in tasks if isinstance(t, SampleTask)]
     assert [r.names for r in together] == [r.names for r in alone]
@@ -82,7 +86,7 @@ def test_a_batch_hands_no_tensor_to_the_batch_thread(model: LoadedModel) -> None
     """The batch loop runs on torch's thread pool. Every tensor with a Python object that it is
     given makes that thread take the GIL when it lets go of it, so the loop's arguments are plain
     Python values and the start state lives inside the scripted loop."""
-    tasks: list[Task] = [SampleTask(model, SampleSpec(n=3), 1), NextCharTask(model, "jo", 1.0, None)]
+    tasks: list[Task] = [SampleTask(model, SampleSpec(n=3), 1), NextCharTask(model, "jo")]
     plan = plan_batch(model, [Piece.whole(t) for t in [*tasks, ScoreTask(model, ["olivia"])]])
 
     def tensors(value: object) -> int:
@@ -105,7 +109,10 @@ def run_pieces(model: LoadedModel, pieces: list[Piece]) -> None:
 def test_a_round_cut_into_pieces_gives_the_same_names(model: LoadedModel) -> None:
     """The batcher may run a request's round as pieces, in different batches and beside other
     work: every row keeps its number in the round, so the names are the ones of one batch."""
-    specs = [SampleSpec(n=37, prefix="ka"), SampleSpec(n=50, novel=True, max_length=6, max_rounds=4)]
+    specs = [
+        SampleSpec(n=37, prefix="ka"),
+        SampleSpec(n=50, novel=True, max_rounds=4, sampling=Sampling(max_length=6)),
+    ]
     for seed, spec in enumerate(specs):
         whole = sample_names(model, spec, seed)
         task = SampleTask(model, spec, seed)
@@ -130,18 +137,22 @@ def test_scores_cut_into_pieces_are_the_same(model: LoadedModel) -> None:
 
 def test_sequences_are_bounded_and_the_result_says_why(model: LoadedModel) -> None:
     """A request that rejects nearly everything stops at its sequence budget, not before."""
-    spec = SampleSpec(n=200, prefix="emma", max_length=5, novel=True, max_rounds=50, max_sequences=3000)
+    spec = SampleSpec(
+        n=200, prefix="emma", novel=True, max_rounds=50, max_sequences=3000, sampling=Sampling(max_length=5)
+    )
     result = sample_names(model, spec, 2)
     assert result.stopped == "sequences" and result.sampled == 3000 and not result.complete
     assert sample_names(model, SampleSpec(n=20), 2).stopped is None
     capped_rounds = sample_names(
-        model, SampleSpec(n=5, prefix="emma", max_length=4, novel=True, max_rounds=2), 1
+        model, SampleSpec(n=5, prefix="emma", novel=True, max_rounds=2, sampling=Sampling(max_length=4)), 1
     )
     assert capped_rounds.stopped == "rounds" and capped_rounds.rounds == 2
 
 
 def test_a_round_never_exceeds_its_row_cap(model: LoadedModel) -> None:
-    task = SampleTask(model, SampleSpec(n=300, prefix="emma", max_length=5, novel=True, max_batch=500), 3)
+    task = SampleTask(
+        model, SampleSpec(n=300, prefix="emma", novel=True, max_batch=500, sampling=Sampling(max_length=5)), 3
+    )
     rows = []
     while not task.done():
         rows.append(task.rows)
@@ -193,7 +204,9 @@ def test_a_stream_gives_the_same_seed_other_names(model: LoadedModel) -> None:
 def test_characters_are_budgeted_not_only_sequences(model: LoadedModel) -> None:
     """Long names cost more: each row is charged max_length + 1 steps when its round is planned, and
     no request plans more than max_steps, whatever its n, lengths and temperature."""
-    spec = SampleSpec(n=1000, min_length=64, max_length=64, temperature=5.0, max_steps=100_000)
+    spec = SampleSpec(
+        n=1000, max_steps=100_000, sampling=Sampling(min_length=64, max_length=64, temperature=5.0)
+    )
     task = SampleTask(model, spec, 1)
     while not task.done():
         run_batch(model, [task])
