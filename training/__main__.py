@@ -23,9 +23,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from training import ensemble, evaluate, score, wordlists
+from training.config import TrainConfig
 from training.corpus import CorpusError, build_corpora
 from training.export import reexport
-from training.train import TrainConfig, run
+from training.train import run
 
 
 def _sizes(text: str) -> tuple[int, ...]:

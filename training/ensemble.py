@@ -26,10 +26,11 @@ from typing import Any
 
 import torch
 
+from checkpoint_format import MODEL_NAME_RE
 from training.corpus import CorpusError, is_conditioned, read_items, sha256_bytes
+from training.data import Encoded, evaluate, split_items
 from training.export import load_trained, save_checkpoint
 from training.model import Ensemble, HierarchicalModel
-from training.train import MODEL_NAME_RE, Encoded, evaluate, split_items
 
 
 def chain_time(training: dict[str, Any]) -> float:

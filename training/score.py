@@ -6,7 +6,7 @@ A conditioned checkpoint may be given a condition first.
     python -m training score models/names-era.pt --corpus resources/names-female.txt --sex F --year 2015
 
 The split is the one `python -m training train` makes (same seed and fractions by default), and the
-loss is training's own (`train.evaluate` over the model rebuilt from the checkpoint), so a
+loss is training's own (`data.evaluate` over the model rebuilt from the checkpoint), so a
 checkpoint scored on its own corpus gives the test loss on its card, and any other checkpoint scored
 on that corpus is measured on the same held-out names: the way to compare routes to a better 2017
 model (trained on 2017 alone, pretrained on every year and fine-tuned, or the era model asked for
@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from training.conditions import ConditionSpace
+from training.config import TrainConfig
 from training.corpus import CorpusError, read_items
+from training.data import Conditioner, Encoded, evaluate, split_items
 from training.export import load_trained
-from training.train import Conditioner, Encoded, TrainConfig, evaluate, split_items
 
 
 def score_names(path: Path, names: list[str], condition: dict[str, Any]) -> float:

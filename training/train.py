@@ -27,262 +27,34 @@ fractions) hold out for validation and test, so that pretraining on a larger cor
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import math
 import os
-import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from checkpoint_format import BOUNDARY, MODEL_NAME_RE
+from checkpoint_format import BOUNDARY
 from training.conditions import ConditionSpace
-from training.corpus import (
-    CorpusError,
-    EraItem,
-    is_conditioned,
-    lookup_provenance,
-    read_era,
-    read_items,
-    sha256_bytes,
+from training.config import TrainConfig
+from training.corpus import is_conditioned, read_era, read_items, sha256_bytes
+from training.data import (
+    WEIGHTINGS,
+    Conditioner,
+    Corpus,
+    Encoded,
+    Split,
+    evaluate,
+    held_out_of,
+    item_losses,
+    split_items,
 )
 from training.export import load_trained, save_checkpoint
-from training.model import IGNORE_INDEX, HierarchicalModel, ModelConfig
-
-
-@dataclass
-class TrainConfig:
-    corpus: str = "resources/names.txt"
-    name: str = "names"  # model name: the checkpoint is <out>/<name>.pt
-    out: str = "models"
-    description: str = ""  # defaults to the corpus provenance description
-    # model
-    n_embd: int = 24
-    hidden: tuple[int, ...] = (160, 160, 160, 160)
-    dropout: float = 0.1
-    # optimisation
-    steps: int = 12000
-    batch_size: int = 128
-    lr: float = 3e-3  # peak learning rate, after linear warm-up
-    min_lr: float = 3e-4  # cosine decay ends here
-    warmup_steps: int = 200
-    weight_decay: float = 0.1  # AdamW, on weight matrices only
-    grad_clip: float = 1.0
-    # evaluation and split
-    eval_interval: int = 250  # steps between validation passes (and best-weights checks)
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 1337  # the split (and, unless train_seed is set, initialisation, batches, dropout)
-    # initialisation, batches and dropout; -1: the same as seed. Members of an ensemble differ by
-    # this alone, so they share the split (and the names held out of pretraining)
-    train_seed: int = -1
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
-    progress: bool = True  # tqdm bar on stderr
-    # conditioned corpora (*.tsv.gz) only
-    conditions: str = "sex,decade"  # the factors the model is given, or "none" (same items, no condition)
-    conditioning: str = "tokens"  # "tokens" (exported) or "global" (compared in training only)
-    condition_dropout: float = 0.1  # each factor is left out of an item's condition this often
-    weighting: str = "none"  # how items are drawn ("none": alike; see WEIGHTINGS)
-    # fine-tuning and pretraining
-    init: str = ""  # checkpoint to start from (same architecture and vocabulary)
-    exclude_held_out: tuple[str, ...] = ()  # corpora whose own val/test items are left out of this one
-
-    def validate(self) -> None:
-        if not MODEL_NAME_RE.match(self.name):
-            raise ValueError(
-                f"--name must be 1-64 characters of a-z, 0-9, '-' or '_' starting with a letter "
-                f"or digit, got {self.name!r}"
-            )
-        for flag, value in [
-            ("--steps", self.steps),
-            ("--batch-size", self.batch_size),
-            ("--eval-interval", self.eval_interval),
-        ]:
-            if value < 1:
-                raise ValueError(f"{flag} must be a positive integer, got {value}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
-        if self.threads < 0:
-            raise ValueError(f"--threads must be >= 0, got {self.threads}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"need --lr > 0 and 0 <= --min-lr <= --lr, got {self.lr}, {self.min_lr}")
-        if self.weight_decay < 0 or self.grad_clip <= 0:
-            raise ValueError("--weight-decay must be >= 0 and --grad-clip > 0")
-        for flag, f in [("--val-fraction", self.val_fraction), ("--test-fraction", self.test_fraction)]:
-            if not 0 < f < 1:
-                raise ValueError(f"{flag} must be between 0 and 1 (exclusive), got {f}")
-        if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError(
-                f"--val-fraction + --test-fraction must leave a training part, got "
-                f"{self.val_fraction} + {self.test_fraction}"
-            )
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"--weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
-        if not 0 <= self.condition_dropout < 1:
-            raise ValueError(f"--condition-dropout must be in [0, 1), got {self.condition_dropout}")
-        if self.conditions != "none":
-            ConditionSpace.build(self.conditions.split(","))
-        self.model_config(2, 0).validate()
-
-    @property
-    def init_seed(self) -> int:
-        """The seed of the initial weights, the batches and dropout."""
-        return self.seed if self.train_seed < 0 else self.train_seed
-
-    def model_config(self, vocab_size: int, n_conditions: int) -> ModelConfig:
-        return ModelConfig(
-            vocab_size=vocab_size, n_embd=self.n_embd, hidden=tuple(self.hidden), dropout=self.dropout,
-            n_conditions=n_conditions, conditioning=self.conditioning,
-        )  # fmt: skip
-
-
-# how a conditioned corpus's items are drawn in training, as a function of (births, births of the
-# item's sex and decade in all): alike; by a function of births; by births within each sex and
-# decade ("share"), which gives every condition the same weight however many births it had; or
-# between "births" and "share" ("share-sqrt": births within each sex and decade, and each sex and
-# decade by the square root of its births, so the 1880s, with a fortieth of the 1950s' births, get
-# a sixth of their draws rather than a fortieth)
-WEIGHTINGS = {
-    "none": lambda births, cell: torch.ones_like(births),
-    "log": lambda births, cell: 1 + torch.log(births),
-    "sqrt": lambda births, cell: torch.sqrt(births),
-    "births": lambda births, cell: births,
-    "share": lambda births, cell: births / cell,
-    "share-sqrt": lambda births, cell: births / torch.sqrt(cell),
-}
-
-
-@dataclass
-class Split:
-    train: list[str]
-    val: list[str]
-    test: list[str]
-
-
-def split_items(items: list[str], val_fraction: float, test_fraction: float, seed: int) -> Split:
-    """Shuffle with `seed` and cut into train/val/test; every part must end up non-empty."""
-    order = list(items)
-    random.Random(seed).shuffle(order)
-    n = len(order)
-    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
-    n_train = n - n_val - n_test
-    if min(n_val, n_test, n_train) < 1:
-        raise ValueError(
-            f"a split of {n} items with val {val_fraction} and test {test_fraction} leaves an empty "
-            f"part (train {n_train}, val {n_val}, test {n_test})"
-        )
-    return Split(order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
-
-
-def held_out_of(corpora: tuple[str, ...], cfg: TrainConfig) -> set[str]:
-    """The items that runs on `corpora` with this run's seed and fractions hold out (val, test)."""
-    held: set[str] = set()
-    for path in corpora:
-        items, _ = read_items(Path(path))
-        split = split_items(items, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-        held.update(split.val, split.test)
-    return held
-
-
-class Encoded:
-    """Items as padded tensors: x (N, ctx + L) inputs and y (N, L + 1) targets; for conditioned
-    items also their factor value indices (N, F) and births (N,)."""
-
-    def __init__(
-        self,
-        items: list[str],
-        stoi: dict[str, int],
-        context_length: int,
-        factors: Tensor | None = None,
-        births: Tensor | None = None,
-    ) -> None:
-        self.lengths = torch.tensor([len(s) for s in items])
-        max_len = int(self.lengths.max())
-        self.pad = context_length - 1
-        ids = torch.tensor([[stoi[c] for c in s] + [0] * (max_len - len(s)) for s in items], dtype=torch.long)
-        self.x = torch.cat([torch.zeros(len(items), self.pad + 1, dtype=torch.long), ids], dim=1)
-        # targets: the characters, then the end of the item (0), then padding that is not counted
-        position = torch.arange(max_len + 1).unsqueeze(0)  # (1, L + 1)
-        self.y = torch.cat([ids, torch.zeros(len(items), 1, dtype=torch.long)], dim=1)
-        self.y = self.y.masked_fill(position > self.lengths.unsqueeze(1), IGNORE_INDEX)
-        self.n_targets = int((self.y != IGNORE_INDEX).sum())
-        self.factors, self.births = factors, births
-        self.weights: Tensor | None = None  # per item, for weighted sampling and weighted loss
-
-    def __len__(self) -> int:
-        return self.x.size(0)
-
-    def batch(self, rows: Tensor) -> tuple[Tensor, Tensor]:
-        longest = int(self.lengths[rows].max())  # trim the right padding this batch does not need
-        return self.x[rows, : self.pad + 1 + longest], self.y[rows, : longest + 1]
-
-
-class Conditioner:
-    """Puts each row's condition into a batch: its token in the padding and at the start
-    ("tokens"), or its index for the model's `cond` argument ("global")."""
-
-    def __init__(
-        self, space: ConditionSpace, vocab_size: int, context_length: int, mode: str, dropout: float
-    ) -> None:
-        self.space, self.vocab_size, self.mode, self.dropout = space, vocab_size, mode, dropout
-        self.start = context_length  # columns 0 .. context_length - 1: the left padding and the start
-        self.table = space.lookup()
-        self.absent = torch.tensor([len(v) for v in space.factors.values()])  # "left out", per factor
-
-    def __call__(
-        self, x: Tensor, factors: Tensor, gen: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """x (B, T) with its boundary padding; factors (B, F). With `gen`, each factor is left out
-        with the dropout probability. Returns x for the model, and cond (B,) in "global" mode."""
-        if gen is not None and self.dropout > 0:
-            drop = torch.rand(factors.shape, generator=gen) < self.dropout
-            factors = torch.where(drop, self.absent.expand_as(factors), factors)
-        k = self.table[tuple(factors.unbind(1))]  # (B,) condition index, -1: none
-        if self.mode == "global":
-            return x, k + 1
-        token = torch.where(k >= 0, k + self.vocab_size, 0)  # (B,)
-        x = x.clone()
-        x[:, : self.start] = token.unsqueeze(1)
-        return x, None
-
-
-@torch.inference_mode()
-def item_losses(
-    model: HierarchicalModel, data: Encoded, cond: Conditioner | None = None, batch_size: int = 2048
-) -> tuple[Tensor, Tensor]:
-    """Nats summed over each item's characters (end included), and how many there are: (N,), (N,)."""
-    was_training = model.training
-    model.eval()
-    sums, counts = torch.zeros(len(data), dtype=torch.float64), torch.zeros(len(data), dtype=torch.long)
-    for start in range(0, len(data), batch_size):
-        rows = torch.arange(start, min(start + batch_size, len(data)))
-        x, y = data.batch(rows)
-        c = None
-        if cond is not None and data.factors is not None:
-            x, c = cond(x, data.factors[rows])
-        logits, _ = model(x, cond=c)
-        nll = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=IGNORE_INDEX, reduction="none")
-        sums[rows] = nll.double().sum(1)
-        counts[rows] = (y != IGNORE_INDEX).sum(1)
-    model.train(was_training)
-    return sums, counts
-
-
-def evaluate(
-    model: HierarchicalModel, data: Encoded, cond: Conditioner | None = None, weighted: bool = False
-) -> float:
-    """Mean nats per predicted character over every item of `data`; `weighted`: each item's
-    characters count by the item's weight, as the items are drawn in training."""
-    sums, counts = item_losses(model, data, cond)
-    if weighted and data.weights is not None:
-        return float((sums * data.weights).sum() / (counts.double() * data.weights).sum())
-    return float(sums.sum()) / int(counts.sum())
+from training.metadata import build_meta
+from training.model import HierarchicalModel, ModelConfig
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -300,32 +72,6 @@ def make_optimizer(model: HierarchicalModel, cfg: TrainConfig) -> torch.optim.Ad
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-
-
-@dataclass
-class Corpus:
-    """What a run trains on: one text per item and, for a conditioned corpus, each item's factor
-    values and births."""
-
-    texts: list[str]
-    factors: list[dict[str, Any]] | None = None  # per item, e.g. {"sex": "F", "decade": 1920}
-    births: list[int] | None = None
-
-    @classmethod
-    def of_era(cls, items: list[EraItem]) -> Corpus:
-        return cls(
-            [it.name for it in items],
-            [{"sex": it.sex, "decade": it.decade} for it in items],
-            [it.births for it in items],
-        )
-
-    def without(self, held: set[str]) -> Corpus:
-        keep = [i for i, s in enumerate(self.texts) if s not in held]
-        return Corpus(
-            [self.texts[i] for i in keep],
-            None if self.factors is None else [self.factors[i] for i in keep],
-            None if self.births is None else [self.births[i] for i in keep],
-        )
 
 
 @dataclass
@@ -349,13 +95,11 @@ def train_model(
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     corpus = items if isinstance(items, Corpus) else Corpus(list(items))
-    conditioned = corpus.factors is not None
     # by name: for a conditioned corpus the same name stands in several items, all in one part
     split = split_items(list(dict.fromkeys(corpus.texts)), cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    part_of = {s: k for k in ("train", "val", "test") for s in getattr(split, k)}
     vocab = [BOUNDARY, *sorted({c for s in corpus.texts for c in s})]
     space = None
-    if conditioned and cfg.conditions != "none":
+    if corpus.factors is not None and cfg.conditions != "none":
         space = ConditionSpace.build(cfg.conditions.split(","))
 
     torch.manual_seed(cfg.init_seed)
@@ -363,9 +107,31 @@ def train_model(
     if init is not None:
         vocab = _check_init(init[0].config, init[1], model.config, vocab)
         model.load_state_dict(init[0].state_dict())
-    stoi = {c: i for i, c in enumerate(vocab)}
-    ctx = model.context_length
-    data = {}
+    data, rows_of = encode_parts(
+        cfg, corpus, split, space, {c: i for i, c in enumerate(vocab)}, model.context_length
+    )
+    cond = None
+    if space is not None:
+        cond = Conditioner(space, len(vocab), model.context_length, cfg.conditioning, cfg.condition_dropout)
+    history, best_step = fit(model, cfg, data, cond)
+    metrics = final_metrics(model, cfg, data, cond, split, best_step, conditioned=corpus.factors is not None)
+    if corpus.factors is not None:
+        metrics["split"]["items"] = [len(data[k]) for k in ("train", "val", "test")]
+        metrics.update(_by_condition(model, data["test"], cond, corpus, rows_of["test"]))
+    return TrainResult(model, vocab, split, metrics, history, time.perf_counter() - t0, space)
+
+
+def encode_parts(
+    cfg: TrainConfig,
+    corpus: Corpus,
+    split: Split,
+    space: ConditionSpace | None,
+    stoi: dict[str, int],
+    context_length: int,
+) -> tuple[dict[str, Encoded], dict[str, list[int]]]:
+    """Each part of the split as tensors (with its items' conditions, births and draw weights), and
+    the corpus rows of each part."""
+    part_of = {s: k for k in ("train", "val", "test") for s in getattr(split, k)}
     rows_of = {
         k: [i for i, s in enumerate(corpus.texts) if part_of[s] == k] for k in ("train", "val", "test")
     }
@@ -375,23 +141,30 @@ def train_model(
         cell_of = [tuple(sorted(f.items())) for f in corpus.factors]
         for key, b in zip(cell_of, corpus.births, strict=True):
             cells[key] = cells.get(key, 0.0) + b
+    data = {}
     for k, rows in rows_of.items():
         factors = births = None
         if space is not None and corpus.factors is not None:
             factors = space.value_indices([corpus.factors[i] for i in rows])
         if corpus.births is not None:
             births = torch.tensor([corpus.births[i] for i in rows], dtype=torch.float64)
-        data[k] = Encoded([corpus.texts[i] for i in rows], stoi, ctx, factors, births)
+        data[k] = Encoded([corpus.texts[i] for i in rows], stoi, context_length, factors, births)
         if cfg.weighting != "none" and births is not None and corpus.factors is not None:
             cell = torch.tensor([cells[cell_of[i]] for i in rows])
             data[k].weights = WEIGHTINGS[cfg.weighting](births, cell)
-    cond = None
-    if space is not None:
-        cond = Conditioner(space, len(vocab), ctx, cfg.conditioning, cfg.condition_dropout)
-    weights = data["train"].weights
+    return data, rows_of
+
+
+def fit(
+    model: HierarchicalModel, cfg: TrainConfig, data: dict[str, Encoded], cond: Conditioner | None
+) -> tuple[list[dict[str, float]], int]:
+    """The optimisation loop: cfg.steps batches of the training part, validation every
+    eval_interval steps. Leaves the model with its best-on-validation weights, in eval mode;
+    returns the history (one row per evaluation) and the step of the best weights."""
+    train = data["train"]
+    weights = train.weights
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.init_seed)
-
     bar = None
     if cfg.progress:
         from tqdm import tqdm
@@ -401,7 +174,6 @@ def train_model(
     best_val, best_step, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
     running = None
     model.train()
-    train = data["train"]
     for step in range(cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -436,9 +208,22 @@ def train_model(
                 )
     if bar is not None:
         bar.close()
-
     model.load_state_dict(best_state)
     model.eval()
+    return history, best_step
+
+
+def final_metrics(
+    model: HierarchicalModel,
+    cfg: TrainConfig,
+    data: dict[str, Encoded],
+    cond: Conditioner | None,
+    split: Split,
+    best_step: int,
+    conditioned: bool,
+) -> dict[str, Any]:
+    """The trained model's losses on every part (and weighted ones, where items are drawn by
+    weight), and how the split was made (by name, for a conditioned corpus)."""
     method = "items shuffled with random.Random(seed), then cut in order: train, val, test"
     if conditioned:
         method = (
@@ -464,10 +249,7 @@ def train_model(
             "val_loss": evaluate(model, data["val"], cond, weighted=True),
             "test_loss": evaluate(model, data["test"], cond, weighted=True),
         }
-    if conditioned:
-        metrics["split"]["items"] = [len(data[k]) for k in ("train", "val", "test")]
-        metrics.update(_by_condition(model, data["test"], cond, corpus, rows_of["test"]))
-    return TrainResult(model, vocab, split, metrics, history, time.perf_counter() - t0, space)
+    return metrics
 
 
 def _check_init(a: ModelConfig, init_vocab: list[str], b: ModelConfig, vocab: list[str]) -> list[str]:
@@ -506,70 +288,6 @@ def _by_condition(
         },
         "test_loss_births_weighted": float((sums * w).sum() / (counts.double() * w).sum()),
     }
-
-
-def build_meta(
-    cfg: TrainConfig,
-    result: TrainResult,
-    corpus_path: Path,
-    corpus_sha: str,
-    n_items: int,
-    pretrained: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    prov = lookup_provenance(corpus_path, corpus_sha) or {}
-    description = cfg.description or str(prov.get("description") or f"trained on {corpus_path.name}")
-    mc = result.model.config
-    meta: dict[str, Any] = {
-        "name": cfg.name,
-        "description": description,
-        "vocab": result.vocab,
-        "context_length": mc.context_length,
-        "architecture": {
-            "type": "hierarchical-wavenet",
-            "n_embd": mc.n_embd,
-            "hidden": list(mc.hidden),
-            "dilations": mc.dilations,
-            "dropout": mc.dropout,
-            "fuse": "Linear(2*n_in -> n_out) -> LayerNorm -> tanh",
-        },
-        "parameters": result.model.num_parameters(),
-        "metrics": result.metrics,
-        "corpus": {
-            "name": corpus_path.name.split(".")[0],
-            "file": corpus_path.name,
-            "source": prov.get("source", "user-supplied"),
-            "licence": prov.get("licence", "unknown"),
-            "items": n_items,
-            "sha256": corpus_sha,
-        },
-        "training": {
-            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-            "wall_time_s": round(result.wall_time_s, 1),
-            "threads": torch.get_num_threads(),
-            "command": "python -m training train " + " ".join(_flags(cfg)),
-        },
-        "torch_version": torch.__version__,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    if result.space is not None:
-        meta["architecture"]["conditions"] = len(result.space)
-        meta["conditions"] = result.space.meta(len(result.vocab), cfg.condition_dropout)
-    meta["training"]["chain_wall_time_s"] = round(result.wall_time_s, 1)
-    if pretrained is not None:
-        meta["training"]["pretrained"] = pretrained
-        meta["training"]["chain_wall_time_s"] = round(result.wall_time_s + pretrained["chain_wall_time_s"], 1)
-    return meta
-
-
-def _flags(cfg: TrainConfig) -> list[str]:
-    default = TrainConfig()
-    out = []
-    for k, v in asdict(cfg).items():
-        if k in ("progress", "threads") or (v == getattr(default, k) and k not in ("corpus", "name", "out")):
-            continue
-        flag = "--" + k.replace("_", "-")
-        out += [flag, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
-    return out
 
 
 def plot_history(history: list[dict[str, float]], title: str, path: Path) -> None:
@@ -616,7 +334,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out must be a directory, got a file: {out}")
     if cfg.exclude_held_out:
-        held = held_out_of(cfg.exclude_held_out, cfg)
+        held = held_out_of(cfg.exclude_held_out, cfg.val_fraction, cfg.test_fraction, cfg.seed)
         items = items.without(held) if isinstance(items, Corpus) else [s for s in items if s not in held]
         names = [s for s in names if s not in held]
     init = pretrained = None
@@ -658,6 +376,3 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         result.history, f"{cfg.name}: {meta['parameters']:,} parameters", out / f"{cfg.name}.loss.png"
     )
     return meta
-
-
-__all__ = ["CorpusError", "TrainConfig", "TrainResult", "run", "split_items", "train_model"]

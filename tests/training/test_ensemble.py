@@ -15,9 +15,11 @@ import torch.nn.functional as F
 from app.inference.checkpoint import load_checkpoint
 from tests.conftest import load_parts
 from training.__main__ import main
+from training.config import TrainConfig
+from training.data import Encoded, evaluate, split_items
 from training.export import load_trained
 from training.model import Ensemble
-from training.train import Encoded, TrainConfig, evaluate, run, split_items
+from training.train import run
 
 TINY = ["--n-embd", "8", "--hidden", "16,16,16,16", "--steps", "40", "--eval-interval", "20",
         "--batch-size", "32", "--threads", "1", "--no-progress"]  # fmt: skip

@@ -14,9 +14,11 @@ import torch
 from checkpoint_format import check_archive, read_manifest, sha256_hex
 from tests.conftest import load_parts
 from training.__main__ import main
+from training.config import TrainConfig
 from training.corpus import read_items
 from training.export import save_checkpoint
-from training.train import TrainConfig, build_meta, train_model
+from training.metadata import build_meta
+from training.train import train_model
 
 TINY = dict(
     n_embd=8,

@@ -11,8 +11,10 @@ import torch
 
 from tests.conftest import era_sample
 from training.__main__ import main
+from training.config import TrainConfig
 from training.corpus import read_items
-from training.train import TrainConfig, split_items, train_model
+from training.data import split_items
+from training.train import train_model
 
 TINY = dict(
     n_embd=8,
@@ -147,7 +149,7 @@ def test_bad_hidden_flag_is_rejected_by_argparse(capsys: pytest.CaptureFixture[s
 
 def test_a_conditioned_corpus_is_split_by_name_and_reports_by_condition(tmp_path: Path) -> None:
     from training.corpus import read_era
-    from training.train import Corpus
+    from training.data import Corpus
 
     items, _ = read_era(era_sample(tmp_path, 60))
     cfg = TrainConfig(name="era", **{**TINY, "steps": 20, "eval_interval": 10, "hidden": (16, 16, 16, 16)})
@@ -162,7 +164,7 @@ def test_a_conditioned_corpus_is_split_by_name_and_reports_by_condition(tmp_path
 
 def test_share_weighting_gives_every_sex_and_decade_the_same_weight(tmp_path: Path) -> None:
     from training.corpus import read_era
-    from training.train import Corpus
+    from training.data import Corpus
 
     items, _ = read_era(era_sample(tmp_path, 20))
     cfg = TrainConfig(name="era", weighting="share", **{**TINY, "steps": 10, "eval_interval": 10})
@@ -172,7 +174,7 @@ def test_share_weighting_gives_every_sex_and_decade_the_same_weight(tmp_path: Pa
 
 
 def test_weightings_set_how_often_each_sex_and_decade_is_drawn() -> None:
-    from training.train import WEIGHTINGS
+    from training.data import WEIGHTINGS
 
     # two cells: 100 births (items of 60 and 40) and 10,000 births (items of 9,000 and 1,000)
     births = torch.tensor([60.0, 40.0, 9000.0, 1000.0], dtype=torch.float64)
@@ -194,7 +196,8 @@ def test_weightings_set_how_often_each_sex_and_decade_is_drawn() -> None:
 def test_exclude_held_out_keeps_another_runs_val_and_test_items_out(
     small_corpus: Path, tmp_path: Path
 ) -> None:
-    from training.train import held_out_of, run
+    from training.data import held_out_of
+    from training.train import run
 
     big = tmp_path / "big.txt"
     extra = [f"zz{chr(97 + i)}{chr(97 + j)}" for i in range(10) for j in range(10)]
@@ -202,7 +205,7 @@ def test_exclude_held_out_keeps_another_runs_val_and_test_items_out(
     small = (str(small_corpus),)
     quick = {**TINY, "steps": 5, "eval_interval": 5}
     cfg = TrainConfig(corpus=str(big), name="big", out=str(tmp_path / "m"), exclude_held_out=small, **quick)
-    held = held_out_of((str(small_corpus),), cfg)
+    held = held_out_of((str(small_corpus),), cfg.val_fraction, cfg.test_fraction, cfg.seed)
     assert len(held) == 80  # the val and test items of the small corpus's own 80/10/10 split
     meta = run(cfg)
     assert meta["corpus"]["items"] == 500  # the corpus as read; the held-out ones are left out of it

@@ -17,8 +17,10 @@ import pytest
 from checkpoint_format import sha256_hex, write_manifest
 from tests.app.conftest import REPO_MODELS, app_client
 from tests.conftest import era_sample
+from training.config import TrainConfig
 from training.corpus import read_era
-from training.train import Conditioner, Corpus, Encoded, TrainConfig, item_losses, run
+from training.data import Conditioner, Corpus, Encoded, item_losses
+from training.train import run
 
 pytestmark = pytest.mark.anyio
 ERA = REPO_MODELS.parent / "resources" / "names-era.tsv.gz"

@@ -1,0 +1,188 @@
+"""
+A corpus as training data: the train/validation/test split, the items as padded tensors, their
+conditions and draw weights, and the loss of a model over them (what training, scoring and the
+ensembles all measure). No training loop here: training/train.py.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from training.conditions import ConditionSpace
+from training.corpus import EraItem, read_items
+from training.model import IGNORE_INDEX, HierarchicalModel
+
+# how a conditioned corpus's items are drawn in training, as a function of (births, births of the
+# item's sex and decade in all): alike; by a function of births; by births within each sex and
+# decade ("share"), which gives every condition the same weight however many births it had; or
+# between "births" and "share" ("share-sqrt": births within each sex and decade, and each sex and
+# decade by the square root of its births, so the 1880s, with a fortieth of the 1950s' births, get
+# a sixth of their draws rather than a fortieth)
+WEIGHTINGS = {
+    "none": lambda births, cell: torch.ones_like(births),
+    "log": lambda births, cell: 1 + torch.log(births),
+    "sqrt": lambda births, cell: torch.sqrt(births),
+    "births": lambda births, cell: births,
+    "share": lambda births, cell: births / cell,
+    "share-sqrt": lambda births, cell: births / torch.sqrt(cell),
+}
+
+
+@dataclass
+class Split:
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+
+def split_items(items: list[str], val_fraction: float, test_fraction: float, seed: int) -> Split:
+    """Shuffle with `seed` and cut into train/val/test; every part must end up non-empty."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    n_val, n_test = round(n * val_fraction), round(n * test_fraction)
+    n_train = n - n_val - n_test
+    if min(n_val, n_test, n_train) < 1:
+        raise ValueError(
+            f"a split of {n} items with val {val_fraction} and test {test_fraction} leaves an empty "
+            f"part (train {n_train}, val {n_val}, test {n_test})"
+        )
+    return Split(order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
+
+
+def held_out_of(corpora: tuple[str, ...], val_fraction: float, test_fraction: float, seed: int) -> set[str]:
+    """The items that runs on `corpora` with this seed and these fractions hold out (val, test)."""
+    held: set[str] = set()
+    for path in corpora:
+        items, _ = read_items(Path(path))
+        split = split_items(items, val_fraction, test_fraction, seed)
+        held.update(split.val, split.test)
+    return held
+
+
+class Encoded:
+    """Items as padded tensors: x (N, ctx + L) inputs and y (N, L + 1) targets; for conditioned
+    items also their factor value indices (N, F) and births (N,)."""
+
+    def __init__(
+        self,
+        items: list[str],
+        stoi: dict[str, int],
+        context_length: int,
+        factors: Tensor | None = None,
+        births: Tensor | None = None,
+    ) -> None:
+        self.lengths = torch.tensor([len(s) for s in items])
+        max_len = int(self.lengths.max())
+        self.pad = context_length - 1
+        ids = torch.tensor([[stoi[c] for c in s] + [0] * (max_len - len(s)) for s in items], dtype=torch.long)
+        self.x = torch.cat([torch.zeros(len(items), self.pad + 1, dtype=torch.long), ids], dim=1)
+        # targets: the characters, then the end of the item (0), then padding that is not counted
+        position = torch.arange(max_len + 1).unsqueeze(0)  # (1, L + 1)
+        self.y = torch.cat([ids, torch.zeros(len(items), 1, dtype=torch.long)], dim=1)
+        self.y = self.y.masked_fill(position > self.lengths.unsqueeze(1), IGNORE_INDEX)
+        self.n_targets = int((self.y != IGNORE_INDEX).sum())
+        self.factors, self.births = factors, births
+        self.weights: Tensor | None = None  # per item, for weighted sampling and weighted loss
+
+    def __len__(self) -> int:
+        return self.x.size(0)
+
+    def batch(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        longest = int(self.lengths[rows].max())  # trim the right padding this batch does not need
+        return self.x[rows, : self.pad + 1 + longest], self.y[rows, : longest + 1]
+
+
+class Conditioner:
+    """Puts each row's condition into a batch: its token in the padding and at the start
+    ("tokens"), or its index for the model's `cond` argument ("global")."""
+
+    def __init__(
+        self, space: ConditionSpace, vocab_size: int, context_length: int, mode: str, dropout: float
+    ) -> None:
+        self.space, self.vocab_size, self.mode, self.dropout = space, vocab_size, mode, dropout
+        self.start = context_length  # columns 0 .. context_length - 1: the left padding and the start
+        self.table = space.lookup()
+        self.absent = torch.tensor([len(v) for v in space.factors.values()])  # "left out", per factor
+
+    def __call__(
+        self, x: Tensor, factors: Tensor, gen: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (B, T) with its boundary padding; factors (B, F). With `gen`, each factor is left out
+        with the dropout probability. Returns x for the model, and cond (B,) in "global" mode."""
+        if gen is not None and self.dropout > 0:
+            drop = torch.rand(factors.shape, generator=gen) < self.dropout
+            factors = torch.where(drop, self.absent.expand_as(factors), factors)
+        k = self.table[tuple(factors.unbind(1))]  # (B,) condition index, -1: none
+        if self.mode == "global":
+            return x, k + 1
+        token = torch.where(k >= 0, k + self.vocab_size, 0)  # (B,)
+        x = x.clone()
+        x[:, : self.start] = token.unsqueeze(1)
+        return x, None
+
+
+@torch.inference_mode()
+def item_losses(
+    model: HierarchicalModel, data: Encoded, cond: Conditioner | None = None, batch_size: int = 2048
+) -> tuple[Tensor, Tensor]:
+    """Nats summed over each item's characters (end included), and how many there are: (N,), (N,)."""
+    was_training = model.training
+    model.eval()
+    sums, counts = torch.zeros(len(data), dtype=torch.float64), torch.zeros(len(data), dtype=torch.long)
+    for start in range(0, len(data), batch_size):
+        rows = torch.arange(start, min(start + batch_size, len(data)))
+        x, y = data.batch(rows)
+        c = None
+        if cond is not None and data.factors is not None:
+            x, c = cond(x, data.factors[rows])
+        logits, _ = model(x, cond=c)
+        nll = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=IGNORE_INDEX, reduction="none")
+        sums[rows] = nll.double().sum(1)
+        counts[rows] = (y != IGNORE_INDEX).sum(1)
+    model.train(was_training)
+    return sums, counts
+
+
+def evaluate(
+    model: HierarchicalModel, data: Encoded, cond: Conditioner | None = None, weighted: bool = False
+) -> float:
+    """Mean nats per predicted character over every item of `data`; `weighted`: each item's
+    characters count by the item's weight, as the items are drawn in training."""
+    sums, counts = item_losses(model, data, cond)
+    if weighted and data.weights is not None:
+        return float((sums * data.weights).sum() / (counts.double() * data.weights).sum())
+    return float(sums.sum()) / int(counts.sum())
+
+
+@dataclass
+class Corpus:
+    """What a run trains on: one text per item and, for a conditioned corpus, each item's factor
+    values and births."""
+
+    texts: list[str]
+    factors: list[dict[str, Any]] | None = None  # per item, e.g. {"sex": "F", "decade": 1920}
+    births: list[int] | None = None
+
+    @classmethod
+    def of_era(cls, items: list[EraItem]) -> Corpus:
+        return cls(
+            [it.name for it in items],
+            [{"sex": it.sex, "decade": it.decade} for it in items],
+            [it.births for it in items],
+        )
+
+    def without(self, held: set[str]) -> Corpus:
+        keep = [i for i, s in enumerate(self.texts) if s not in held]
+        return Corpus(
+            [self.texts[i] for i in keep],
+            None if self.factors is None else [self.factors[i] for i in keep],
+            None if self.births is None else [self.births[i] for i in keep],
+        )
