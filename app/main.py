@@ -91,18 +91,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         spin_rows=spin_rows(settings),
     )
     app.state.service = Service(registry, runner, settings, app.state.metrics)
-    # everything loaded so far lives as long as the process: take it out of the garbage
-    # collector's reach, or every full collection walks it all (torch modules, corpora, the app)
-    # and holds up the requests of that moment (python -m bench.http: p99 of /generate?n=1)
+    # what is loaded lives as long as the process: out of the collector's reach, and young
+    # collections rarer (docs/performance.md, "The garbage collector", has why and what it saves)
     gc.collect()
     gc.freeze()
-    # and collect the young generation less often. A collection runs when the tracked objects
-    # born since the last one and still alive pass its threshold (700 by default): the requests
-    # in flight under load hold more than that (a request waiting for its batch keeps its
-    # coroutines, scope and task alive), so at 32 connections collections run about 180 times a
-    # second, each finding every object alive (they die by reference counting when their request
-    # ends): about 40 us of event loop per small request (docs/performance.md). At 10,000 none runs
-    # under that load; one still runs when reference cycles pile up
     young_threshold, *older = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
     logger.info(

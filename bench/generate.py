@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from app.inference.batches import sample_names
 from app.inference.checkpoint import build_loop, load_checkpoint
 from app.inference.engine import Sampling
 from app.inference.loaded import LoadedModel
-from app.inference.sampling import SampleSpec, sample_names
+from app.inference.sampling import SampleSpec
 from tests.support import MODELS
 
 

@@ -25,10 +25,11 @@ import random
 
 import torch
 
+from app.inference.batches import sample_names
 from app.inference.engine import Sampling
 from app.inference.registry import load_registry
 from app.inference.safety import SafetyFilter
-from app.inference.sampling import SampleSpec, sample_names
+from app.inference.sampling import SampleSpec
 from tests.support import MODELS, RESOURCES
 
 

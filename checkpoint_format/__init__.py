@@ -49,7 +49,8 @@ MANIFEST = "SHA256SUMS"
 SERIALIZATION_ID = ".data/serialization_id"
 DEFAULT_MAX_CONTENT = 256 << 20  # what an archive's entries may add up to, read, by default
 # a model's name: what requests pass as `model`, and the checkpoint's file name before .pt
-MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MODEL_NAME_MAX = 64  # characters of a model name at most
+MODEL_NAME_RE = re.compile(rf"^[a-z0-9][a-z0-9_-]{{0,{MODEL_NAME_MAX - 1}}}$")
 UNDIGESTED = frozenset({f"extra/{DIGESTS_FILE}", SERIALIZATION_ID})
 
 

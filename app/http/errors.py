@@ -35,6 +35,8 @@ class FieldError(ValueError):
 MAX_ERRORS = 20  # validation errors listed in one response; the rest are counted
 MAX_ITEMS = 20  # items of an echoed list or object
 MAX_CHARS = 200  # characters of an echoed string
+# characters of an unknown name (a model, a file) repeated in its 404: it may come from a URL path
+MAX_SHOWN_NAME = 64
 # what FastAPI answers when a body cannot be parsed at all: bad UTF-8, or nesting too deep for
 # Python's JSON parser (malformed JSON gets a 422 json_invalid error instead)
 UNPARSABLE_BODY = "There was an error parsing the body"

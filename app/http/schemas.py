@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.config import LENGTH_CEILING, N_CEILING, PREFIX_CEILING
+from checkpoint_format import MODEL_NAME_MAX
 
 # the response bodies live with the Python client (clients/python), which shares them without
 # importing the service; re-exported here for the routes
@@ -48,7 +49,7 @@ __all__ = [  # the response bodies, for the routes; the request bodies below
 ModelName = Field(
     None,
     min_length=1,
-    max_length=64,
+    max_length=MODEL_NAME_MAX,
     description="model to use (see GET /models); default: the service's default model",
     examples=["names"],
 )
@@ -144,7 +145,7 @@ class GenerateRequest(ConditionFields):
     family_model: str | None = Field(
         None,
         min_length=1,
-        max_length=64,
+        max_length=MODEL_NAME_MAX,
         description="with full: the model of the family names (default: surnames)",
         examples=["surnames"],
     )

@@ -14,14 +14,12 @@ import unicodedata
 from fastapi import HTTPException
 
 from app.config import DEFAULT_MAX_LENGTH, Settings
-from app.http.errors import FieldError
+from app.http.errors import MAX_SHOWN_NAME, FieldError
 from app.http.schemas import ConditionFields, GenerateRequest
 from app.inference.engine import Sampling
 from app.inference.loaded import LoadedModel
 from app.inference.registry import Registry
 from app.inference.sampling import SampleSpec
-
-MAX_SHOWN_NAME = 64  # characters of an unknown model's name repeated in its 404 (it may come from a URL)
 
 
 def model_of(registry: Registry, name: str | None) -> LoadedModel:

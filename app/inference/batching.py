@@ -14,7 +14,9 @@ the queue, the running batches, their timers and the requests' futures, and appl
   further round starts; `on_cancel` counts each case;
 - on shutdown every request still waiting fails with ServiceClosing.
 
-No FastAPI here.
+No FastAPI here. One module, longer than most: it is one class's state (the queue, the running
+batches, their timers, the deadline slots and the requests' futures), whose every method changes
+it; what it decides is the policy's.
 """
 
 from __future__ import annotations
@@ -31,22 +33,12 @@ from typing import Any
 import torch
 
 from app.config import MAX_BATCH_ROWS, SPIN_ROWS
+from app.inference.batches import BatchPlan, finish_batch, plan_batch
 from app.inference.engine import DEADLINE_SLOTS, Sampling
 from app.inference.loaded import LoadedModel
 from app.inference.policy import BatchPolicy, Queued, Start, Watch
 from app.inference.registry import Registry
-from app.inference.sampling import (
-    BatchPlan,
-    NextCharTask,
-    Piece,
-    SampleSpec,
-    SampleTask,
-    ScoreTask,
-    Task,
-    cut,
-    finish_batch,
-    plan_batch,
-)
+from app.inference.sampling import NextCharTask, Piece, SampleSpec, SampleTask, ScoreTask, Task, cut
 
 logger = logging.getLogger("namegen.batching")
 

@@ -1,17 +1,24 @@
 """
-The step loop of a batch, compiled with TorchScript (pure torch, no FastAPI).
+The step loop of a batch, compiled with TorchScript (pure torch, no FastAPI), and the settings
+records it reads.
+
+One module, longer than most: it is one compiled unit. The records that cross from Python into
+TorchScript (Sampling, TaskSettings, TaskColumns), the per-row settings the loop builds from them
+(RowSettings) and the loop that reads them stay together, so that a new per-row setting is one
+edit here: a Sampling field, its TaskColumns column, its RowSettings entry and where the loop uses
+it (CONTRIBUTING.md, "Where to add a request field").
 
 `BatchLoop` drives a checkpoint's incremental `step` for every row of a batch until each row is
 finished, and samples, scores and captures as it goes. It is scripted once per model at load time,
 so a whole batch runs as one call: no Python between steps, and no holding of the GIL, which the
-event loop serving HTTP needs at the same time. app/inference/sampling.py prepares its inputs and reads its
-outputs; `StepAdapter` gives checkpoints that only have `forward` the same `init_state`/`step`.
+event loop serving HTTP needs at the same time. app/inference/batches.py prepares its inputs and
+reads its outputs; `StepAdapter` gives checkpoints that only have `forward` the same `init_state`/`step`.
 
 A row reads its forced tokens first (a prefix, or a name and its end to score), then, if it is a
 sampling row, samples until it produces the end (0) or passes max_length.
 
 Random numbers are counter-based: the uniform a row uses at a position is a hash (SplitMix64) of its
-task's key (the request's seed and sampling round, app/inference/sampling.py), its row number within
+task's key (the request's stream, seed and round, app/inference/sampling.py), its row number within
 the round and the position, each mixed in after the one before. Nothing a row draws depends on the
 rest of the batch, and no generator has to be stepped from Python per request.
 """
@@ -21,7 +28,7 @@ import math
 from dataclasses import dataclass, fields
 from enum import Enum
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -103,13 +110,26 @@ class TaskColumns(NamedTuple):
 
 _TASK_FIELDS = tuple(f.name for f in fields(TaskSettings) if f.name != "sampling")
 _SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
-if TaskColumns._fields != _TASK_FIELDS + _SAMPLING_FIELDS:
-    raise TypeError(f"TaskColumns must have TaskSettings' fields, then Sampling's: {TaskColumns._fields}")
+
+
+def check_columns(columns: type[tuple[Any, ...]]) -> None:
+    """TypeError unless `columns` (a NamedTuple) has TaskSettings' fields, then Sampling's, by name
+    and in order: what lets task_columns fill it by position, fast, and stay right."""
+    names = getattr(columns, "_fields", ())
+    if names != _TASK_FIELDS + _SAMPLING_FIELDS:
+        raise TypeError(
+            f"{columns.__name__} must have TaskSettings' fields, then Sampling's, in order: "
+            f"{', '.join(_TASK_FIELDS + _SAMPLING_FIELDS)}; it has {', '.join(names)}"
+        )
+
+
+check_columns(TaskColumns)  # at import: a reordered, missing or extra column never runs
 _task_values, _sampling_values = attrgetter(*_TASK_FIELDS), attrgetter(*_SAMPLING_FIELDS)
 
 
 def task_columns(tasks: list[TaskSettings]) -> TaskColumns:
-    """The batch's TaskColumns, each field read by name from its record."""
+    """The batch's TaskColumns: each record's fields read by name, in the order check_columns
+    has verified."""
     values = [_task_values(t) + _sampling_values(t.sampling) for t in tasks]
     return TaskColumns(*map(list, zip(*values, strict=True)))
 

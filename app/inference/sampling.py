@@ -1,17 +1,16 @@
 """
-Sampling, next-character distributions and scoring on a loaded checkpoint. Pure torch: no FastAPI.
+The tasks of sampling, next-character distributions and scoring on a loaded checkpoint. No FastAPI.
 
-Everything runs through one batched engine. A *task* is one request's share of a batch: some rows,
-each with the characters it is forced to read (a prefix, or a name to score), and, for sampling,
-what to do after them. `run_batch` feeds every row of every task one token per step through the
-checkpoint's incremental `step` (a fused vector per level per character), so the n names of a
-request, and the work of many concurrent requests, cost one forward step per character together.
+A *task* is one request's share of a batch: some rows, each with the characters it is forced to
+read (a prefix, or a name to score), and, for sampling, what to do after them. A batch
+(app/inference/batches.py) feeds every row of every task one token per step through the
+checkpoint's incremental `step`, so the n names of a request, and the work of many concurrent
+requests, cost one forward step per character together.
 
-Reproducibility: a sampling task's random numbers are a hash of its seed, its round, the row and
-the position (app/inference/engine.py), and row results do not depend on the rest of the batch: the
-checkpoint's matrix products give one row the same numbers for any batch of at least MIN_ROWS rows
-(small batches take a different kernel), so batches are padded to that size. The same model,
-fields and seed therefore give the same names alone or among dozens of other requests.
+Reproducibility: a sampling task's random numbers are a hash of its stream, seed, round, the row
+and the position (app/inference/engine.py), and a row's results do not depend on the rest of its
+batch. The same model, fields and seed therefore give the same names alone or among dozens of
+other requests.
 
 Constraints are exact where they can be (a prefix is forced; the end is masked until min_length)
 and by rejection where not (longer than max_length, duplicates, names in the training corpus);
@@ -33,22 +32,9 @@ import hashlib
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from functools import cached_property
-from typing import Any
-
-import torch
 
 from app.config import MAX_ROUND_ROWS, MAX_ROUNDS, MAX_SEQUENCES, MAX_STEPS
-from app.inference.engine import (
-    MIN_ROWS,
-    NEUTRAL,
-    Kind,
-    LoopOutputs,
-    Sampling,
-    SplitMix,
-    TaskSettings,
-    task_columns,
-)
+from app.inference.engine import NEUTRAL, Kind, Sampling, SplitMix, TaskSettings
 from app.inference.loaded import LoadedModel
 from app.inference.safety import SafetyFilter
 
@@ -315,7 +301,9 @@ class ScoreTask(Task):
         return out
 
 
-class _Padding(Task):
+class Padding(Task):
+    """Rows that fill a small batch up to MIN_ROWS (app/inference/batches.py)."""
+
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self.forced = [[0]] * rows  # reads the end at once: finished after the first step
@@ -339,115 +327,3 @@ def cut(task: Task, piece_rows: int) -> list[Piece]:
     k = max(1, math.ceil(task.rows / piece_rows))
     bounds = [task.rows * i // k for i in range(k + 1)]
     return [Piece(task, a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-# -- the engine --------------------------------------------------------------------------------------
-
-
-@dataclass
-class BatchPlan:
-    """One batch, ready for the model's scripted BatchLoop (app/inference/engine.py)."""
-
-    pieces: list[Piece]  # padded to MIN_ROWS rows
-    args: tuple[Any, ...]  # the loop's arguments: Python lists and ints
-
-    @cached_property
-    def rows(self) -> int:
-        # once per batch: the batcher reads it on every turn of the event loop while it runs
-        return sum(p.rows for p in self.pieces)
-
-
-def plan_batch(model: LoadedModel, pieces: list[Piece]) -> BatchPlan:
-    """Lay out the rows of `pieces` as one batch."""
-    rows = sum(p.rows for p in pieces)
-    if rows < MIN_ROWS:
-        pieces = [*pieces, Piece.whole(_Padding(MIN_ROWS - rows))]
-    forced = [p.task.forced[p.offset : p.offset + p.rows] for p in pieces]
-    width = max(len(f) for rows_ in forced for f in rows_)
-    pad = max(width, 1)
-    forced_rows: list[list[int]] = []
-    longest = 0  # the most characters a sampling row may reach
-    for p, rows_ in zip(pieces, forced, strict=True):
-        if isinstance(p.task, SampleTask):
-            longest = max(longest, p.task.sampling.max_length)
-            forced_rows += [p.task.prefix + [0] * (pad - len(p.task.prefix))] * p.rows
-        else:
-            forced_rows += [f + [0] * (pad - len(f)) for f in rows_]
-    steps = max(width, longest + 1) + 1
-    forced_len = [len(f) for rows_ in forced for f in rows_]
-    tasks = task_columns([p.task.settings(p) for p in pieces])
-    return BatchPlan(pieces, (tasks, forced_rows, forced_len, steps))
-
-
-def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
-    """Hand each piece of the batch its results (SampleTask.put, ScoreTask.logprob,
-    NextCharTask.probs). The caller ends a task's round once all its pieces are back."""
-    rows, done, score_lp, order, probs, cut = outputs
-    a, c = 0, 0  # first row of the piece, its next-char row
-    for p in plan.pieces:
-        t, b = p.task, a + p.rows
-        if isinstance(t, SampleTask):
-            out: list[str | None] = []
-            for r in range(a, b):
-                tokens = rows[r]
-                if cut[r]:  # stopped by the request's deadline: never sampled
-                    out.append(NOT_RUN)
-                else:
-                    out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
-            t.put(p.offset, out)
-        elif isinstance(t, ScoreTask):
-            t.logprob[p.offset : p.offset + p.rows] = score_lp[a:b]
-        elif isinstance(t, NextCharTask):
-            t.probs = [(model.labels[i], q) for i, q in zip(order[c], probs[c], strict=True)]
-            c += 1
-        a = b
-
-
-def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
-    """Run the current round of every task to its end as one batch, in this thread (one call of
-    the model's scripted BatchLoop), and end each task's round. The service runs the same plan
-    on torch's thread pool instead (app/inference/batching.py)."""
-    plan = plan_batch(model, [Piece.whole(t) for t in tasks])
-    with torch.inference_mode():
-        outputs = model.loop(*plan.args)
-    finish_batch(model, plan, outputs)
-    for t in tasks:
-        t.end_round()
-
-
-# -- one request at a time (the service batches concurrent ones: app/inference/batching.py) -----------------
-
-
-def run_to_completion(model: LoadedModel, tasks: list[Task]) -> None:
-    """Run batches until every task is done (sampling tasks may need more rounds)."""
-    pending = list(tasks)
-    while pending:
-        run_batch(model, pending)
-        pending = [t for t in pending if not t.done()]
-
-
-def sample_names(
-    model: LoadedModel, spec: SampleSpec, seed: int, safety: SafetyFilter | None = None
-) -> SampleResult:
-    """Sample up to spec.n names meeting every constraint, in at most spec.max_rounds batches;
-    the same model, spec and seed give the same names."""
-    task = SampleTask(model, spec, seed, safety)
-    run_to_completion(model, [task])
-    return task.result()
-
-
-def next_char_distribution(
-    model: LoadedModel, prefix: str, sampling: Sampling = NEUTRAL, start: int = 0
-) -> list[tuple[str, float]]:
-    """(char, probability) for every vocabulary entry after `prefix` (or its sampling.top_k
-    likeliest), most likely first; the boundary is reported as "<end>"."""
-    task = NextCharTask(model, prefix, sampling, start)
-    run_to_completion(model, [task])
-    return task.distribution()
-
-
-def score_names(model: LoadedModel, names: list[str], start: int = 0) -> list[Score]:
-    """Log-probability of each (lowercase, in-alphabet, non-empty) name, all in one batch."""
-    task = ScoreTask(model, names, start)
-    run_to_completion(model, [task])
-    return task.scores()

@@ -83,8 +83,9 @@ def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:
     """What users of names-era rely on: a girl's name of the 1920s is far more often a name whose
     heyday was the 1920s than one whose heyday was a century later (a name's heyday, or peak
     decade: where it took its largest share of that sex's births)."""
+    from app.inference.batches import sample_names
     from app.inference.checkpoint import load_checkpoint
-    from app.inference.sampling import SampleSpec, sample_names
+    from app.inference.sampling import SampleSpec
     from training.evaluate import near, peak_decades
 
     model = load_checkpoint(MODELS / "names-era.pt")

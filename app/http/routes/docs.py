@@ -17,6 +17,7 @@ import fastapi_offline
 from fastapi import APIRouter, HTTPException, Response
 
 from app.config import STATIC
+from app.http.errors import MAX_SHOWN_NAME
 
 router = APIRouter(tags=["docs"], include_in_schema=False)
 
@@ -63,7 +64,7 @@ async def get_redoc() -> Response:
 @router.get("/docs/assets/{name}")
 async def get_docs_asset(name: str) -> Response:
     if name not in ASSETS:
-        raise HTTPException(404, f"no such file: {name[:64]}")
+        raise HTTPException(404, f"no such file: {name[:MAX_SHOWN_NAME]}")
     folder, media_type = ASSETS[name]
     return Response(
         read(folder, name), media_type=media_type, headers={**HEADERS, "Cache-Control": "max-age=86400"}

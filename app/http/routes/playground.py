@@ -9,6 +9,7 @@ from functools import cache
 from fastapi import APIRouter, HTTPException, Response
 
 from app.config import STATIC
+from app.http.errors import MAX_SHOWN_NAME
 
 router = APIRouter(tags=["playground"], include_in_schema=False)
 
@@ -38,5 +39,5 @@ async def get_playground() -> Response:
 @router.get("/static/{name}")
 async def get_asset(name: str) -> Response:
     if name not in ASSETS:  # a fixed list: no path is ever built from the request
-        raise HTTPException(404, f"no such file: {name[:64]}")
+        raise HTTPException(404, f"no such file: {name[:MAX_SHOWN_NAME]}")
     return Response(read_static(name), media_type=ASSETS[name], headers=HEADERS)

@@ -23,6 +23,9 @@ times, then raises Overloaded; other 5xx raise ServerError; an answer that is no
 declares (not JSON, a redirect, over max_response_bytes) raises BadResponse; a server that cannot be
 reached or does not answer within `timeout` raises Unavailable. Arguments are sent as they are: the
 service checks them and says which field is wrong.
+
+One module, longer than most: Client and AsyncClient mirror each other method for method, and
+share the request building, answer checks and errors above them; apart, each change would be two.
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ import pytest
 
 import app.inference.batching as batching
 import app.inference.policy as policy
+from app.inference.batches import sample_names, score_names
 from app.inference.engine import Sampling
 from app.inference.loaded import LoadedModel
 from app.inference.registry import load_registry
-from app.inference.sampling import Piece, SampleSpec, SampleTask, ScoreTask, sample_names, score_names
+from app.inference.sampling import Piece, SampleSpec, SampleTask, ScoreTask
 from tests.support import MODELS
 
 pytestmark = pytest.mark.anyio

@@ -1,14 +1,29 @@
-"""The scripted batch loop's pieces: its random numbers (SplitMix64 over torch int64, checked
-against a plain Python reference and for uniformity) and its temperature/top-k/top-p filter."""
+"""The scripted batch loop's pieces: its settings records (every per-row setting carried by name,
+never by position), its random numbers (SplitMix64 over torch int64, checked against a plain
+Python reference and for uniformity) and its temperature/top-k/top-p filter."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
+from typing import NamedTuple
 
+import pytest
 import torch
 from torch import Tensor
 
-from app.inference.engine import filter_rows, mix, uniform
+from app.inference.engine import (
+    RowSettings,
+    Sampling,
+    TaskColumns,
+    TaskSettings,
+    check_columns,
+    filter_rows,
+    mix,
+    task_columns,
+    uniform,
+)
 
 MASK = (1 << 64) - 1
 
@@ -23,6 +38,66 @@ def splitmix64_output(x: int) -> int:
 
 def to_signed(x: int) -> int:
     return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def test_settings_records_take_their_fields_by_name_only() -> None:
+    """Sampling and TaskSettings are keyword-only: min_length and max_length (both ints) cannot
+    trade places by being written in the wrong order."""
+    with pytest.raises(TypeError):
+        Sampling(1.0, 0, 1.0, 6, 3)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        TaskSettings(1, 0, 0, 0, 0, 0, 0, Sampling())  # type: ignore[misc]
+
+
+def distinct_task(k: int) -> TaskSettings:
+    """A task whose every field holds a value no other field of any task holds (k: which task)."""
+    return TaskSettings(
+        rows=100 + k, kind=200 + k, prefix_length=300 + k, start=400 + k, offset=500 + k, key=600 + k,
+        slot=700 + k,
+        sampling=Sampling(temperature=0.8 + k, top_k=900 + k, top_p=0.01 + k, min_length=1100 + k,
+                          max_length=1200 + k),
+    )  # fmt: skip
+
+
+def test_every_setting_reaches_its_own_column() -> None:
+    tasks = [distinct_task(0), distinct_task(1)]
+    columns = task_columns(tasks)
+    for name in TaskColumns._fields:
+        where = "sampling" if name in {f.name for f in dataclasses.fields(Sampling)} else None
+        expected = [getattr(t.sampling if where else t, name) for t in tasks]
+        assert getattr(columns, name) == expected, name
+
+
+def test_columns_in_another_order_are_refused() -> None:
+    """task_columns fills TaskColumns by position, fast; check_columns, run on it at import,
+    refuses a NamedTuple whose fields are not TaskSettings' then Sampling's, in that order."""
+    check_columns(TaskColumns)
+    swapped = list(TaskColumns._fields)
+    i, j = swapped.index("min_length"), swapped.index("max_length")
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    Swapped = NamedTuple("Swapped", [(name, list[int]) for name in swapped])  # type: ignore[misc]
+    with pytest.raises(TypeError, match="min_length, max_length"):
+        check_columns(Swapped)
+    Missing = NamedTuple("Missing", [(name, list[int]) for name in TaskColumns._fields[:-1]])  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        check_columns(Missing)
+
+
+def select_every_other(rows: RowSettings) -> RowSettings:
+    return rows.select(torch.tensor([0, 2]))
+
+
+def test_row_settings_keep_each_field_in_place_through_select() -> None:
+    """Scripted as the loop is: every field of RowSettings comes back from select holding its own
+    values (field i's tensor is filled with i), for the rows kept."""
+    names = list(inspect.signature(RowSettings).parameters)
+    tensors = {name: torch.full((3, 2) if name in ("forced", "uniforms") else (3,), i) for i, name in
+               enumerate(names)}  # fmt: skip
+    for select in (select_every_other, torch.jit.script(select_every_other)):
+        kept = select(RowSettings(**tensors))
+        for i, name in enumerate(names):
+            value = getattr(kept, name)
+            assert value.size(0) == 2 and bool((value == i).all()), name
 
 
 def test_mix_matches_the_reference_bit_for_bit() -> None:

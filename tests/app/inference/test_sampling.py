@@ -8,6 +8,15 @@ import pytest
 import torch
 from torch import Tensor
 
+from app.inference.batches import (
+    finish_batch,
+    next_char_distribution,
+    plan_batch,
+    run_batch,
+    run_to_completion,
+    sample_names,
+    score_names,
+)
 from app.inference.checkpoint import load_checkpoint
 from app.inference.engine import Sampling
 from app.inference.loaded import LoadedModel
@@ -19,13 +28,6 @@ from app.inference.sampling import (
     ScoreTask,
     Task,
     cut,
-    finish_batch,
-    next_char_distribution,
-    plan_batch,
-    run_batch,
-    run_to_completion,
-    sample_names,
-    score_names,
     stream_of,
 )
 from tests.app.conftest import REPO_MODELS
