@@ -5,8 +5,9 @@ records it reads.
 One module, longer than most: it is one compiled unit. The records that cross from Python into
 TorchScript (Sampling, TaskSettings, TaskColumns), the per-row settings the loop builds from them
 (RowSettings) and the loop that reads them stay together, so that a new per-row setting is one
-edit here: a Sampling field, its TaskColumns column, its RowSettings entry and where the loop uses
-it (CONTRIBUTING.md, "Where to add a request field").
+edit here: a Sampling field, its TaskColumns column, its RowSettings field (built in
+BatchLoop.expand, narrowed in select_rows) and where the loop uses it (CONTRIBUTING.md, "Where to
+add a request field").
 
 `BatchLoop` drives a checkpoint's incremental `step` for every row of a batch until each row is
 finished, and samples, scores and captures as it goes. It is scripted once per model at load time,
@@ -224,58 +225,44 @@ class StepAdapter(nn.Module):
         return self.inner(window), [window]
 
 
-class RowSettings:
+class RowSettings(NamedTuple):
     """Every per-row setting of the rows a batch computes, a tensor each with a row per entry:
-    each task's TaskColumns entry repeated over its rows, and what follows from them.
-    `select(rows)` keeps some of the rows, every field by name: a field cannot be read in the
-    place of another, and one left out of `select` does not compile."""
+    each task's TaskColumns entry repeated over its rows, and what follows from them. Built by
+    name (BatchLoop.expand), narrowed by name (select_rows): a field cannot be read in the place of
+    another, and one left out of either does not compile."""
 
-    def __init__(
-        self,
-        forced: Tensor,  # (B, steps) the tokens each row must read first, then 0
-        forced_len: Tensor,  # (B,) how many
-        sample_from: Tensor,  # (B,) the step a row starts sampling at (`steps`: never)
-        done_at: Tensor,  # (B,) the step after which a reading row is finished (`steps`: never)
-        is_score: Tensor,  # (B,) bool: adds up the log-probability of its forced tokens
-        capture: Tensor,  # (B,) bool: reports the distribution after its forced tokens
-        temperature: Tensor,  # (B,) float
-        top_k: Tensor,  # (B,) the vocabulary size: no top-k cut
-        top_p: Tensor,  # (B,) float, 1.0: no nucleus cut
-        min_length: Tensor,  # (B,)
-        max_length: Tensor,  # (B,)
-        uniforms: Tensor,  # (B, steps) float: the uniform each row uses at each step
-        slot: Tensor,  # (B,) its request's deadline slot (0: none)
-    ) -> None:
-        self.forced = forced
-        self.forced_len = forced_len
-        self.sample_from = sample_from
-        self.done_at = done_at
-        self.is_score = is_score
-        self.capture = capture
-        self.temperature = temperature
-        self.top_k = top_k
-        self.top_p = top_p
-        self.min_length = min_length
-        self.max_length = max_length
-        self.uniforms = uniforms
-        self.slot = slot
+    forced: Tensor  # (B, steps) the tokens each row must read first, then 0
+    forced_len: Tensor  # (B,) how many
+    sample_from: Tensor  # (B,) the step a row starts sampling at (`steps`: never)
+    done_at: Tensor  # (B,) the step after which a reading row is finished (`steps`: never)
+    is_score: Tensor  # (B,) bool: adds up the log-probability of its forced tokens
+    capture: Tensor  # (B,) bool: reports the distribution after its forced tokens
+    temperature: Tensor  # (B,) float
+    top_k: Tensor  # (B,) the vocabulary size: no top-k cut
+    top_p: Tensor  # (B,) float, 1.0: no nucleus cut
+    min_length: Tensor  # (B,)
+    max_length: Tensor  # (B,)
+    uniforms: Tensor  # (B, steps) float: the uniform each row uses at each step
+    slot: Tensor  # (B,) its request's deadline slot (0: none)
 
-    def select(self, rows: Tensor) -> "RowSettings":
-        return RowSettings(
-            forced=self.forced.index_select(0, rows),
-            forced_len=self.forced_len.index_select(0, rows),
-            sample_from=self.sample_from.index_select(0, rows),
-            done_at=self.done_at.index_select(0, rows),
-            is_score=self.is_score.index_select(0, rows),
-            capture=self.capture.index_select(0, rows),
-            temperature=self.temperature.index_select(0, rows),
-            top_k=self.top_k.index_select(0, rows),
-            top_p=self.top_p.index_select(0, rows),
-            min_length=self.min_length.index_select(0, rows),
-            max_length=self.max_length.index_select(0, rows),
-            uniforms=self.uniforms.index_select(0, rows),
-            slot=self.slot.index_select(0, rows),
-        )
+
+def select_rows(rows: RowSettings, kept: Tensor) -> RowSettings:
+    """RowSettings of the rows `kept` (indices), every field by name."""
+    return RowSettings(
+        forced=rows.forced.index_select(0, kept),
+        forced_len=rows.forced_len.index_select(0, kept),
+        sample_from=rows.sample_from.index_select(0, kept),
+        done_at=rows.done_at.index_select(0, kept),
+        is_score=rows.is_score.index_select(0, kept),
+        capture=rows.capture.index_select(0, kept),
+        temperature=rows.temperature.index_select(0, kept),
+        top_k=rows.top_k.index_select(0, kept),
+        top_p=rows.top_p.index_select(0, kept),
+        min_length=rows.min_length.index_select(0, kept),
+        max_length=rows.max_length.index_select(0, kept),
+        uniforms=rows.uniforms.index_select(0, kept),
+        slot=rows.slot.index_select(0, kept),
+    )
 
 
 # what BatchLoop.forward returns, as Python lists (see there)
@@ -485,7 +472,7 @@ class BatchLoop(nn.Module):
                 cut_a = cut_a.index_select(0, kept)
                 logits = logits.index_select(0, kept)
                 state = [s.index_select(0, kept) for s in state]
-                live = rows.select(active)
+                live = select_rows(rows, active)
             logits, state = self.stepper.step(token, state)  # type: ignore[operator]
             step += 1
         ended.index_copy_(0, active, ended_a)

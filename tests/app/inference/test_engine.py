@@ -5,7 +5,6 @@ Python reference and for uniformity) and its temperature/top-k/top-p filter."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from typing import NamedTuple
 
@@ -21,6 +20,7 @@ from app.inference.engine import (
     check_columns,
     filter_rows,
     mix,
+    select_rows,
     task_columns,
     uniform,
 )
@@ -84,13 +84,13 @@ def test_columns_in_another_order_are_refused() -> None:
 
 
 def select_every_other(rows: RowSettings) -> RowSettings:
-    return rows.select(torch.tensor([0, 2]))
+    return select_rows(rows, torch.tensor([0, 2]))
 
 
 def test_row_settings_keep_each_field_in_place_through_select() -> None:
-    """Scripted as the loop is: every field of RowSettings comes back from select holding its own
-    values (field i's tensor is filled with i), for the rows kept."""
-    names = list(inspect.signature(RowSettings).parameters)
+    """Scripted as the loop is: every field of RowSettings comes back from select_rows holding its
+    own values (field i's tensor is filled with i), for the rows kept."""
+    names = list(RowSettings._fields)
     tensors = {name: torch.full((3, 2) if name in ("forced", "uniforms") else (3,), i) for i, name in
                enumerate(names)}  # fmt: skip
     for select in (select_every_other, torch.jit.script(select_every_other)):
