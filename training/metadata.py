@@ -1,22 +1,34 @@
 """
-What a trained checkpoint says about itself: meta.json (shared/design.md's checkpoint contract),
-built from the run's settings, its result and the corpus's provenance.
+What a training run produced (TrainResult), and what a trained checkpoint says about itself:
+meta.json (shared/design.md's checkpoint contract), built from the run's settings, its result and
+the corpus's provenance.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from training.conditions import ConditionSpace
 from training.config import TrainConfig
 from training.corpus import lookup_provenance
+from training.data import Split
+from training.model import HierarchicalModel
 
-if TYPE_CHECKING:  # the result of training/train.py, which imports this module
-    from training.train import TrainResult
+
+@dataclass
+class TrainResult:
+    model: HierarchicalModel
+    vocab: list[str]
+    split: Split  # for a conditioned corpus: the names of each part
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]  # one row per evaluation: step, train_loss, val_loss, lr
+    wall_time_s: float
+    space: ConditionSpace | None = None  # the model's conditions, if it has any
 
 
 def build_meta(

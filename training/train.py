@@ -31,7 +31,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ from training.data import (
     split_items,
 )
 from training.export import load_trained, save_checkpoint
-from training.metadata import build_meta
+from training.metadata import TrainResult, build_meta
 from training.model import HierarchicalModel, ModelConfig
 
 
@@ -72,17 +71,6 @@ def make_optimizer(model: HierarchicalModel, cfg: TrainConfig) -> torch.optim.Ad
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-
-
-@dataclass
-class TrainResult:
-    model: HierarchicalModel
-    vocab: list[str]
-    split: Split  # for a conditioned corpus: the names of each part
-    metrics: dict[str, Any]
-    history: list[dict[str, float]]  # one row per evaluation: step, train_loss, val_loss, lr
-    wall_time_s: float
-    space: ConditionSpace | None = None  # the model's conditions, if it has any
 
 
 def train_model(
