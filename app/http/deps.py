@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -65,8 +66,11 @@ def parse_query(model: type[M], request: Request) -> M:
     FastAPI's shape: a 422 whose `loc` is ["query", field]. A repeated parameter counts once, with
     its last value, as in FastAPI.
     Declare the parameters in OpenAPI with `openapi_extra=query_parameters(model)`."""
+    # the query string as Starlette reads it (latin-1, blank values kept), without building its
+    # multidict: a dict of the last values is all the model takes
+    fields = dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
     try:
-        return model.model_validate(dict(request.query_params), strict=False)  # text, parsed
+        return model.model_validate(fields, strict=False)  # text, parsed
     except ValidationError as e:
         errors = [{**err, "loc": ("query", *err["loc"])} for err in e.errors(include_url=False)]
         raise RequestValidationError(errors) from None

@@ -71,10 +71,11 @@ class Sampling:
 NEUTRAL = Sampling(min_length=0, max_length=0)  # the settings of rows that choose no character
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class TaskSettings:
     """One task's settings in a batch: a task is a request's piece of the batch, its rows
-    consecutive (app/inference/sampling.py Task.settings makes them)."""
+    consecutive (app/inference/sampling.py Task.settings makes them, one per piece per batch: not
+    frozen, which would cost three times as much to make)."""
 
     rows: int  # rows of the task
     kind: int  # a Kind value

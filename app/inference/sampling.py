@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from app.config import MAX_ROUND_ROWS, MAX_ROUNDS, MAX_SEQUENCES, MAX_STEPS
 from app.inference.engine import NEUTRAL, Kind, Sampling, SplitMix, TaskSettings
@@ -257,7 +257,9 @@ class NextCharTask(Task):
     def __init__(self, model: LoadedModel, prefix: str, sampling: Sampling = NEUTRAL, start: int = 0) -> None:
         """`sampling`: its temperature and top_k apply (0: every character)."""
         self.model, self.start = model, start
-        self.sampling = replace(NEUTRAL, temperature=sampling.temperature, top_k=sampling.top_k)
+        self.sampling = Sampling(
+            temperature=sampling.temperature, top_k=sampling.top_k, min_length=0, max_length=0
+        )
         self.rows = 1
         self.forced = [model.encode(prefix)]
         self.probs: list[tuple[str, float]] | None = None  # set by finish_batch

@@ -184,8 +184,9 @@ async def test_settings_lower_the_limits() -> None:
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_body_is_exactly_the_declared_response_model(client: httpx.AsyncClient, method: str) -> None:
-    """The handlers write their JSON directly (app/http/deps.py json_response), so nothing else checks
-    that the body keeps the documented GenerateResponse: every field, in order, of the right type."""
+    """The handler's GenerateResponse is serialised by pydantic-core directly (app/http/deps.py
+    model_response), bypassing FastAPI's own check: the body is the documented model, every field in
+    order, of the right type."""
     from app.http.schemas import GenerateResponse
 
     fields = {"n": 3, "seed": 5, "prefix": "emma", "max_length": 5, "novel": True}

@@ -78,7 +78,8 @@ async def test_unknown_model(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_body_is_exactly_the_declared_response_model(client: httpx.AsyncClient, method: str) -> None:
-    """As for /generate: the JSON is written directly, so check it against NextCharResponse."""
+    """The JSON is written from a dict (app/http/routes/next_char.py), so check it against
+    NextCharResponse: every field, in order, of the right type."""
     from app.http.schemas import NextCharResponse
 
     fields = {"prefix": "Ann", "top_k": 3, "temperature": 0.7}
