@@ -10,6 +10,7 @@ an unknown model is a 404 naming the loaded ones.
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 
 from fastapi import HTTPException
 
@@ -20,6 +21,37 @@ from app.inference.engine import Sampling
 from app.inference.loaded import LoadedModel
 from app.inference.registry import Registry
 from app.inference.sampling import SampleSpec
+
+DEFAULT_FAMILY_MODEL = "surnames"  # full names' family part, when the request names no model
+
+
+@dataclass(frozen=True)
+class GeneratePlan:
+    """A /generate request, checked: what each part samples from, and how."""
+
+    model: LoadedModel
+    spec: SampleSpec
+    condition: dict[str, str | int] | None  # as the model's factors, for the response; None: none
+    family_model: LoadedModel | None = None  # full names: the family part's model and spec
+    family_spec: SampleSpec | None = None
+
+
+def generate_plan(req: GenerateRequest, registry: Registry, settings: Settings) -> GeneratePlan:
+    """Every check of a /generate request, in the order a client reads the errors: the model, n,
+    the prefix, the condition, the lengths; then, for full names, the family part's model, prefix
+    and lengths, and otherwise that no family field is set."""
+    model = model_of(registry, req.model)
+    check_n(req.n, settings)
+    prefix = prefix_of(model, req.prefix, settings)
+    start, condition = condition_of(registry, model, req)
+    spec = sample_spec_of(req, settings, prefix, start, share=2 if req.full else 1)
+    if not req.full:
+        check_full_only(req)
+        return GeneratePlan(model, spec, condition)
+    family_model = family_model_of(registry, req.family_model or DEFAULT_FAMILY_MODEL)
+    family_prefix = prefix_of(family_model, req.family_prefix, settings, field="family_prefix")
+    family_spec = sample_spec_of(req, settings, family_prefix, 0, prefix_field="family_prefix", share=2)
+    return GeneratePlan(model, spec, condition, family_model, family_spec)
 
 
 def model_of(registry: Registry, name: str | None) -> LoadedModel:

@@ -19,16 +19,7 @@ from app.http.deps import (
     service_of,
 )
 from app.http.schemas import FullName, GenerateRequest, GenerateResponse
-from app.http.validation import (
-    check_full_only,
-    check_n,
-    condition_of,
-    family_model_of,
-    model_of,
-    prefix_of,
-    sample_spec_of,
-)
-from app.inference.loaded import LoadedModel
+from app.http.validation import GeneratePlan, generate_plan
 from app.inference.safety import SafetyFilter
 from app.inference.sampling import SampleResult, SampleSpec, SampleTask, stream_of
 
@@ -37,7 +28,6 @@ router = APIRouter(prefix="/generate", tags=["generate"])
 # seeds for requests that bring none: any 32-bit value will do, and a seeded Random is far
 # cheaper per request than os.urandom (the secrets module)
 _seeds = random.Random()
-DEFAULT_FAMILY_MODEL = "surnames"
 WATCH_ABOVE_N = 64  # requests for more names than this watch for their client going away
 
 
@@ -72,34 +62,26 @@ def note_for(result: SampleResult, n: int, count: int) -> str | None:
 
 
 async def generate(req: GenerateRequest, service: Service, request: Request) -> GenerateResponse:
-    settings, registry = service.settings, service.registry
-    model = model_of(registry, req.model)
-    check_n(req.n, settings)
-    prefix = prefix_of(model, req.prefix, settings)
-    start, condition = condition_of(registry, model, req)
-    spec = sample_spec_of(req, settings, prefix, start, share=2 if req.full else 1)
+    settings = service.settings
+    plan = generate_plan(req, service.registry, settings)
     seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
     safe = req.safe or settings.force_safe  # an operator may refuse to turn the filter off
-    safety = registry.safety if safe else None
+    safety = service.registry.safety if safe else None
     full: list[FullName] | None = None
-    family_model: LoadedModel | None = None
-    if req.full:
-        family_model = family_model_of(registry, req.family_model or DEFAULT_FAMILY_MODEL)
-        parts = (model, family_model)
-        full, result, stopped = await generate_full(req, service, request, parts, spec, seed, safety)
+    if plan.family_model is not None:
+        full, result, stopped = await generate_full(req, service, request, plan, seed, safety)
         names = [f.name for f in full]
     else:
-        check_full_only(req)
-        task = SampleTask(model, spec, seed, safety)
-        gone = client_gone(request) if watch_client(spec) else None
-        await service.runner.run(model, task, settings.generate_timeout_s, gone)
+        task = SampleTask(plan.model, plan.spec, seed, safety)
+        gone = client_gone(request) if watch_client(plan.spec) else None
+        await service.runner.run(plan.model, task, settings.generate_timeout_s, gone)
         result = stopped = task.result()
         names = result.names if req.lowercase else [s.capitalize() for s in result.names]
-    service.metrics.count_names(model.name, len(names))
-    if family_model is not None:
-        service.metrics.count_names(family_model.name, len(names))
+    service.metrics.count_names(plan.model.name, len(names))
+    if plan.family_model is not None:
+        service.metrics.count_names(plan.family_model.name, len(names))
     return GenerateResponse(
-        model=model.name,
+        model=plan.model.name,
         names=names,
         seed=seed,
         count=len(names),
@@ -110,8 +92,8 @@ async def generate(req: GenerateRequest, service: Service, request: Request) -> 
         rejected=result.rejected,
         note=note_for(stopped, req.n, len(names)),
         stopped=result.stopped,
-        condition=condition,
-        family_model=family_model.name if family_model is not None else None,
+        condition=plan.condition,
+        family_model=plan.family_model.name if plan.family_model is not None else None,
         full_names=full,
         safe=safe,
     )
@@ -139,8 +121,7 @@ async def generate_full(
     req: GenerateRequest,
     service: Service,
     request: Request,
-    models: tuple[LoadedModel, LoadedModel],
-    given_spec: SampleSpec,
+    plan: GeneratePlan,
     seed: int,
     safety: SafetyFilter | None,
 ) -> tuple[list[FullName], SampleResult, SampleResult]:
@@ -149,9 +130,9 @@ async def generate_full(
     keeps the request's settings, its own prefix, and a seed derived from the request's. Returns
     the full names, both parts' results together, and the part whose stop the note reports."""
     settings = service.settings
-    given_model, family_model = models
-    family_prefix = prefix_of(family_model, req.family_prefix, settings, field="family_prefix")
-    family_spec = sample_spec_of(req, settings, family_prefix, 0, prefix_field="family_prefix", share=2)
+    given_model, given_spec = plan.model, plan.spec
+    assert plan.family_model is not None and plan.family_spec is not None
+    family_model, family_spec = plan.family_model, plan.family_spec
     tasks = [
         SampleTask(given_model, given_spec, seed, safety),
         # the family part's random numbers depend on what the given part is drawn from (model and
