@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.config import MAX_CHECKPOINT_BYTES
@@ -105,6 +105,9 @@ def load_registry(
             logger.warning("%s lists files that are not in %s: %s", MANIFEST, models_dir, ", ".join(absent))
     models: dict[str, LoadedModel] = {}
     skipped: dict[str, str] = {}
+    # one set of training items for every model with the same items (the US models share the
+    # names of both sexes and every year): the copies, and their strings, are freed
+    item_sets: dict[frozenset[str], frozenset[str]] = {}
     for path in paths:
         try:
             model = load_checkpoint(path, manifest, allow_unverified=allow_unverified, max_bytes=max_bytes)
@@ -114,6 +117,9 @@ def load_registry(
             logger.warning("skipping checkpoint: %s", e)
             skipped[path.name] = str(e).removeprefix(f"{path}: ")  # the file's name only, no path
             continue
+        items = item_sets.setdefault(model.items, model.items)
+        if items is not model.items:
+            model = replace(model, items=items)
         models[model.name] = model
         logger.info(
             "loaded model %s from %s (%d bytes, %d parameters, %s, %s, %.0f ms)",

@@ -165,7 +165,10 @@ class SafetyFilter:
     @classmethod
     def from_packages(cls, allowed: Iterable[str]) -> SafetyFilter:
         anywhere, whole = package_words()
-        return cls(anywhere, whole, frozenset(s.lower() for s in allowed), prank_names())
+        # the models' items are lowercase already: the same string objects, not a lowered copy each
+        return cls(
+            anywhere, whole, frozenset(s if s.islower() else s.lower() for s in allowed), prank_names()
+        )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_pattern", trie_pattern(self.anywhere))

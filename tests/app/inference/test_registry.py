@@ -331,3 +331,13 @@ def test_an_inconsistent_condition_table_is_refused_at_load(tmp_path: Path, chan
     with pytest.raises(CheckpointError, match="field 'conditions' is malformed") as info:
         load_checkpoint(path, allow_unverified=True)
     assert message in str(info.value) and str(info.value).startswith(f"{path}: ")
+
+
+def test_models_with_the_same_items_share_one_set() -> None:
+    """The four US models learnt from different files hold the same 97,310 names (both sexes, every
+    year): the registry keeps one set of them, not four; surnames keeps its own."""
+    registry = load_registry(REPO_MODELS)
+    us = [registry.models[name].items for name in ("names", "names-era", "names-female", "names-male")]
+    assert all(items is us[0] for items in us)
+    assert registry.models["surnames"].items is not us[0]
+    assert "emma" in us[0] and "smith" in registry.models["surnames"].items
