@@ -48,7 +48,7 @@ class BatchPlan:
         return sum(p.rows for p in self.pieces)
 
 
-def plan_batch(model: LoadedModel, pieces: list[Piece]) -> BatchPlan:
+def plan_batch(pieces: list[Piece]) -> BatchPlan:
     """Lay out the rows of `pieces` as one batch."""
     rows = sum(p.rows for p in pieces)
     if rows < MIN_ROWS:
@@ -98,7 +98,7 @@ def run_batch(model: LoadedModel, tasks: list[Task]) -> None:
     """Run the current round of every task to its end as one batch, in this thread (one call of
     the model's scripted BatchLoop), and end each task's round. The service runs the same plan
     on torch's thread pool instead (app/inference/batching.py)."""
-    plan = plan_batch(model, [Piece.whole(t) for t in tasks])
+    plan = plan_batch([Piece.whole(t) for t in tasks])
     with torch.inference_mode():
         outputs = model.loop(*plan.args)
     finish_batch(model, plan, outputs)

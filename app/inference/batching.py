@@ -206,7 +206,7 @@ class ModelBatcher:
                 NextCharTask(m, "", Sampling(top_k=2)),
                 ScoreTask(m, [m.vocab[1]]),
             ]
-            plan = plan_batch(m, [Piece.whole(t) for t in tasks])
+            plan = plan_batch([Piece.whole(t) for t in tasks])
             with torch.inference_mode():
                 finish_batch(m, plan, m.loop.launch(*plan.args).wait())
 
@@ -263,7 +263,7 @@ class ModelBatcher:
             if not pieces:
                 return
             try:
-                plan = plan_batch(self.model, [p for _, p in pieces])
+                plan = plan_batch([p for _, p in pieces])
                 with torch.inference_mode():
                     handle = self.model.loop.launch(*plan.args)
             except Exception as e:  # a bug, not bad input: fail these requests, keep serving

@@ -71,6 +71,7 @@ async def generate(req: GenerateRequest, service: Service, request: Request) -> 
     if plan.family_model is not None:
         full, result, stopped = await generate_full(req, service, request, plan, seed, safety)
         names = [f.name for f in full]
+        service.metrics.count_names(plan.family_model.name, len(names))
     else:
         task = SampleTask(plan.model, plan.spec, seed, safety)
         gone = client_gone(request) if watch_client(plan.spec) else None
@@ -78,8 +79,6 @@ async def generate(req: GenerateRequest, service: Service, request: Request) -> 
         result = stopped = task.result()
         names = result.names if req.lowercase else [s.capitalize() for s in result.names]
     service.metrics.count_names(plan.model.name, len(names))
-    if plan.family_model is not None:
-        service.metrics.count_names(plan.family_model.name, len(names))
     return GenerateResponse(
         model=plan.model.name,
         names=names,

@@ -35,9 +35,9 @@ def planned(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[int, int, int]]]
     batches: list[list[tuple[int, int, int]]] = []
     real = batching.plan_batch
 
-    def spy(model: LoadedModel, pieces: list[Piece]):  # type: ignore[no-untyped-def]
+    def spy(pieces: list[Piece]):  # type: ignore[no-untyped-def]
         batches.append([(id(p.task), p.offset, p.rows) for p in pieces])
-        return real(model, pieces)
+        return real(pieces)
 
     monkeypatch.setattr(batching, "plan_batch", spy)
     return batches
@@ -156,10 +156,10 @@ async def test_a_failing_batch_fails_its_requests_and_the_next_batch_runs(
 ) -> None:
     real = batching.plan_batch
 
-    def fail_seed_13(m: LoadedModel, pieces: list[Piece]):  # type: ignore[no-untyped-def]
+    def fail_seed_13(pieces: list[Piece]):  # type: ignore[no-untyped-def]
         if any(isinstance(p.task, SampleTask) and p.task.seed == 13 for p in pieces):
             raise RuntimeError("boom")
-        return real(m, pieces)
+        return real(pieces)
 
     monkeypatch.setattr(batching, "plan_batch", fail_seed_13)
     batcher = batching.ModelBatcher(model, max_rows=8192)

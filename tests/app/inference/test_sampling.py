@@ -89,7 +89,7 @@ def test_a_batch_hands_no_tensor_to_the_batch_thread(model: LoadedModel) -> None
     given makes that thread take the GIL when it lets go of it, so the loop's arguments are plain
     Python values and the start state lives inside the scripted loop."""
     tasks: list[Task] = [SampleTask(model, SampleSpec(n=3), 1), NextCharTask(model, "jo")]
-    plan = plan_batch(model, [Piece.whole(t) for t in [*tasks, ScoreTask(model, ["olivia"])]])
+    plan = plan_batch([Piece.whole(t) for t in [*tasks, ScoreTask(model, ["olivia"])]])
 
     def tensors(value: object) -> int:
         if isinstance(value, Tensor):
@@ -103,7 +103,7 @@ def test_a_batch_hands_no_tensor_to_the_batch_thread(model: LoadedModel) -> None
 
 def run_pieces(model: LoadedModel, pieces: list[Piece]) -> None:
     """Run pieces as one batch and hand them their results (ending no round)."""
-    plan = plan_batch(model, pieces)
+    plan = plan_batch(pieces)
     with torch.inference_mode():
         finish_batch(model, plan, model.loop(*plan.args))
 

@@ -257,9 +257,9 @@ async def test_a_full_name_costs_two_batched_generations(monkeypatch: pytest.Mon
     planned: list[list[str]] = []
     real = batching.plan_batch
 
-    def spy(model, pieces):  # type: ignore[no-untyped-def]
-        planned.append([model.name] * len(pieces))
-        return real(model, pieces)
+    def spy(pieces):  # type: ignore[no-untyped-def]
+        planned.append([p.task.model.name for p in pieces])  # a batcher's batch: one model's tasks
+        return real(pieces)
 
     monkeypatch.setattr(batching, "plan_batch", spy)
     async with app_client() as client:
