@@ -9,6 +9,8 @@ namegen's training command line.
     python -m training export models/*.pt    # rewrite checkpoints with this version's exporter
     python -m training evaluate models/names-era.pt --baseline runs/names-era-uncond.pt
     python -m training score models/names.pt --corpus resources/names.txt   # test loss, any checkpoint
+    python -m training sexes --female models/names-female.pt --male models/names-male.pt \
+        --era models/names-era.pt                # other-sex share, neutral names
     python -m training ensemble a.pt b.pt --corpus resources/names.txt --name names --out models
 
 Bad input (a missing or tiny corpus, a bad flag value) prints one line `error: ...` and exits 2,
@@ -22,7 +24,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from training import ensemble, evaluate, score, wordlists
+from training import ensemble, evaluate, score, sexes, wordlists
 from training.config import TrainConfig
 from training.corpus import CorpusError, build_corpora
 from training.export import reexport
@@ -99,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", add_help=False, help="period fit of a conditioned model (python -m training evaluate -h)"
     )
     sub.add_parser(
+        "sexes",
+        add_help=False,
+        help="other-sex share of the sex models against a Markov chain, and neutral names' shares "
+        "(python -m training sexes -h)",
+    )
+    sub.add_parser(
         "score",
         add_help=False,
         help="test loss of a checkpoint on a corpus's test split (python -m training score -h)",
@@ -141,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate.main(argv[1:])
     if argv[:1] == ["score"]:
         return score.main(argv[1:])
+    if argv[:1] == ["sexes"]:
+        return sexes.main(argv[1:])
     if argv[:1] == ["ensemble"]:
         return ensemble.main(argv[1:])
     if argv[:1] == ["wordlists"]:

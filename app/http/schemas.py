@@ -58,16 +58,18 @@ ModelName = Field(
 Sex = Field(
     None,
     min_length=1,
-    max_length=8,
-    description="condition: F or M, for models that take it (GET /models lists each model's "
-    "conditions); left out, the model's names of either sex",
+    max_length=32,  # long enough for any word a client may try, which then hears what is allowed
+    description="condition: F, M or neutral (names a girl's and a boy's condition find about as "
+    "likely: the two next-character distributions' normalised geometric mean at every step), for "
+    "models that take it (GET /models lists each model's conditions); left out, the model's names "
+    "of either sex",
     examples=["F"],
 )
 Year = Field(
     None,
     ge=0,
     le=9999,
-    description="condition: a year of birth (names-era: 1880-2017, used as its decade), for models "
+    description="condition: a year of birth (names-era: 1880-2024, used as its decade), for models "
     "that take it; left out, the model's names of any year",
     examples=[1925],
 )

@@ -17,10 +17,10 @@ from fastapi import HTTPException
 from app.config import DEFAULT_MAX_LENGTH, Settings
 from app.http.errors import MAX_SHOWN_NAME, FieldError
 from app.http.schemas import ConditionFields, GenerateRequest
-from app.inference.engine import Sampling
-from app.inference.loaded import LoadedModel
+from app.inference.engine import NO_CONDITION, Sampling, Start
+from app.inference.loaded import NEUTRAL_SEX, LoadedModel
 from app.inference.registry import Registry
-from app.inference.sampling import SampleSpec
+from app.inference.sampling import NEUTRAL_GAP, SampleSpec
 
 DEFAULT_FAMILY_MODEL = "surnames"  # full names' family part, when the request names no model
 
@@ -50,7 +50,9 @@ def generate_plan(req: GenerateRequest, registry: Registry, settings: Settings) 
         return GeneratePlan(model, spec, condition)
     family_model = family_model_of(registry, req.family_model or DEFAULT_FAMILY_MODEL)
     family_prefix = prefix_of(family_model, req.family_prefix, settings, field="family_prefix")
-    family_spec = sample_spec_of(req, settings, family_prefix, 0, prefix_field="family_prefix", share=2)
+    family_spec = sample_spec_of(
+        req, settings, family_prefix, NO_CONDITION, prefix_field="family_prefix", share=2
+    )
     return GeneratePlan(model, spec, condition, family_model, family_spec)
 
 
@@ -122,15 +124,16 @@ def text_of(model: LoadedModel, text: str, field: str) -> str:
 
 def condition_of(
     registry: Registry, model: LoadedModel, req: ConditionFields
-) -> tuple[int, dict[str, str | int] | None]:
-    """The begin-table row for the request's condition fields, and the condition as the model's
-    factors, for the response; a 422 naming the field for a condition the model does not take or
-    a value outside what it allows."""
+) -> tuple[Start, dict[str, str | int] | None]:
+    """The begin-table rows for the request's condition fields (with sex "neutral", one per sex),
+    and the condition as the model's factors, for the response; a 422 naming the field for a
+    condition the model does not take or a value outside what it allows."""
     given = req.condition_values()
     if not given:
-        return 0, None
+        return NO_CONDITION, None
     conditions = model.conditions
     factors: dict[str, str | int] = {}
+    pair: tuple[str, tuple[str, str]] | None = None  # a factor asked for as both of its values
     for name, value in given.items():
         cf = conditions.fields.get(name) if conditions is not None else None
         if cf is None:
@@ -141,25 +144,35 @@ def condition_of(
                 f"models that take it: {', '.join(sorted(takers))}" if takers else "no loaded model takes it"
             )
             raise FieldError(name, f"model {model.name!r} takes no {name} condition; {which}", value)
+        if (both := cf.pair_of(value)) is not None:
+            pair, factors[cf.factor] = (cf.factor, both), NEUTRAL_SEX
+            continue
         factor_value = cf.factor_value(value)
         if factor_value is None:
             msg = f"{name} must be {cf.allowed()} for model {model.name!r}, got {value!r}"
             raise FieldError(name, msg, value)
         factors[cf.factor] = factor_value
-    return model.start_of(factors), factors
+    if pair is None:
+        return Start(model.start_of(factors)), factors
+    factor, (one, other) = pair
+    return Start(
+        model.start_of({**factors, factor: one}), model.start_of({**factors, factor: other})
+    ), factors
 
 
 def sample_spec_of(
     req: GenerateRequest,
     settings: Settings,
     prefix: str,
-    start: int,
+    start: Start,
     prefix_field: str = "prefix",
     share: int = 1,
 ) -> SampleSpec:
     """The request's sampling settings for one model, with the lengths checked against `prefix` (the
     request's `prefix_field`); with `share` parts (full names: 2), each part gets that share of the
-    request's one budget of sequences and steps."""
+    request's one budget of sequences and steps. A pair of conditions (sex neutral) computes each
+    row twice, so its budgets count each sequence and step twice."""
+    share *= 2 if start.twin >= 0 else 1
     max_length = req.max_length if req.max_length is not None else max(DEFAULT_MAX_LENGTH, len(prefix))
     min_length = req.min_length if req.min_length is not None else 1
     if len(prefix) > max_length:
@@ -186,4 +199,5 @@ def sample_spec_of(
         max_sequences=settings.max_sequences // share,
         max_steps=settings.max_steps // share,
         start=start,
+        max_gap=NEUTRAL_GAP if start.twin >= 0 else None,
     )

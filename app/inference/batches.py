@@ -18,7 +18,15 @@ from typing import Any
 
 import torch
 
-from app.inference.engine import MIN_ROWS, NEUTRAL, LoopOutputs, Sampling, task_columns
+from app.inference.engine import (
+    MIN_ROWS,
+    NO_CONDITION,
+    NO_SAMPLING,
+    LoopOutputs,
+    Sampling,
+    Start,
+    task_columns,
+)
 from app.inference.loaded import LoadedModel
 from app.inference.safety import SafetyFilter
 from app.inference.sampling import (
@@ -73,7 +81,7 @@ def plan_batch(pieces: list[Piece]) -> BatchPlan:
 def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> None:
     """Hand each piece of the batch its results (SampleTask.put, ScoreTask.logprob,
     NextCharTask.probs). The caller ends a task's round once all its pieces are back."""
-    rows, done, score_lp, order, probs, cut = outputs
+    rows, done, score_lp, order, probs, cut, gaps = outputs
     a, c = 0, 0  # first row of the piece, its next-char row
     for p in plan.pieces:
         t, b = p.task, a + p.rows
@@ -85,7 +93,7 @@ def finish_batch(model: LoadedModel, plan: BatchPlan, outputs: LoopOutputs) -> N
                     out.append(NOT_RUN)
                 else:
                     out.append(model.decode(tokens[: tokens.index(0)]) if done[r] else None)
-            t.put(p.offset, out)
+            t.put(p.offset, out, gaps[a:b] if gaps else None)
         elif isinstance(t, ScoreTask):
             t.logprob[p.offset : p.offset + p.rows] = score_lp[a:b]
         elif isinstance(t, NextCharTask):
@@ -128,7 +136,7 @@ def sample_names(
 
 
 def next_char_distribution(
-    model: LoadedModel, prefix: str, sampling: Sampling = NEUTRAL, start: int = 0
+    model: LoadedModel, prefix: str, sampling: Sampling = NO_SAMPLING, start: Start = NO_CONDITION
 ) -> list[tuple[str, float]]:
     """(char, probability) for every vocabulary entry after `prefix` (or its sampling.top_k
     likeliest), most likely first; the boundary is reported as "<end>"."""
@@ -137,7 +145,7 @@ def next_char_distribution(
     return task.distribution()
 
 
-def score_names(model: LoadedModel, names: list[str], start: int = 0) -> list[Score]:
+def score_names(model: LoadedModel, names: list[str], start: Start = NO_CONDITION) -> list[Score]:
     """Log-probability of each (lowercase, in-alphabet, non-empty) name, all in one batch."""
     task = ScoreTask(model, names, start)
     run_to_completion(model, [task])

@@ -18,6 +18,14 @@ reads its outputs; `StepAdapter` gives checkpoints that only have `forward` the 
 A row reads its forced tokens first (a prefix, or a name and its end to score), then, if it is a
 sampling row, samples until it produces the end (0) or passes max_length.
 
+A task may begin from a pair of conditions (`Start.twin`: a sex-neutral name is one that a girl's
+and a boy's condition both find likely): each of its rows then runs as two copies side by side, one
+per condition, whose next-token log-probabilities are averaged at every step (the normalised
+geometric mean of the two distributions); both copies read and choose the same token, and only the
+first reports, with the difference between the two conditions' log-probabilities of what the row
+read and chose (its gap: what tells a name both find about as likely from one that only the mean
+allowed).
+
 Random numbers are counter-based: the uniform a row uses at a position is a hash (SplitMix64) of its
 task's key (the request's stream, seed and round, app/inference/sampling.py), its row number within
 the round and the position, each mixed in after the one before. Nothing a row draws depends on the
@@ -55,6 +63,18 @@ class Kind(Enum):
     PADDING = 3  # nothing: rows that fill a small batch up to MIN_ROWS
 
 
+class Start(NamedTuple):
+    """Where a task's rows begin: a row of the model's begin table (the boundary, 0, or a
+    condition's token), and for a pair of conditions (sex neutral: F and M) the other one's row,
+    whose log-probabilities are averaged with the first's at every step (-1: none)."""
+
+    row: int = 0
+    twin: int = -1
+
+
+NO_CONDITION = Start()
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Sampling:
     """How a task's rows choose their characters: a /generate request's fields (the defaults:
@@ -68,7 +88,7 @@ class Sampling:
     max_length: int = DEFAULT_MAX_LENGTH  # a sample longer than this stops, not ended (sampling rows)
 
 
-NEUTRAL = Sampling(min_length=0, max_length=0)  # the settings of rows that choose no character
+NO_SAMPLING = Sampling(min_length=0, max_length=0)  # the settings of rows that choose no character
 
 
 @dataclass(kw_only=True, slots=True)
@@ -81,6 +101,7 @@ class TaskSettings:
     kind: int  # a Kind value
     prefix_length: int  # forced characters that count towards the name (sampling)
     start: int  # the row of the begin tables the rows begin from: the condition (0: none)
+    twin_start: int  # a pair's other condition (Start.twin); -1: none
     # the row number, within its request's round, of the task's first row: a round may be cut
     # into pieces, each a task here, and a row's random numbers follow its number in the round
     offset: int
@@ -100,6 +121,7 @@ class TaskColumns(NamedTuple):
     kind: list[int]
     prefix_length: list[int]
     start: list[int]
+    twin_start: list[int]
     offset: list[int]
     key: list[int]
     slot: list[int]
@@ -245,6 +267,9 @@ class RowSettings(NamedTuple):
     max_length: Tensor  # (B,)
     uniforms: Tensor  # (B, steps) float: the uniform each row uses at each step
     slot: Tensor  # (B,) its request's deadline slot (0: none)
+    # (B,) the row of the batch each row computes: itself, or for both copies of a row whose task
+    # begins from a pair of conditions, that row (the two copies are neighbours)
+    pair: Tensor
 
 
 def select_rows(rows: RowSettings, kept: Tensor) -> RowSettings:
@@ -263,11 +288,14 @@ def select_rows(rows: RowSettings, kept: Tensor) -> RowSettings:
         max_length=rows.max_length.index_select(0, kept),
         uniforms=rows.uniforms.index_select(0, kept),
         slot=rows.slot.index_select(0, kept),
+        pair=rows.pair.index_select(0, kept),
     )
 
 
 # what BatchLoop.forward returns, as Python lists (see there)
-LoopOutputs = tuple[list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool]]
+LoopOutputs = tuple[
+    list[list[int]], list[bool], list[float], list[list[int]], list[list[float]], list[bool], list[float]
+]
 
 
 class BatchLoop(nn.Module):
@@ -326,27 +354,51 @@ class BatchLoop(nn.Module):
         """Returns, as Python lists: the tokens of each row (B, the steps run); whether each
         sampling row ended in time (B,); each row's summed log-probability (B,), for scoring rows;
         for the next-char rows, in row order, every token likeliest first (ties in label order)
-        with its probability after temperature and top-k, in float64 summing to 1; and whether each
-        row was cut short by its request's deadline (B,).
+        with its probability after temperature and top-k, in float64 summing to 1; whether each
+        row was cut short by its request's deadline (B,); and when a task begins from a pair of
+        conditions, each row's gap (B,): the first condition's log-probability of what the row read
+        and chose, its end counted, less the second's (0 for other rows; an empty list when no task
+        does).
 
         Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
         (torch releases it to free the memory), and while the event loop is busy each hand-over
         waits up to a switch interval. With lists there are none."""
-        rows, begin = self.expand(tasks, forced, forced_len, steps)
-        samples, ended, score_lp, captured, cut, last = self.run_steps(rows, begin, steps)
+        rows, begin, twin_begin = self.expand(tasks, forced, forced_len, steps)
+        paired = twin_begin >= 0
+        any_pair = bool(paired.any())
+        run_rows, run_begin, first = rows, begin, torch.zeros(0, dtype=torch.long)
+        if any_pair:  # each row of a pair of conditions runs twice: one copy per condition
+            copy_of = torch.repeat_interleave(torch.arange(paired.size(0)), paired.long() + 1)  # (P,)
+            second = torch.zeros(copy_of.size(0), dtype=torch.bool)
+            second[1:] = copy_of[1:] == copy_of[:-1]
+            run_rows = select_rows(rows, copy_of)
+            run_begin = torch.where(
+                second, twin_begin.index_select(0, copy_of), begin.index_select(0, copy_of)
+            )
+            first = (~second).nonzero().squeeze(1)
+        samples, ended, score_lp, captured, cut, gap, last = self.run_steps(
+            run_rows, run_begin, steps, any_pair
+        )
+        gap_list: list[float] = []
+        if any_pair:  # what each row's first copy read, chose and saw: the row's own
+            samples, ended = samples.index_select(0, first), ended.index_select(0, first)
+            score_lp, cut = score_lp.index_select(0, first), cut.index_select(0, first)
+            captured = captured.index_select(0, first)
+            picked: list[float] = gap.index_select(0, first).tolist()
+            gap_list = picked
         order, next_probs = self.distributions(rows, captured)
         tokens: list[list[int]] = samples[:, : last + 1].tolist()  # the steps run, not all `steps`
         ended_list: list[bool] = ended.tolist()
         score_list: list[float] = score_lp.tolist()
         cut_list: list[bool] = cut.tolist()
-        return tokens, ended_list, score_list, order, next_probs, cut_list
+        return tokens, ended_list, score_list, order, next_probs, cut_list, gap_list
 
     def expand(
         self, tasks: TaskColumns, forced: list[list[int]], forced_len: list[int], steps: int
-    ) -> tuple[RowSettings, Tensor]:
+    ) -> tuple[RowSettings, Tensor, Tensor]:
         """Every row's settings from its task's (here, not in Python: the event loop then does a
-        handful of list operations per batch, not a handful per task), and each row's begin-table
-        row."""
+        handful of list operations per batch, not a handful per task), each row's begin-table
+        row, and the begin-table row of its pair's other condition (-1: none)."""
         rows_per_task = torch.tensor(tasks.rows)
         task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)  # (B,)
         forced_t = torch.tensor(forced)  # (B, F), padded with 0 to (B, steps)
@@ -386,16 +438,20 @@ class BatchLoop(nn.Module):
             max_length=torch.tensor(tasks.max_length).index_select(0, task_of_row),
             uniforms=uniform(row_key.unsqueeze(1) + position * SplitMix.POSITION.value).float(),
             slot=torch.tensor(tasks.slot).index_select(0, task_of_row),
+            pair=torch.arange(B),
         )
-        return rows, torch.tensor(tasks.start).index_select(0, task_of_row)
+        begin = torch.tensor(tasks.start).index_select(0, task_of_row)
+        return rows, begin, torch.tensor(tasks.twin_start).index_select(0, task_of_row)
 
     def run_steps(
-        self, rows: RowSettings, begin: Tensor, steps: int
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:
+        self, rows: RowSettings, begin: Tensor, steps: int, any_pair: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int]:
         """Step every row until each is finished: (every token each row read or produced (B,
         steps), whether each sampling row ended in time (B,), each scoring row's summed
         log-probability (B,), the logits each next-char row captured (B, V), whether each row was
-        cut by its deadline (B,), the last step run)."""
+        cut by its deadline (B,), each pair's gap (B,, at its first copy), the last step run). With
+        `any_pair`, neighbouring rows of the same `pair` are the two copies of one row: they see the
+        mean of their log-probabilities and choose the same token."""
         B, V = rows.forced.size(0), self.begin_logits.size(1)
         is_sampling = rows.sample_from < steps  # only sampling rows start sampling
         any_top_k = bool(((rows.top_k < V) & is_sampling).any())
@@ -421,7 +477,20 @@ class BatchLoop(nn.Module):
         ended_a = torch.zeros(B, dtype=torch.bool)
         cut_a = torch.zeros(B, dtype=torch.bool)
         step = 0
+        gap = torch.zeros(B, dtype=torch.float64)  # per pair, at its first copy
+        twins = torch.zeros(0, dtype=torch.long)  # the first copy of each pair still computed
+        one_minus_other = torch.zeros(0, V)  # the pairs' log-probability differences, this step
         while True:
+            if any_pair:
+                # the two copies of a row see the normalised geometric mean of their distributions;
+                # rows of no pair keep their logits as they are, bit for bit
+                twins = (live.pair[1:] == live.pair[:-1]).nonzero().squeeze(1)
+                one = F.log_softmax(logits.index_select(0, twins), dim=1)
+                other = F.log_softmax(logits.index_select(0, twins + 1), dim=1)
+                one_minus_other = one - other
+                mean = 0.5 * (one + other)
+                logits = logits.index_copy(0, twins, mean).index_copy(0, twins + 1, mean)
+            open_before = ~fin
             # the forced token: 0 once past a row's forced ones (sampling rows overwrite it)
             token = live.forced.select(1, step)
             if any_score:
@@ -445,11 +514,17 @@ class BatchLoop(nn.Module):
                 u = live.uniforms.select(1, step).unsqueeze(1)
                 sampled = (cdf < u * cdf[:, -1:]).sum(dim=1).clamp(max=V - 1)
                 token = torch.where(choose, sampled, token)
+                if any_pair:  # the second copy takes the first's token, whatever rounding did
+                    token = token.index_copy(0, twins + 1, token.index_select(0, twins))
                 end = token == 0
                 stop = choose & (end | (step >= live.max_length))
                 ended_a = ended_a | (stop & end)
                 fin = fin | stop
             fin = fin | (step >= live.done_at)
+            if any_pair:  # each open pair's gap grows by its token's two log-probabilities' difference
+                took = one_minus_other.gather(1, token.index_select(0, twins).unsqueeze(1)).squeeze(1)
+                took = took.masked_fill(~open_before.index_select(0, twins), 0.0)
+                gap.index_add_(0, active.index_select(0, twins), took.double())
             samples.select(1, step).index_copy_(0, active, token)
             if any_deadline and step % self.deadline_every == 0:
                 late = self.expired.index_select(0, live.slot) & ~fin
@@ -478,7 +553,7 @@ class BatchLoop(nn.Module):
             step += 1
         ended.index_copy_(0, active, ended_a)
         cut.index_copy_(0, active, cut_a)
-        return samples, ended, score_lp, captured, cut, step
+        return samples, ended, score_lp, captured, cut, gap, step
 
     def distributions(self, rows: RowSettings, captured: Tensor) -> tuple[list[list[int]], list[list[float]]]:
         """For the next-char rows, in row order: every token likeliest first (ties in label order),

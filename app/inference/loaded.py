@@ -15,11 +15,14 @@ import torch
 
 from checkpoint_format import BOUNDARY
 
+NEUTRAL_SEX = "neutral"  # the sex value that asks for both sexes' conditions at once
+
 
 @dataclass(frozen=True)
 class ConditionField:
-    """A request field that conditions a model: `sex` (one of `values`) or `year` (min..max, mapped
-    onto a factor value, its bucket: 1925 -> 1920)."""
+    """A request field that conditions a model: `sex` (one of `values`, or with two of them,
+    "neutral": both at once) or `year` (min..max, mapped onto a factor value, its bucket: 1925 ->
+    1920)."""
 
     name: str
     factor: str
@@ -37,8 +40,19 @@ class ConditionField:
             return None
         return self.min + (value - self.min) // self.bucket * self.bucket
 
+    def pair_of(self, value: str | int) -> tuple[str, str] | None:
+        """For `sex` "neutral" (any case) on a field of two sexes: the two, whose conditions the
+        model combines at every step (app/inference/engine.py, Start.twin); otherwise None."""
+        if self.name == "sex" and len(self.values) == 2 and str(value).lower() == NEUTRAL_SEX:
+            return self.values[0], self.values[1]
+        return None
+
     def allowed(self) -> str:
-        return " or ".join(self.values) if self.values else f"a year from {self.min} to {self.max}"
+        if not self.values:
+            return f"a year from {self.min} to {self.max}"
+        if self.pair_of(NEUTRAL_SEX):
+            return f"{', '.join(self.values)} or {NEUTRAL_SEX}"
+        return " or ".join(self.values)
 
     def factor_values(self) -> list[str | int]:
         """Every factor value a request can reach through this field."""
@@ -140,6 +154,12 @@ class LoadedModel:
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of `text` outside this model's alphabet, in order of first appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.stoi or c == BOUNDARY))
+
+    @property
+    def neutral(self) -> frozenset[str]:
+        """The model's real names that are gender-neutral by the rule its meta.json names (empty when
+        it names none)."""
+        return frozenset(self.meta.get("neutral", {}).get("names", ()))
 
     def start_of(self, values: dict[str, Any]) -> int:
         """The begin-table row of a condition given as factor values (absent ones left out);

@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 
 from app.config import MAX_ROUND_ROWS, MAX_ROUNDS, MAX_SEQUENCES, MAX_STEPS
-from app.inference.engine import NEUTRAL, Kind, Sampling, SplitMix, TaskSettings
+from app.inference.engine import NO_CONDITION, NO_SAMPLING, Kind, Sampling, SplitMix, Start, TaskSettings
 from app.inference.loaded import LoadedModel
 from app.inference.safety import SafetyFilter
 
@@ -79,7 +79,11 @@ class SampleSpec:
     # steps (characters, a row's end counted) taken in all rounds at most: what bounds a request's
     # CPU time, whatever its lengths and temperature
     max_steps: int = MAX_STEPS
-    start: int = 0  # the row of the model's begin table to start from: its condition (0: none)
+    start: Start = NO_CONDITION  # the rows of the model's begin table to start from: its condition
+    # with a pair of conditions (sex neutral): a name is kept when it is a real name the model's
+    # data calls neutral (LoadedModel.neutral), or an invented one whose two log-probabilities, one
+    # per condition, differ by less than this (NEUTRAL_GAP); None: every name
+    max_gap: float | None = None
 
 
 @dataclass
@@ -96,6 +100,8 @@ class SampleResult:
 
 
 NOT_RUN = "\0not run"  # a sample slot whose piece was dropped (deadline, cancellation)
+# a neutral name: one the girl's and the boy's condition find about as likely, within a factor of two
+NEUTRAL_GAP = math.log(2)
 
 
 class Task:
@@ -103,13 +109,13 @@ class Task:
 
     rows: int  # rows of the current round
     forced: list[list[int]]  # per row: the tokens it must read before anything else
-    start: int = 0  # the row of the model's begin table its rows start from (a condition; 0: none)
+    start: Start = NO_CONDITION  # the begin-table rows its rows start from: its condition
     # its deadline slot in the model's batch loop, given by the batcher (engine.TaskSettings.slot);
     # 0: none, its rows always run to their end
     slot: int = 0
     kind = Kind.PADDING
 
-    sampling = NEUTRAL  # how its rows choose characters: neutral unless it samples or reports them
+    sampling = NO_SAMPLING  # how its rows choose characters: none unless it samples or reports them
     prefix_length = 0  # forced characters that count towards a sampled name
 
     def settings(self, piece: Piece) -> TaskSettings:
@@ -118,7 +124,8 @@ class Task:
             rows=piece.rows,
             kind=self.kind.value,
             prefix_length=self.prefix_length,
-            start=self.start,
+            start=self.start.row,
+            twin_start=self.start.twin,
             offset=piece.offset,
             key=self.key(),
             slot=self.slot,
@@ -158,7 +165,7 @@ class SampleTask(Task):
         self.sampling = spec.sampling
         self.names: list[str] = []
         self.seen: set[str] = set()
-        self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0, "unsafe": 0}
+        self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0, "not_neutral": 0, "unsafe": 0}
         self.rounds = self.sampled = 0
         self.steps = 0  # steps its rows have taken so far (characters and ends), every round counted
         self.stopped: str | None = None
@@ -181,21 +188,35 @@ class SampleTask(Task):
         self.rows = rows
         self.forced = [self.prefix] * rows
         self.samples: list[str | None] = [NOT_RUN] * rows  # this round's, by row
+        self.gaps = [0.0] * rows  # with a pair of conditions, each row's gap (engine.BatchLoop)
 
-    def put(self, offset: int, samples: list[str | None]) -> None:
-        """A piece's samples (None: longer than max_length; NOT_RUN: cut by the deadline), at its
-        rows of the round; each charged the steps it took (a name and its end, or max_length + 1)."""
+    def put(self, offset: int, samples: list[str | None], gaps: list[float] | None = None) -> None:
+        """A piece's samples (None: longer than max_length; NOT_RUN: cut by the deadline), and
+        with a pair of conditions their gaps, at its rows of the round; each charged the steps it
+        took (a name and its end, or max_length + 1)."""
         self.samples[offset : offset + len(samples)] = samples
+        if gaps is not None:
+            self.gaps[offset : offset + len(gaps)] = gaps
         self.steps += sum(self.row_steps if s is None else len(s) + 1 for s in samples if s is not NOT_RUN)
 
     def end_round(self) -> None:
-        self.collect(self.samples)
+        self.collect(self.samples, self.gaps)
 
-    def collect(self, samples: list[str | None]) -> None:
+    def balanced(self, name: str, gap: float) -> bool:
+        """Whether a name passes max_gap: a real name by the model's data (when it names neutral
+        names), an invented one (or any, without such data) by its gap."""
+        assert self.spec.max_gap is not None
+        neutral = self.model.neutral
+        if neutral and name in self.model.items:
+            return name in neutral
+        return abs(gap) < self.spec.max_gap
+
+    def collect(self, samples: list[str | None], gaps: list[float] | None = None) -> None:
         """Keep the samples of one round that meet the constraints; plan the next round."""
         spec = self.spec
         self.rounds += 1
-        for name in samples:
+        gaps = gaps or [0.0] * len(samples)
+        for name, gap in zip(samples, gaps, strict=True):
             if len(self.names) == spec.n:
                 break
             if name == NOT_RUN:
@@ -207,6 +228,8 @@ class SampleTask(Task):
                 self.rejected["duplicate"] += 1
             elif spec.novel and name in self.model.items:
                 self.rejected["in_corpus"] += 1
+            elif spec.max_gap is not None and not self.balanced(name, gap):
+                self.rejected["not_neutral"] += 1
             elif self.safety is not None and self.safety.refuses(name):
                 self.rejected["unsafe"] += 1
             else:
@@ -254,7 +277,9 @@ class NextCharTask(Task):
 
     kind = Kind.NEXT_CHAR
 
-    def __init__(self, model: LoadedModel, prefix: str, sampling: Sampling = NEUTRAL, start: int = 0) -> None:
+    def __init__(
+        self, model: LoadedModel, prefix: str, sampling: Sampling = NO_SAMPLING, start: Start = NO_CONDITION
+    ) -> None:
         """`sampling`: its temperature and top_k apply (0: every character)."""
         self.model, self.start = model, start
         self.sampling = Sampling(
@@ -289,7 +314,7 @@ class ScoreTask(Task):
 
     kind = Kind.SCORE
 
-    def __init__(self, model: LoadedModel, names: list[str], start: int = 0) -> None:
+    def __init__(self, model: LoadedModel, names: list[str], start: Start = NO_CONDITION) -> None:
         self.model, self.names, self.start = model, names, start
         self.rows = len(names)
         self.forced = [[*model.encode(s), 0] for s in names]

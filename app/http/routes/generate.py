@@ -132,17 +132,13 @@ async def generate_full(
     given_model, given_spec = plan.model, plan.spec
     assert plan.family_model is not None and plan.family_spec is not None
     family_model, family_spec = plan.family_model, plan.family_spec
+    # the family part's random numbers depend on what the given part is drawn from (model and
+    # condition): one seed gives a girls' and a boys' list different surnames
+    start = given_spec.start
+    drawn_from = f"{given_model.name}|{start.row}" + (f"|{start.twin}" if start.twin >= 0 else "")
     tasks = [
         SampleTask(given_model, given_spec, seed, safety),
-        # the family part's random numbers depend on what the given part is drawn from (model and
-        # condition): one seed gives a girls' and a boys' list different surnames
-        SampleTask(
-            family_model,
-            family_spec,
-            seed,
-            safety,
-            stream=stream_of(f"family|{given_model.name}|{given_spec.start}"),
-        ),
+        SampleTask(family_model, family_spec, seed, safety, stream=stream_of(f"family|{drawn_from}")),
     ]
     # one watch for the client's departure, shared: each task's run stops watching (cancels what it
     # was given) when it ends, which must not end the other's watch
@@ -167,7 +163,9 @@ async def generate_full(
     pairs, refused = pair_up(given.names, family.names, safety)
     if not req.lowercase:
         pairs = [(g.capitalize(), f.capitalize()) for g, f in pairs]
-    full = [FullName(name=f"{g} {f}", given=g, family=f) for g, f in pairs]
+    neutral = given_model.neutral
+    is_neutral = (lambda g: g.lower() in neutral) if neutral else (lambda g: None)
+    full = [FullName(name=f"{g} {f}", given=g, family=f, neutral=is_neutral(g)) for g, f in pairs]
     rejected: dict[str, int] = {"unsafe": refused} if refused else {}
     for part in (given, family):
         for reason, k in part.rejected.items():

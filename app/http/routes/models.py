@@ -18,7 +18,7 @@ from app.http.schemas import (
     ModelMetrics,
 )
 from app.http.validation import model_of
-from app.inference.loaded import LoadedModel
+from app.inference.loaded import NEUTRAL_SEX, Conditions, LoadedModel
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -42,14 +42,23 @@ def model_info(model: LoadedModel, default: str) -> ModelInfo:
         size_bytes=model.size_bytes,
         incremental=model.incremental,
         integrity=IntegrityInfo(**asdict(model.integrity)),
-        conditions=None if "conditions" not in meta else conditions_info(meta["conditions"]),
+        conditions=None if model.conditions is None else conditions_info(model.conditions, meta),
+        neutral_rule=meta.get("neutral", {}).get("rule"),
+        neutral_names=len(model.neutral) if "neutral" in meta else None,
     )
 
 
-def conditions_info(raw: dict[str, Any]) -> dict[str, Any]:
-    """What a client needs of a model's conditions: the request fields and their values, the
-    factors, what leaving a field out does (not the token table, which is the engine's)."""
-    return {k: raw[k] for k in ("fields", "factors", "absent") if k in raw}
+def conditions_info(conditions: Conditions, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a client needs of a model's conditions: the request fields and their values (with the
+    value that pairs two of them: sex neutral), the factors, what leaving a field out does (not the
+    token table, which is the engine's)."""
+    raw = meta["conditions"]
+    info: dict[str, Any] = {k: raw[k] for k in ("fields", "factors", "absent") if k in raw}
+    fields = {name: dict(spec) for name, spec in info.get("fields", {}).items()}
+    for name, field in conditions.fields.items():
+        if (pair := field.pair_of(NEUTRAL_SEX)) is not None and name in fields:
+            fields[name]["pairs"] = {NEUTRAL_SEX: list(pair)}
+    return {**info, "fields": fields}
 
 
 @router.get("", summary="List the loaded models", operation_id="list_models")

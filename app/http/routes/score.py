@@ -24,6 +24,7 @@ async def post_score(req: ScoreRequest, service: ServiceDep, request: Request) -
     # hundreds of names may wait behind other batches: stop if the client goes
     gone = client_gone(request) if len(names) > WATCH_ABOVE_NAMES else None
     await service.runner.run(model, task, settings.score_timeout_s, gone)
+    neutral = model.neutral  # empty: the model names no rule, and says nothing (null)
     return ScoreResponse(
         model=model.name,
         condition=condition,
@@ -34,6 +35,7 @@ async def post_score(req: ScoreRequest, service: ServiceDep, request: Request) -
                 nats_per_char=s.nats_per_char,
                 perplexity=s.perplexity,
                 in_corpus=s.in_corpus,
+                neutral=s.name in neutral if neutral else None,
             )
             for s in task.scores()
         ],

@@ -14,6 +14,11 @@ class FullName(BaseModel):
     name: str = Field(description="the given and family name, joined by a space")
     given: str = Field(description="the given name, from the request's model")
     family: str = Field(description="the family name, from family_model")
+    neutral: bool | None = Field(
+        None,
+        description="whether the given name is a real gender-neutral name by the rule the given "
+        "model's data names; null: the model names no such rule",
+    )
 
 
 class GenerateResponse(BaseModel):
@@ -26,7 +31,9 @@ class GenerateResponse(BaseModel):
     rounds: int = Field(description="sampling batches used")
     sampled: int = Field(description="sequences sampled in all batches")
     rejected: dict[str, int] = Field(
-        description="samples dropped, by reason: too_long, duplicate, in_corpus, unsafe; missing = n - count "
+        description="samples dropped, by reason: too_long, duplicate, in_corpus, not_neutral (sex "
+        "neutral: a real name the data does not call neutral, or an invented one far likelier for one "
+        "sex), unsafe; missing = n - count "
         "(with full: both parts' together)"
     )
     note: str | None = Field(None, description="why fewer than n names came back, if they did")
@@ -92,6 +99,11 @@ class NameScore(BaseModel):
     nats_per_char: float = Field(description="-logprob / (characters + 1): lower is more name-like")
     perplexity: float = Field(description="exp(nats_per_char)")
     in_corpus: bool = Field(description="whether the name is in the model's training corpus")
+    neutral: bool | None = Field(
+        None,
+        description="whether the name is a real gender-neutral name by the rule the model's data "
+        "names (GET /models: neutral_rule); null: the model names no such rule",
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -145,9 +157,14 @@ class ModelInfo(BaseModel):
     integrity: IntegrityInfo = Field(description="how the file's bytes were checked when it was loaded")
     conditions: dict[str, Any] | None = Field(
         None,
-        description="for a conditioned model: the request fields it takes (sex: its values; year: "
-        "its range and the bucket it is used in), and what leaving one out does; null: none",
+        description="for a conditioned model: the request fields it takes (sex: its values, and "
+        "`pairs`: a value that combines two, neutral; year: its range and the bucket it is used in), "
+        "and what leaving one out does; null: none",
     )
+    neutral_rule: str | None = Field(
+        None, description="what makes a real name gender-neutral in the model's data (/score's neutral)"
+    )
+    neutral_names: int | None = Field(None, description="how many of the model's real names meet it")
 
 
 class Limits(BaseModel):

@@ -57,7 +57,8 @@ async def client(models: Path) -> AsyncIterator[httpx.AsyncClient]:
 async def test_models_list_the_conditions(client: httpx.AsyncClient) -> None:
     era = (await client.get("/models/era")).json()["conditions"]
     assert era["fields"]["sex"]["values"] == ["F", "M"]
-    assert (era["fields"]["year"]["min"], era["fields"]["year"]["max"]) == (1880, 2017)
+    assert era["fields"]["sex"]["pairs"] == {"neutral": ["F", "M"]}
+    assert (era["fields"]["year"]["min"], era["fields"]["year"]["max"]) == (1880, 2024)
     assert era["factors"]["decade"][0] == 1880 and "left out" in era["absent"]
     assert (await client.get("/models/names")).json()["conditions"] is None
 
@@ -112,6 +113,71 @@ async def test_score_equals_the_trainings_loss_for_the_same_item(
         assert math.isclose(-served, nats, rel_tol=1e-4), (it, served, nats)
 
 
+async def test_neutral_is_both_sexes_at_once(client: httpx.AsyncClient) -> None:
+    """sex neutral: the next-character distribution is the normalised geometric mean of the girl's
+    and the boy's (same year), a name's score adds up its logarithms, and seeded names reproduce,
+    alone or beside other requests."""
+    fields = {"model": "era", "year": 1995, "prefix": "ja"}
+    dist = {}
+    for sex in ("F", "M", "neutral"):
+        body = (await client.post("/next-char", json={**fields, "sex": sex})).json()
+        dist[sex] = {d["char"]: d["prob"] for d in body["distribution"]}
+    assert body["condition"] == {"sex": "neutral", "decade": 1990}
+    geo = {c: math.sqrt(dist["F"][c] * dist["M"][c]) for c in dist["F"]}
+    total = sum(geo.values())
+    for c, p in dist["neutral"].items():
+        assert math.isclose(p, geo[c] / total, rel_tol=1e-4, abs_tol=1e-9), c
+    assert dist["neutral"] != dist["F"] and dist["neutral"] != dist["M"]
+
+    # the score of a name under neutral: the sum of its characters' (and end's) log-probabilities
+    name, logprob = "jan", 0.0
+    for i in range(len(name) + 1):
+        body = {"model": "era", "year": 1995, "sex": "neutral", "prefix": name[:i]}
+        step = (await client.post("/next-char", json=body)).json()["distribution"]
+        want = name[i] if i < len(name) else "<end>"
+        logprob += math.log(next(d["prob"] for d in step if d["char"] == want))
+    scored = await client.post(
+        "/score", json={"model": "era", "year": 1995, "sex": "NEUTRAL", "names": [name]}
+    )
+    assert scored.json()["condition"] == {"sex": "neutral", "decade": 1990}
+    assert math.isclose(scored.json()["scores"][0]["logprob"], logprob, rel_tol=1e-5)
+
+    gen = {"model": "era", "n": 12, "seed": 3, "sex": "neutral", "year": 2005}
+    a = (await client.post("/generate", json=gen)).json()
+    b = (await client.get("/generate", params=gen)).json()
+    assert a == b and a["count"] == 12 and a["condition"] == {"sex": "neutral", "decade": 2000}
+    girls = (await client.post("/generate", json={**gen, "sex": "F"})).json()
+    assert girls["names"] != a["names"]
+    full = (await client.post("/generate", json={**gen, "full": True, "family_model": "names"})).json()
+    assert full["count"] == 12 and full["condition"] == {"sex": "neutral", "decade": 2000}
+
+
+async def test_score_and_full_names_say_whether_a_real_name_is_neutral(
+    client: httpx.AsyncClient, models: Path
+) -> None:
+    """A model whose data names a gender-neutral rule says, for a name, whether it meets it; one
+    that names none says nothing (null)."""
+    info = (await client.get("/models/era")).json()
+    assert "a third" in info["neutral_rule"] and info["neutral_names"] > 0
+    from training.export import load_trained
+
+    _, meta, _ = load_trained(models / "era.pt")
+    neutral = meta["neutral"]["names"]
+    plain = [n for n in ("mary", "john", "james", "linda") if n not in neutral]
+    body = {"model": "era", "names": [neutral[0], *plain]}
+    scores = (await client.post("/score", json=body)).json()["scores"]
+    assert [s["neutral"] for s in scores] == [True] + [False] * len(plain)
+    on_names = (await client.post("/score", json={"model": "names", "names": ["riley"]})).json()
+    assert (
+        on_names["scores"][0]["neutral"] is None
+        and (await client.get("/models/names")).json()["neutral_rule"] is None
+    )
+    body = {"model": "era", "n": 30, "seed": 1, "full": True, "family_model": "names", "lowercase": True}
+    full = (await client.post("/generate", json=body)).json()
+    parts = full["full_names"]
+    assert len(parts) == 30 and [f["neutral"] for f in parts] == [f["given"] in neutral for f in parts]
+
+
 @pytest.mark.parametrize(
     "path, params, field, message",
     [
@@ -122,9 +188,15 @@ async def test_score_equals_the_trainings_loss_for_the_same_item(
             "model 'names' takes no sex condition; models that take it: era",
         ),
         ("/generate", {"model": "names", "year": 1990}, "year", "takes no year condition"),
-        ("/generate", {"model": "era", "sex": "X"}, "sex", "sex must be F or M for model 'era', got 'X'"),
-        ("/generate", {"model": "era", "year": 1879}, "year", "year must be a year from 1880 to 2017"),
-        ("/next-char", {"model": "era", "year": 2018}, "year", "from 1880 to 2017"),
+        (
+            "/generate",
+            {"model": "era", "sex": "X"},
+            "sex",
+            "sex must be F, M or neutral for model 'era', got 'X'",
+        ),
+        ("/generate", {"model": "era", "sex": "N"}, "sex", "sex must be F, M or neutral"),
+        ("/generate", {"model": "era", "year": 1879}, "year", "year must be a year from 1880 to 2024"),
+        ("/next-char", {"model": "era", "year": 2025}, "year", "from 1880 to 2024"),
         ("/next-char", {"model": "era", "sex": ""}, "sex", "at least 1 character"),
         ("/generate", {"model": "era", "year": "nineteen"}, "year", "valid integer"),
     ],
@@ -138,3 +210,5 @@ async def test_bad_conditions_are_422_naming_the_field(
         assert detail[0]["loc"][-1] == field and message in detail[0]["msg"], detail
     scored = await client.post("/score", json={"model": "names", "names": ["anna"], "year": 1950})
     assert scored.status_code == 422 and scored.json()["detail"][0]["loc"] == ["body", "year"]
+    scored = await client.post("/score", json={"model": "era", "names": ["ann"], "sex": "nonbinary"})
+    assert scored.status_code == 422 and "F, M or neutral" in scored.json()["detail"][0]["msg"]

@@ -46,14 +46,14 @@ def test_settings_records_take_their_fields_by_name_only() -> None:
     with pytest.raises(TypeError):
         Sampling(1.0, 0, 1.0, 6, 3)  # type: ignore[misc]
     with pytest.raises(TypeError):
-        TaskSettings(1, 0, 0, 0, 0, 0, 0, Sampling())  # type: ignore[misc]
+        TaskSettings(1, 0, 0, 0, -1, 0, 0, 0, Sampling())  # type: ignore[misc]
 
 
 def distinct_task(k: int) -> TaskSettings:
     """A task whose every field holds a value no other field of any task holds (k: which task)."""
     return TaskSettings(
-        rows=100 + k, kind=200 + k, prefix_length=300 + k, start=400 + k, offset=500 + k, key=600 + k,
-        slot=700 + k,
+        rows=100 + k, kind=200 + k, prefix_length=300 + k, start=400 + k, twin_start=450 + k,
+        offset=500 + k, key=600 + k, slot=700 + k,
         sampling=Sampling(temperature=0.8 + k, top_k=900 + k, top_p=0.01 + k, min_length=1100 + k,
                           max_length=1200 + k),
     )  # fmt: skip

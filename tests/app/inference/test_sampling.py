@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -18,9 +19,10 @@ from app.inference.batches import (
     score_names,
 )
 from app.inference.checkpoint import load_checkpoint
-from app.inference.engine import Sampling
+from app.inference.engine import Sampling, Start
 from app.inference.loaded import LoadedModel
 from app.inference.sampling import (
+    NEUTRAL_GAP,
     NextCharTask,
     Piece,
     SampleSpec,
@@ -215,3 +217,52 @@ def test_characters_are_budgeted_not_only_sequences(model: LoadedModel) -> None:
     result = task.result()
     assert result.stopped == "steps" and task.steps <= 100_000 and result.sampled * 65 <= 100_000
     assert SampleTask(model, SampleSpec(n=5, max_steps=10), 1).result().stopped == "steps"
+
+
+def test_a_pair_of_conditions_does_not_depend_on_the_batch() -> None:
+    """Rows that begin from a pair of conditions (sex neutral) run as two copies each: beside
+    other tasks in one batch they give what they give alone, and the others are unchanged. The
+    mean of the two distributions is symmetric, so the pair's order does not matter."""
+    era = load_checkpoint(REPO_MODELS / "names-era.pt")
+    f, m = (era.start_of({"sex": sex, "decade": 1990}) for sex in ("F", "M"))
+    neutral, girls = SampleSpec(n=30, start=Start(f, m)), SampleSpec(n=30, start=Start(f))
+    alone = [sample_names(era, spec, 7).names for spec in (neutral, girls)]
+    assert alone[0] != alone[1] and len(alone[0]) == 30
+    assert sample_names(era, SampleSpec(n=30, start=Start(m, f)), 7).names == alone[0]
+    tasks: list[Task] = [SampleTask(era, neutral, 7), SampleTask(era, girls, 7)]
+    nxt, score = NextCharTask(era, "jo", start=Start(f, m)), ScoreTask(era, ["riley", "john"], Start(f, m))
+    run_to_completion(era, [*tasks, nxt, score])
+    assert [t.result().names for t in tasks if isinstance(t, SampleTask)] == alone
+    assert nxt.distribution() == next_char_distribution(era, "jo", start=Start(f, m))
+    assert score.scores() == score_names(era, ["riley", "john"], Start(f, m))
+    # between the girls' and the boys' scores (a mean of log-probabilities, renormalised: not below the lower)
+    by_sex = [score_names(era, ["riley"], Start(s))[0].logprob for s in (f, m)]
+    assert min(by_sex) <= score.scores()[0].logprob
+
+
+def test_a_pair_reports_each_names_gap_and_keeps_only_neutral_ones() -> None:
+    """A row of a pair of conditions reports its gap: its log-probability as the first condition's
+    name less the second's, what scoring it under each gives. With max_gap, a real name is kept when
+    the model's data calls it neutral, an invented one when its gap is under max_gap."""
+    era = load_checkpoint(REPO_MODELS / "names-era.pt")
+    f, m = (era.start_of({"sex": sex, "decade": 2000}) for sex in ("F", "M"))
+    task = SampleTask(era, SampleSpec(n=40, unique=False, start=Start(f, m), prefix="j"), 3)
+    run_batch(era, [task])
+    drawn = [(s, g) for s, g in zip(task.samples, task.gaps, strict=True) if isinstance(s, str)]
+    names = [s for s, _ in drawn]
+    girl, boy = score_names(era, names, Start(f)), score_names(era, names, Start(m))
+    for (name, gap), a, b in zip(drawn, girl, boy, strict=True):
+        assert math.isclose(gap, a.logprob - b.logprob, abs_tol=2e-3), name
+    assert any(abs(g) > NEUTRAL_GAP for _, g in drawn)  # the mean alone lets gendered names through
+
+    listed = sorted(n for n in era.items if n.startswith("j"))[::7]  # stands in for the data's list
+    with_list = dataclasses.replace(era, meta={**era.meta, "neutral": {"rule": "test", "names": listed}})
+    spec = SampleSpec(n=25, start=Start(f, m), max_gap=NEUTRAL_GAP, prefix="j")
+    result = sample_names(with_list, spec, 1)
+    assert result.rejected.get("not_neutral", 0) > 0 and len(result.names) == 25
+    real = [s for s in result.names if s in era.items]
+    invented = [s for s in result.names if s not in era.items]
+    assert set(real) <= set(listed) and real and invented
+    girl, boy = score_names(era, invented, Start(f)), score_names(era, invented, Start(m))
+    assert all(abs(a.logprob - b.logprob) < NEUTRAL_GAP + 2e-3 for a, b in zip(girl, boy, strict=True))
+    assert sample_names(with_list, spec, 1).names == result.names
