@@ -267,9 +267,6 @@ class RowSettings(NamedTuple):
     max_length: Tensor  # (B,)
     uniforms: Tensor  # (B, steps) float: the uniform each row uses at each step
     slot: Tensor  # (B,) its request's deadline slot (0: none)
-    # (B,) the row of the batch each row computes: itself, or for both copies of a row whose task
-    # begins from a pair of conditions, that row (the two copies are neighbours)
-    pair: Tensor
 
 
 def select_rows(rows: RowSettings, kept: Tensor) -> RowSettings:
@@ -288,7 +285,6 @@ def select_rows(rows: RowSettings, kept: Tensor) -> RowSettings:
         max_length=rows.max_length.index_select(0, kept),
         uniforms=rows.uniforms.index_select(0, kept),
         slot=rows.slot.index_select(0, kept),
-        pair=rows.pair.index_select(0, kept),
     )
 
 
@@ -363,12 +359,16 @@ class BatchLoop(nn.Module):
         Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
         (torch releases it to free the memory), and while the event loop is busy each hand-over
         waits up to a switch interval. With lists there are none."""
-        rows, begin, twin_begin = self.expand(tasks, forced, forced_len, steps)
-        paired = twin_begin >= 0
-        any_pair = bool(paired.any())
-        run_rows, run_begin, first = rows, begin, torch.zeros(0, dtype=torch.long)
+        rows, begin = self.expand(tasks, forced, forced_len, steps)
+        # without a pair of conditions in the batch (nearly always) nothing below costs an op
+        any_pair = max(tasks.twin_start) >= 0
+        run_rows, run_begin = rows, begin
+        copy_of = first = torch.zeros(0, dtype=torch.long)
         if any_pair:  # each row of a pair of conditions runs twice: one copy per condition
-            copy_of = torch.repeat_interleave(torch.arange(paired.size(0)), paired.long() + 1)  # (P,)
+            rows_per_task = torch.tensor(tasks.rows)
+            task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)
+            twin_begin = torch.tensor(tasks.twin_start).index_select(0, task_of_row)  # (B,) -1: none
+            copy_of = torch.repeat_interleave(torch.arange(task_of_row.size(0)), (twin_begin >= 0).long() + 1)
             second = torch.zeros(copy_of.size(0), dtype=torch.bool)
             second[1:] = copy_of[1:] == copy_of[:-1]
             run_rows = select_rows(rows, copy_of)
@@ -377,7 +377,7 @@ class BatchLoop(nn.Module):
             )
             first = (~second).nonzero().squeeze(1)
         samples, ended, score_lp, captured, cut, gap, last = self.run_steps(
-            run_rows, run_begin, steps, any_pair
+            run_rows, run_begin, steps, copy_of, any_pair
         )
         gap_list: list[float] = []
         if any_pair:  # what each row's first copy read, chose and saw: the row's own
@@ -395,10 +395,10 @@ class BatchLoop(nn.Module):
 
     def expand(
         self, tasks: TaskColumns, forced: list[list[int]], forced_len: list[int], steps: int
-    ) -> tuple[RowSettings, Tensor, Tensor]:
+    ) -> tuple[RowSettings, Tensor]:
         """Every row's settings from its task's (here, not in Python: the event loop then does a
-        handful of list operations per batch, not a handful per task), each row's begin-table
-        row, and the begin-table row of its pair's other condition (-1: none)."""
+        handful of list operations per batch, not a handful per task), and each row's begin-table
+        row."""
         rows_per_task = torch.tensor(tasks.rows)
         task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)  # (B,)
         forced_t = torch.tensor(forced)  # (B, F), padded with 0 to (B, steps)
@@ -438,20 +438,19 @@ class BatchLoop(nn.Module):
             max_length=torch.tensor(tasks.max_length).index_select(0, task_of_row),
             uniforms=uniform(row_key.unsqueeze(1) + position * SplitMix.POSITION.value).float(),
             slot=torch.tensor(tasks.slot).index_select(0, task_of_row),
-            pair=torch.arange(B),
         )
-        begin = torch.tensor(tasks.start).index_select(0, task_of_row)
-        return rows, begin, torch.tensor(tasks.twin_start).index_select(0, task_of_row)
+        return rows, torch.tensor(tasks.start).index_select(0, task_of_row)
 
     def run_steps(
-        self, rows: RowSettings, begin: Tensor, steps: int, any_pair: bool = False
+        self, rows: RowSettings, begin: Tensor, steps: int, pair: Tensor, any_pair: bool
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, int]:
         """Step every row until each is finished: (every token each row read or produced (B,
         steps), whether each sampling row ended in time (B,), each scoring row's summed
         log-probability (B,), the logits each next-char row captured (B, V), whether each row was
-        cut by its deadline (B,), each pair's gap (B,, at its first copy), the last step run). With
-        `any_pair`, neighbouring rows of the same `pair` are the two copies of one row: they see the
-        mean of their log-probabilities and choose the same token."""
+        cut by its deadline (B,), each pair's gap (B,, at its first copy; empty without pairs), the
+        last step run). With `any_pair`, `pair` (B,) is the row of the batch each row is a copy of,
+        and neighbouring rows of the same `pair` are the two copies of one row: they see the mean
+        of their log-probabilities and choose the same token."""
         B, V = rows.forced.size(0), self.begin_logits.size(1)
         is_sampling = rows.sample_from < steps  # only sampling rows start sampling
         any_top_k = bool(((rows.top_k < V) & is_sampling).any())
@@ -477,20 +476,23 @@ class BatchLoop(nn.Module):
         ended_a = torch.zeros(B, dtype=torch.bool)
         cut_a = torch.zeros(B, dtype=torch.bool)
         step = 0
-        gap = torch.zeros(B, dtype=torch.float64)  # per pair, at its first copy
-        twins = torch.zeros(0, dtype=torch.long)  # the first copy of each pair still computed
-        one_minus_other = torch.zeros(0, V)  # the pairs' log-probability differences, this step
+        gap = twins = pair  # with pairs: each pair's gap, at its first copy; the first copies computed
+        one_minus_other = logits  # with pairs: their log-probability differences, this step
+        open_before = fin  # with pairs: the rows open when the step began
+        live_pair = pair  # with pairs: `pair` of the active rows
+        if any_pair:
+            gap = torch.zeros(B, dtype=torch.float64)
         while True:
             if any_pair:
                 # the two copies of a row see the normalised geometric mean of their distributions;
                 # rows of no pair keep their logits as they are, bit for bit
-                twins = (live.pair[1:] == live.pair[:-1]).nonzero().squeeze(1)
+                twins = (live_pair[1:] == live_pair[:-1]).nonzero().squeeze(1)
                 one = F.log_softmax(logits.index_select(0, twins), dim=1)
                 other = F.log_softmax(logits.index_select(0, twins + 1), dim=1)
                 one_minus_other = one - other
                 mean = 0.5 * (one + other)
                 logits = logits.index_copy(0, twins, mean).index_copy(0, twins + 1, mean)
-            open_before = ~fin
+                open_before = ~fin
             # the forced token: 0 once past a row's forced ones (sampling rows overwrite it)
             token = live.forced.select(1, step)
             if any_score:
@@ -549,6 +551,8 @@ class BatchLoop(nn.Module):
                 logits = logits.index_select(0, kept)
                 state = [s.index_select(0, kept) for s in state]
                 live = select_rows(rows, active)
+                if any_pair:
+                    live_pair = pair.index_select(0, active)
             logits, state = self.stepper.step(token, state)  # type: ignore[operator]
             step += 1
         ended.index_copy_(0, active, ended_a)
