@@ -384,9 +384,9 @@ def test_condition_controls_follow_the_models_conditions(server: str, open_page:
     page = p.open(server + "/")
     expect(page.locator("#condition-fields [data-field]")).to_have_count(0)  # names: none
     page.select_option("#model", conditioned["name"])
-    expect(page.locator("#c-sex option")).to_have_count(
-        1 + len(conditioned["conditions"]["fields"]["sex"]["values"])
-    )
+    sex = conditioned["conditions"]["fields"]["sex"]
+    expect(page.locator("#c-sex option")).to_have_count(1 + len(sex["values"]) + len(sex["pairs"]))
+    assert page.locator("#c-sex option").all_inner_texts() == ["any", "F", "M", "neutral"]
     assert page.locator("#c-year").get_attribute("max") == str(
         conditioned["conditions"]["fields"]["year"]["max"]
     )
@@ -403,6 +403,11 @@ def test_condition_controls_follow_the_models_conditions(server: str, open_page:
     fresh.open(page.url)  # the permalink keeps the condition
     expect(fresh.page.locator("#names button")).to_have_count(5)
     assert fresh.names() == p.names()
+    page.select_option("#c-sex", "neutral")  # gender-neutral names, offered as a value of sex
+    neutral = api_names(server, **{**params, "sex": "neutral"})
+    assert neutral != fresh.names()
+    page.press("#f-seed", "Enter")
+    expect(page.locator("#names button")).to_have_text(neutral)
     page.select_option("#model", "names")
     expect(page.locator("#condition-fields [data-field]")).to_have_count(0)
     assert p.problems == [] and fresh.problems == []

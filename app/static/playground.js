@@ -147,7 +147,9 @@ function buildConditionFields() {
     let input;
     if (spec.values) {
       input = document.createElement("select");
-      input.append(new Option("any", ""), ...spec.values.map((v) => new Option(v, v)));
+      // the declared values, then any that pairs two of them (sex: neutral)
+      const values = [...spec.values, ...Object.keys(spec.pairs || {})];
+      input.append(new Option("any", ""), ...values.map((v) => new Option(v, v)));
     } else {
       input = document.createElement("input");
       input.type = "number";

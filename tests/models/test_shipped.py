@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import load_parts
 from tests.support import MODELS, RESOURCES
+from training.corpus import neutral_names, read_era
 
 SHIPPED = sorted(MODELS.glob("*.pt"))
 
@@ -48,8 +49,14 @@ def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
     assert corpus["sha256"] == corpora[path.stem]["sha256"]
     assert corpus["items"] == corpora[path.stem]["items"]
     # items.txt, what `novel` leaves out: for the given-name models, every name of every year (the
-    # 2017 models learnt every year's names first; the era corpus holds them all); else the corpus
-    if "conditions" in meta or path.stem in ("names", "names-female", "names-male"):
+    # 2017 models learnt every year's names first, 1880-2017; the era corpus holds 1880-2024's);
+    # else the corpus
+    if "conditions" in meta:
+        era, _ = read_era(RESOURCES / "names-era.tsv.gz")
+        assert set(items) == {it.name for it in era}
+        # the real names /score calls gender-neutral: the rule applied to the same corpus
+        assert meta["neutral"]["names"] == neutral_names(era) and "a third" in meta["neutral"]["rule"]
+    elif path.stem in ("names", "names-female", "names-male"):
         every_year = (RESOURCES / "names-all.txt").read_text().split()
         assert set(items) == set(every_year)
     else:
@@ -85,6 +92,7 @@ def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:
     decade: where it took its largest share of that sex's births)."""
     from app.inference.batches import sample_names
     from app.inference.checkpoint import load_checkpoint
+    from app.inference.engine import Start
     from app.inference.sampling import SampleSpec
     from training.evaluate import near, peak_decades
 
@@ -92,7 +100,7 @@ def test_the_era_model_generates_names_of_the_decade_asked_for() -> None:
     peaks, _ = peak_decades(RESOURCES / "names-era.tsv.gz")
     for sex, decade, other in [("F", 1920, 2010), ("M", 2010, 1920), ("F", 1980, 1890)]:
         start = model.start_of({"sex": sex, "decade": decade})
-        names = sample_names(model, SampleSpec(n=300, unique=False, start=start), 1).names
+        names = sample_names(model, SampleSpec(n=300, unique=False, start=Start(start)), 1).names
         real = [peaks[sex][n] for n in names if n in peaks[sex]]
         here = sum(near(p, decade) for p in real) / len(real)
         there = sum(near(p, other) for p in real) / len(real)
