@@ -8,7 +8,6 @@ Nothing here imports FastAPI or training/.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -106,8 +105,10 @@ def load_registry(
     models: dict[str, LoadedModel] = {}
     skipped: dict[str, str] = {}
     # one set of training items for every model with the same items (the US models share the
-    # names of both sexes and every year): the copies, and their strings, are freed
+    # names of both sexes and every year), and one string for a name in several sets (names-era's
+    # names and the 2017 models'): the copies are freed
     item_sets: dict[frozenset[str], frozenset[str]] = {}
+    strings: dict[str, str] = {}
     for path in paths:
         try:
             model = load_checkpoint(path, manifest, allow_unverified=allow_unverified, max_bytes=max_bytes)
@@ -117,7 +118,10 @@ def load_registry(
             logger.warning("skipping checkpoint: %s", e)
             skipped[path.name] = str(e).removeprefix(f"{path}: ")  # the file's name only, no path
             continue
-        items = item_sets.setdefault(model.items, model.items)
+        items = item_sets.get(model.items)
+        if items is None:
+            items = frozenset(strings.setdefault(s, s) for s in model.items)
+            item_sets[items] = items
         if items is not model.items:
             model = replace(model, items=items)
         models[model.name] = model
@@ -139,5 +143,5 @@ def load_registry(
         raise CheckpointError(
             f"default model {default!r} is not among the loaded models: {', '.join(sorted(models))}"
         )
-    safety = SafetyFilter.from_packages(itertools.chain.from_iterable(m.items for m in models.values()))
+    safety = SafetyFilter.from_packages([m.items for m in models.values()])
     return Registry(models, default, skipped, manifest is not None, safety)

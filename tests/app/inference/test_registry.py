@@ -13,6 +13,7 @@ import torch
 from app.inference.checkpoint import CheckpointError, load_checkpoint
 from app.inference.engine import BatchLoop
 from app.inference.registry import load_registry
+from app.inference.safety import NameSets
 from checkpoint_format import torchscript
 from tests.app.conftest import REPO_MODELS, app_client
 from tests.conftest import read_checkpoint
@@ -317,7 +318,7 @@ def era_with(d: Path, change) -> Path:  # type: ignore[no-untyped-def]
     ("change", "message"),
     [
         (lambda c: c["fields"]["year"].update(bucket=0), "field 'year' needs bucket >= 1"),
-        (lambda c: c["fields"]["year"].update(min=2020), "field 'year' needs bucket >= 1 and min <= max"),
+        (lambda c: c["fields"]["year"].update(min=2030), "field 'year' needs bucket >= 1 and min <= max"),
         (lambda c: c["tokens"].pop(5), "no token for the condition decade=1930, sex=F"),
         # a decade the year field reaches that the table lacks (1870, from min 1870)
         (lambda c: c["fields"]["year"].update(min=1870), "no token for the condition decade=1870"),
@@ -334,10 +335,19 @@ def test_an_inconsistent_condition_table_is_refused_at_load(tmp_path: Path, chan
 
 
 def test_models_with_the_same_items_share_one_set() -> None:
-    """The four US models learnt from different files hold the same 97,310 names (both sexes, every
-    year): the registry keeps one set of them, not four; surnames keeps its own."""
+    """The three 2017 models learnt from different files hold the same 97,310 names (both sexes,
+    every year to 2017): the registry keeps one set of them, not three; names-era (to 2024) and
+    surnames keep their own, and a name in two sets is one string. The safe filter reads the sets
+    in place."""
     registry = load_registry(REPO_MODELS)
-    us = [registry.models[name].items for name in ("names", "names-era", "names-female", "names-male")]
-    assert all(items is us[0] for items in us)
-    assert registry.models["surnames"].items is not us[0]
-    assert "emma" in us[0] and "smith" in registry.models["surnames"].items
+    us = [registry.models[name].items for name in ("names", "names-female", "names-male")]
+    assert all(items is us[0] for items in us) and len(us[0]) == 97_310
+    era, surnames = registry.models["names-era"].items, registry.models["surnames"].items
+    assert era is not us[0] and surnames is not us[0] and len(era) == 104_819
+    one = {s: s for s in us[0]}
+    shared = [s for s in era if s in one]
+    assert len(shared) == 97_301 and all(one[s] is s for s in shared)
+    assert "emma" in us[0] and "smith" in surnames and "dutton" in era and "dutton" not in us[0]
+    allowed = registry.safety.allowed
+    assert isinstance(allowed, NameSets) and len(allowed.sets) == 3
+    assert "emma" in allowed and "smith" in allowed and "dutton" in allowed and "xqzv" not in allowed

@@ -19,7 +19,7 @@ REAL = [
 
 @pytest.fixture(scope="module")
 def safety() -> SafetyFilter:
-    return SafetyFilter.from_packages(REAL)
+    return SafetyFilter.from_packages([REAL])
 
 
 @pytest.mark.parametrize(
