@@ -158,8 +158,8 @@ def test_a_conditioned_corpus_is_split_by_name_and_reports_by_condition(tmp_path
     assert train and held and not train & held  # no name on both sides, under any sex or decade
     by = result.metrics["test_loss_by_condition"]
     assert set(by) == {"F", "M"} and "1920" in by["F"]
-    assert result.space is not None and len(result.space) == 44  # 3 x 15 - 1 conditions
-    assert result.model.wte.num_embeddings == len(result.vocab) + 44
+    assert result.space is not None and len(result.space) == 47  # 3 x 16 - 1 (decades 1880-2020)
+    assert result.model.wte.num_embeddings == len(result.vocab) + 47
 
 
 def test_share_weighting_gives_every_sex_and_decade_the_same_weight(tmp_path: Path) -> None:
