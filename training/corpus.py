@@ -368,18 +368,25 @@ NEUTRAL_RULE = (
 )
 
 
+def births_since(items: list[EraItem], year: int = NEUTRAL_FROM) -> dict[str, dict[str, int]]:
+    """Births by name and sex in the decades of a conditioned corpus from `year` on."""
+    births: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SEXES, 0))
+    for it in items:
+        if it.decade >= year:
+            births[it.name][it.sex] += it.births
+    return dict(births)
+
+
+def is_neutral(births: dict[str, int]) -> bool:
+    """Whether a name's births by sex (since NEUTRAL_FROM) meet NEUTRAL_RULE."""
+    total = sum(births.values())
+    return total >= NEUTRAL_MIN_BIRTHS and min(births.values()) >= NEUTRAL_SHARE * total
+
+
 def neutral_names(items: list[EraItem]) -> list[str]:
     """The names of a conditioned corpus that are gender-neutral by NEUTRAL_RULE (decades from
     NEUTRAL_FROM: 1990-2024), most births first, then by name."""
-    births: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SEXES, 0))
-    for it in items:
-        if it.decade >= NEUTRAL_FROM:
-            births[it.name][it.sex] += it.births
-    neutral = {
-        name: sum(b.values())
-        for name, b in births.items()
-        if sum(b.values()) >= NEUTRAL_MIN_BIRTHS and min(b.values()) >= NEUTRAL_SHARE * sum(b.values())
-    }
+    neutral = {name: sum(b.values()) for name, b in births_since(items).items() if is_neutral(b)}
     return sorted(neutral, key=lambda name: (-neutral[name], name))
 
 

@@ -26,14 +26,13 @@ import json
 import math
 import random
 import sys
-from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from training.config import TrainConfig
-from training.corpus import NEUTRAL_FROM, NEUTRAL_MIN_BIRTHS, NEUTRAL_SHARE, SEXES, read_era, read_items
+from training.corpus import NEUTRAL_FROM, births_since, is_neutral, read_era, read_items
 from training.data import split_items
 from training.evaluate import MAX_LENGTH, Checkpoint
 from training.markov import Markov
@@ -44,14 +43,10 @@ OTHER_SEX_RATIO = 9  # a name is the other sex's when that sex received it this 
 MARKOV_ORDER = 4
 
 
-def births_since(corpus: Path, year: int = NEUTRAL_FROM) -> tuple[dict[str, dict[str, int]], set[str]]:
-    """Births by name and sex in the decades from `year` on, and every name of every year."""
+def read_births(corpus: Path) -> tuple[dict[str, dict[str, int]], set[str]]:
+    """Births by name and sex since NEUTRAL_FROM, and every name of every year."""
     items, _ = read_era(corpus)
-    births: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SEXES, 0))
-    for it in items:
-        if it.decade >= year:
-            births[it.name][it.sex] += it.births
-    return dict(births), {it.name for it in items}
+    return births_since(items), {it.name for it in items}
 
 
 def is_other_sex(births: dict[str, dict[str, int]], name: str, sex: str) -> bool:
@@ -60,10 +55,8 @@ def is_other_sex(births: dict[str, dict[str, int]], name: str, sex: str) -> bool
     return b is not None and b[other] > 0 and b[other] >= OTHER_SEX_RATIO * b[sex]
 
 
-def is_neutral(births: dict[str, dict[str, int]], name: str) -> bool:
-    b = births.get(name)
-    total = sum(b.values()) if b else 0
-    return b is not None and total >= NEUTRAL_MIN_BIRTHS and min(b.values()) >= NEUTRAL_SHARE * total
+def is_real_neutral(births: dict[str, dict[str, int]], name: str) -> bool:
+    return name in births and is_neutral(births[name])
 
 
 @torch.inference_mode()
@@ -178,7 +171,7 @@ def neutral_shares(
         return {
             "names": len(names),
             "real": len(real),
-            "real_neutral": sum(is_neutral(births, s) for s in real) / max(1, len(real)),
+            "real_neutral": sum(is_real_neutral(births, s) for s in real) / max(1, len(real)),
             "invented": len(invented),
             "invented_close": close / max(1, len(invented)),
         }
@@ -203,7 +196,7 @@ def births_baseline(births: dict[str, dict[str, int]]) -> float:
     """The share of births since 1990 that went to gender-neutral names: what names drawn as births
     are meet the rule."""
     total = sum(sum(b.values()) for b in births.values())
-    return sum(sum(b.values()) for name, b in births.items() if is_neutral(births, name)) / total
+    return sum(sum(b.values()) for b in births.values() if is_neutral(b)) / total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    births, every = births_since(args.corpus)
+    births, every = read_births(args.corpus)
     report: dict[str, object] = {"since": NEUTRAL_FROM, "ratio": OTHER_SEX_RATIO}
     rows = [
         keep_to_sex(path, sex, births, args.samples, args.seed)
