@@ -359,14 +359,12 @@ class BatchLoop(nn.Module):
         Lists in and out, not tensors: every tensor the caller frees in Python hands the GIL over
         (torch releases it to free the memory), and while the event loop is busy each hand-over
         waits up to a switch interval. With lists there are none."""
-        rows, begin = self.expand(tasks, forced, forced_len, steps)
+        rows, begin, task_of_row = self.expand(tasks, forced, forced_len, steps)
         # without a pair of conditions in the batch (nearly always) nothing below costs an op
         any_pair = max(tasks.twin_start) >= 0
         run_rows, run_begin = rows, begin
         copy_of = first = torch.zeros(0, dtype=torch.long)
         if any_pair:  # each row of a pair of conditions runs twice: one copy per condition
-            rows_per_task = torch.tensor(tasks.rows)
-            task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)
             twin_begin = torch.tensor(tasks.twin_start).index_select(0, task_of_row)  # (B,) -1: none
             copy_of = torch.repeat_interleave(torch.arange(task_of_row.size(0)), (twin_begin >= 0).long() + 1)
             second = torch.zeros(copy_of.size(0), dtype=torch.bool)
@@ -395,10 +393,10 @@ class BatchLoop(nn.Module):
 
     def expand(
         self, tasks: TaskColumns, forced: list[list[int]], forced_len: list[int], steps: int
-    ) -> tuple[RowSettings, Tensor]:
+    ) -> tuple[RowSettings, Tensor, Tensor]:
         """Every row's settings from its task's (here, not in Python: the event loop then does a
-        handful of list operations per batch, not a handful per task), and each row's begin-table
-        row."""
+        handful of list operations per batch, not a handful per task), each row's begin-table
+        row, and each row's task (B,)."""
         rows_per_task = torch.tensor(tasks.rows)
         task_of_row = torch.repeat_interleave(torch.arange(rows_per_task.size(0)), rows_per_task)  # (B,)
         forced_t = torch.tensor(forced)  # (B, F), padded with 0 to (B, steps)
@@ -439,7 +437,7 @@ class BatchLoop(nn.Module):
             uniforms=uniform(row_key.unsqueeze(1) + position * SplitMix.POSITION.value).float(),
             slot=torch.tensor(tasks.slot).index_select(0, task_of_row),
         )
-        return rows, torch.tensor(tasks.start).index_select(0, task_of_row)
+        return rows, torch.tensor(tasks.start).index_select(0, task_of_row), task_of_row
 
     def run_steps(
         self, rows: RowSettings, begin: Tensor, steps: int, pair: Tensor, any_pair: bool

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +156,10 @@ class LoadedModel:
         """Characters of `text` outside this model's alphabet, in order of first appearance."""
         return list(dict.fromkeys(c for c in text if c not in self.stoi or c == BOUNDARY))
 
-    @property
+    @cached_property
     def neutral(self) -> frozenset[str]:
         """The model's real names that are gender-neutral by the rule its meta.json names (empty when
-        it names none)."""
+        it names none). Made once: neutral sampling asks it of every name it draws."""
         return frozenset(self.meta.get("neutral", {}).get("names", ()))
 
     def start_of(self, values: dict[str, Any]) -> int:
