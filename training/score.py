@@ -4,15 +4,18 @@ A conditioned checkpoint may be given a condition first.
 
     python -m training score models/names.pt --corpus resources/names.txt
     python -m training score models/names-era.pt --corpus resources/names-female.txt --sex F --year 2015
+    python -m training score models/names.pt --corpus resources/names.txt --markov 3,4
 
 The split is the one `python -m training train` makes (same seed and fractions by default), and the
 loss is training's own (`data.evaluate` over the model rebuilt from the checkpoint), so a
 checkpoint scored on its own corpus gives the test loss on its card, and any other checkpoint scored
-on that corpus is measured on the same held-out names: the way to compare routes to a better 2017
-model (trained on 2017 alone, pretrained on every year and fine-tuned, or the era model asked for
-the 2010s). A condition token fills the whole context before the first character, as in training.
+on that corpus is measured on the same held-out names: the way to compare routes to a better
+model (trained on one year alone, pretrained on every year and fine-tuned, or the era model asked
+for the year's decade). A condition token fills the whole context before the first character, as in training.
 Prints one line: checkpoint, corpus, condition, names scored and nats per character (the end of
-each name counted, as on the cards).
+each name counted, as on the cards). `--markov 3,4` adds the baselines: a character Markov chain of
+each order (training/markov.py) trained on the same split's training names and scored on its test
+names (then the checkpoint may be left out).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from training.config import TrainConfig
 from training.corpus import CorpusError, read_items
 from training.data import Conditioner, Encoded, evaluate, split_items
 from training.export import load_trained
+from training.markov import Markov
 
 
 def score_names(path: Path, names: list[str], condition: dict[str, Any]) -> float:
@@ -52,7 +56,7 @@ def score_names(path: Path, names: list[str], condition: dict[str, Any]) -> floa
 def main(argv: list[str] | None = None) -> int:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m training score", description=__doc__.split("\n")[1])
-    parser.add_argument("model", type=Path, help="a checkpoint (.pt)")
+    parser.add_argument("model", type=Path, nargs="?", help="a checkpoint (.pt); optional with --markov")
     parser.add_argument(
         "--corpus", type=Path, required=True, help="one-item-per-line corpus whose test split is scored"
     )
@@ -61,16 +65,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="as in training")
     parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction, help="as in training")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the split, as in training")
+    parser.add_argument(
+        "--markov",
+        default="",
+        metavar="ORDER,...",
+        help="also score character Markov chains of these orders, trained on the split's training names",
+    )
     args = parser.parse_args(argv)
     try:
+        orders = [int(o) for o in args.markov.split(",") if o]
+    except ValueError:
+        parser.error(f"--markov: expected comma-separated orders, got {args.markov!r}")
+    if args.model is None and not orders:
+        parser.error("give a checkpoint, --markov ORDERS, or both")
+    try:
         items, _ = read_items(args.corpus)
-        test = split_items(items, args.val_fraction, args.test_fraction, args.seed).test
+        split = split_items(items, args.val_fraction, args.test_fraction, args.seed)
+        test = split.test
         decade = None if args.year is None else args.year // 10 * 10
         condition = {k: v for k, v in (("sex", args.sex), ("decade", decade)) if v is not None}
-        loss = score_names(args.model, test, condition)
+        if args.model is not None:
+            loss = score_names(args.model, test, condition)
+            asked = ", ".join(f"{k} {v}" for k, v in condition.items()) or "no condition"
+            print(f"{args.model} on {args.corpus} test ({len(test)} names), {asked}: {loss:.4f} nats/char")
+        for order in orders:
+            chain_loss = Markov(split.train, order).loss(test)
+            print(f"Markov-{order} on {args.corpus} test ({len(test)} names): {chain_loss:.4f} nats/char")
     except (CorpusError, ValueError, OSError) as e:
         print(f"error: {e}")
         return 2
-    asked = ", ".join(f"{k} {v}" for k, v in condition.items()) or "no condition"
-    print(f"{args.model} on {args.corpus} test ({len(test)} names), {asked}: {loss:.4f} nats/char")
     return 0

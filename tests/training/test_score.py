@@ -31,8 +31,32 @@ def test_a_checkpoint_on_its_own_corpus_scores_the_test_loss_on_its_card(
     )
     assert code == 0
     card = json.loads((ROOT / "models/names-male.metrics.json").read_text())["metrics"]
-    assert "(1416 names)" in out  # the card's test split: 10% of 14,160
+    assert "(1424 names)" in out  # the card's test split: 10% of 14,243
     assert loss_of(out) == pytest.approx(card["test_loss"], abs=1e-4)
+
+
+def test_markov_chains_on_the_same_split_are_the_baselines(capsys: pytest.CaptureFixture[str]) -> None:
+    """The chains learn the training names of the split the model's card uses and score its test
+    names: a longer context fits better up to a point, and the shipped model beats both."""
+    model, corpus = str(ROOT / "models/names-male.pt"), str(ROOT / "resources/names-male.txt")
+    code, out = score(capsys, model, "--corpus", corpus, "--markov", "1,3")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert [line.split(" on ")[0] for line in lines] == [model, "Markov-1", "Markov-3"]
+    assert all("test (1424 names)" in line for line in lines)
+    ours, one, three = (loss_of(line) for line in lines)
+    assert ours < three < one
+    code, alone = score(capsys, "--corpus", corpus, "--markov", "3")  # no checkpoint needed
+    assert code == 0 and alone.strip() == lines[2]
+
+
+def test_markov_orders_must_be_whole_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        score(capsys, "--corpus", str(ROOT / "resources/names.txt"), "--markov", "four")
+    assert "--markov: expected comma-separated orders, got 'four'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        score(capsys, "--corpus", str(ROOT / "resources/names.txt"))
+    assert "give a checkpoint, --markov ORDERS, or both" in capsys.readouterr().err
 
 
 def test_the_condition_asked_for_changes_the_score(capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,7 +64,7 @@ def test_the_condition_asked_for_changes_the_score(capsys: pytest.CaptureFixture
     _, recent = score(capsys, era, "--corpus", girls, "--sex", "F", "--year", "2015")
     _, old = score(capsys, era, "--corpus", girls, "--sex", "M", "--year", "1885")
     assert "sex F, decade 2010" in recent and "sex M, decade 1880" in old
-    assert loss_of(recent) < loss_of(old) - 0.3  # 2017's girls' names are far likelier as 2010s girls'
+    assert loss_of(recent) < loss_of(old) - 0.3  # 2024's girls' names are far likelier as 2010s girls'
 
 
 @pytest.mark.parametrize(
