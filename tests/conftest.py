@@ -26,7 +26,7 @@ def era_sample(folder: Path, every: int) -> Path:
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 400 most popular 2017 names, as a corpus file of its own."""
+    """The 400 most popular names of 2024, as a corpus file of its own."""
     path = tmp_path_factory.mktemp("corpus") / "small.txt"
     items = (RESOURCES / "names.txt").read_text().splitlines()[:400]
     path.write_text("\n".join(items) + "\n")

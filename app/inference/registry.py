@@ -104,9 +104,9 @@ def load_registry(
             logger.warning("%s lists files that are not in %s: %s", MANIFEST, models_dir, ", ".join(absent))
     models: dict[str, LoadedModel] = {}
     skipped: dict[str, str] = {}
-    # one set of training items for every model with the same items (the US models share the
-    # names of both sexes and every year), and one string for a name in several sets (names-era's
-    # names and the 2017 models'): the copies are freed
+    # one set of training items for every model with the same items (the US given-name models all
+    # hold every name of every year), and one string for a name in several sets (a given name that
+    # is a surname too): the copies are freed
     item_sets: dict[frozenset[str], frozenset[str]] = {}
     strings: dict[str, str] = {}
     for path in paths:

@@ -48,9 +48,9 @@ def test_metadata_matches_the_corpus_and_the_target(path: Path) -> None:
     assert isinstance(corpus, dict)
     assert corpus["sha256"] == corpora[path.stem]["sha256"]
     assert corpus["items"] == corpora[path.stem]["items"]
-    # items.txt, what `novel` leaves out: for the given-name models, every name of every year (the
-    # 2017 models learnt every year's names first, 1880-2017; the era corpus holds 1880-2024's);
-    # else the corpus
+    # items.txt, what `novel` leaves out: for the given-name models, every name of every year,
+    # 1880-2024 (the default models learnt every year's names first; the era corpus holds them
+    # all); else the corpus
     if "conditions" in meta:
         era, _ = read_era(RESOURCES / "names-era.tsv.gz")
         assert set(items) == {it.name for it in era}

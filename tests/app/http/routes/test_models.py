@@ -42,7 +42,7 @@ async def test_list_models(client: httpx.AsyncClient) -> None:
         assert m["default"] is (m["name"] == "names")
     items = {m["name"]: m["corpus"]["items"] for m in data["data"]}
     assert items == {
-        "names": 29910, "names-female": 18309, "names-male": 14160, "surnames": 88799, "names-era": 410809
+        "names": 29225, "names-female": 17661, "names-male": 14243, "surnames": 88799, "names-era": 410809
     }  # fmt: skip
 
 
