@@ -6,14 +6,16 @@
 # Each model is an ensemble of two members of 32 / 224 x 4 (325,019 parameters each) that differ by
 # --train-seed. Each member is trained in three stages, each on the names of the model's sex (both
 # sexes for `names`): every year's (names-all*, 1880-2024), then the newest ten years'
-# (names-recent*, 2015-2024), then 2024's own. No stage sees a validation or test name of any of
-# the three 2024 corpora. A sex model's first stage holds its own sex's names only: pretrained on
-# both sexes, the 2017 boys' model gave girls' names more often than a Markov chain of boys' names.
-# The first stages run for about 24 passes over their training names (15,000 steps of names-all,
-# 6,000 of each sex's), the later two as in the 2017 recipe. The two seeds' chains run side by
-# side, one core each (--threads 1): about 110 minutes. Checkpoints of the stages go to runs/; the
-# ensembles to models/. A model's items, what `novel` leaves out, are every name of every year
-# (--known): the held-out names, which no stage trained on, are real names too.
+# (names-recent*, 2015-2024), then 2024's own. No stage sees the model's own validation or test
+# names; the first two leave out those of all three 2024 corpora (the last trains on its corpus's
+# training split, which holds some of the other two's). A sex model's first stage holds its own
+# sex's names only: pretrained on both sexes, the 2017 boys' model gave girls' names more often
+# than a Markov chain of boys' names. The first stages run for about 24 passes over their training
+# names (15,000 steps of names-all, 6,000 of each sex's), the later two as in the 2017 recipe. The
+# two seeds' chains run side by side, one core each (--threads 1): about 115 minutes. Checkpoints of
+# the stages go to runs/; the ensembles to models/. A model's items, what `novel` leaves out, are
+# every name of every year (--known): its held-out names, which it never trained on, are real
+# names too.
 source "$(dirname "$0")/common.sh"
 ARCH=(--n-embd 32 --hidden 224,224,224,224 --threads 1 --no-progress)
 HELD=resources/names.txt,resources/names-female.txt,resources/names-male.txt
