@@ -330,8 +330,9 @@ async def test_under_load_an_uneven_split_of_small_requests_evens_out(
     batcher = batching.ModelBatcher(model, max_rows=8192)
     await batcher.run(task(model, 0, n=1))  # a batch just ended: the model counts as under load
     slow = SampleSpec(
-        n=1, sampling=Sampling(min_length=600, max_length=600)
-    )  # 600 steps: it runs while 28 queue
+        n=1, sampling=Sampling(min_length=600, max_length=2000)
+    )  # 600 steps at least, then the name ends (room to end, so no row is drawn again): it runs
+    # while 28 queue
     first = [asyncio.ensure_future(batcher.run(SampleTask(model, slow, seed))) for seed in range(1, 5)]
     await asyncio.sleep(0)
     await asyncio.sleep(0)
