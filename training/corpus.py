@@ -80,6 +80,16 @@ PUBLIC = "data: public domain (US government work); package: MIT"
 ORDER = "lowercased, ordered by total count (desc) then name"
 
 
+# the corpora of distinct names built from the SSA data: stem -> (first year, last year, the years
+# in words), each for both sexes and for each one (SEX_SUFFIXES)
+SSA_PERIODS = {
+    "names": (YEAR, YEAR, f"in {YEAR}"),
+    "names-all": (FIRST_DECADE, LAST_YEAR, f"in any year {FIRST_DECADE}-{LAST_YEAR}"),
+    "names-recent": (RECENT_FROM, LAST_YEAR, f"in {RECENT_FROM}-{LAST_YEAR}"),
+}
+SEX_SUFFIXES: dict[str | None, str] = {None: "", "F": "-female", "M": "-male"}
+
+
 def _ssa_spec(name: str, when: str, sex: str | None) -> CorpusSpec:
     """A corpus of the distinct names given `when` ("in 2024"), to one sex or (None) to either."""
     who = {None: "", "F": " to girls", "M": " to boys"}[sex]
@@ -96,8 +106,9 @@ def _ssa_spec(name: str, when: str, sex: str | None) -> CorpusSpec:
 
 SPECS = {
     **{
-        f"names{suffix}": _ssa_spec(f"names{suffix}", f"in {YEAR}", sex)
-        for suffix, sex in (("", None), ("-female", "F"), ("-male", "M"))
+        stem + suffix: _ssa_spec(stem + suffix, when, sex)
+        for stem, (_, _, when) in SSA_PERIODS.items()
+        for sex, suffix in SEX_SUFFIXES.items()
     },
     "surnames": CorpusSpec(
         "surnames",
@@ -106,14 +117,6 @@ SPECS = {
         PUBLIC,
         "first column of names/dist.all.last, lowercased, in file order (most frequent first)",
     ),
-    **{
-        f"names-all{suffix}": _ssa_spec(f"names-all{suffix}", f"in any year {FIRST_DECADE}-{LAST_YEAR}", sex)
-        for suffix, sex in (("", None), ("-female", "F"), ("-male", "M"))
-    },
-    **{
-        f"names-recent{suffix}": _ssa_spec(f"names-recent{suffix}", f"in {RECENT_FROM}-{LAST_YEAR}", sex)
-        for suffix, sex in (("", None), ("-female", "F"), ("-male", "M"))
-    },
     "names-era": CorpusSpec(
         "names-era",
         f"US baby names {FIRST_DECADE}-{LAST_YEAR} by sex and decade of birth, with births",
@@ -142,27 +145,22 @@ def _package_dir(package: str) -> Path:
 def _ssa_corpora(rows: list[tuple[str, str, int, int]]) -> dict[str, bytes]:
     """names, names-all and names-recent (each also -female and -male) from the SSA rows, as file
     contents: the distinct lowercased names of the years, by births over those years (desc), then name."""
-    periods = {
-        "names": (YEAR, YEAR),
-        "names-all": (FIRST_DECADE, LAST_YEAR),
-        "names-recent": (RECENT_FROM, YEAR),
-    }
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for name, sex, year, births in rows:
         key = name.lower()
-        for stem, (first, last) in periods.items():
+        for stem, (first, last, _) in SSA_PERIODS.items():
             if first <= int(year) <= last:
                 counts[stem][key] += int(births)
-                counts[f"{stem}-{'female' if sex == 'F' else 'male'}"][key] += int(births)
+                counts[stem + SEX_SUFFIXES[sex]][key] += int(births)
 
     def lines(c: dict[str, int]) -> bytes:
         ordered = [k for k, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
         return ("\n".join(ordered) + "\n").encode("ascii")
 
     return {
-        f"{stem}{suffix}": lines(counts[f"{stem}{suffix}"])
-        for stem in periods
-        for suffix in ("", "-female", "-male")
+        stem + suffix: lines(counts[stem + suffix])
+        for stem in SSA_PERIODS
+        for suffix in SEX_SUFFIXES.values()
     }
 
 
