@@ -76,7 +76,7 @@ HELP = {
     "and decade by the square root of its births)",
     "init": "a checkpoint to start from (fine-tuning); same architecture",
     "exclude_held_out": "comma-separated corpora whose own validation and test items (same seed and "
-    "fractions) are left out of this corpus",
+    "fractions) are left out of this corpus; if this corpus is among them, out of its training part only",
 }
 
 

@@ -41,6 +41,10 @@ class Split:
     val: list[str]
     test: list[str]
 
+    def without_in_training(self, names: set[str]) -> Split:
+        """The same split with `names` left out of its training part (validation and test keep theirs)."""
+        return Split([s for s in self.train if s not in names], self.val, self.test)
+
 
 def split_items(items: list[str], val_fraction: float, test_fraction: float, seed: int) -> Split:
     """Shuffle with `seed` and cut into train/val/test; every part must end up non-empty."""
@@ -65,6 +69,19 @@ def held_out_of(corpora: tuple[str, ...], val_fraction: float, test_fraction: fl
         split = split_items(items, val_fraction, test_fraction, seed)
         held.update(split.val, split.test)
     return held
+
+
+def excluded_held_out(
+    corpus: Path, listed: tuple[str, ...], val_fraction: float, test_fraction: float, seed: int
+) -> tuple[set[str], set[str]]:
+    """What `--exclude-held-out LISTED` leaves out of a run on `corpus`: (the items left out of the
+    corpus before it is split, the names left out of its training part after). The listed corpora's
+    held-out items leave the corpus, unless the run's own corpus is listed: then its split stays the
+    one every run on it makes (its test names are what it is scored on), and the others' held-out
+    names leave its training part only."""
+    others = tuple(p for p in listed if Path(p).resolve() != corpus.resolve())
+    held = held_out_of(others, val_fraction, test_fraction, seed)
+    return (set(), held) if len(others) < len(listed) else (held, set())
 
 
 class Encoded:

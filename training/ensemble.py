@@ -28,7 +28,7 @@ import torch
 
 from checkpoint_format import MODEL_NAME_RE
 from training.corpus import CorpusError, is_conditioned, read_items, sha256_bytes
-from training.data import Encoded, evaluate, split_items
+from training.data import Encoded, evaluate, excluded_held_out, split_items
 from training.export import load_trained, save_checkpoint
 from training.model import Ensemble, HierarchicalModel
 
@@ -60,14 +60,22 @@ def build(
         members.append(model)
     first = loaded[0][1]
     settings = [m["training"]["settings"] for _, m, _ in loaded]
-    split_of = {(s["seed"], s["val_fraction"], s["test_fraction"]) for s in settings}
+    split_of = {
+        (s["seed"], s["val_fraction"], s["test_fraction"], tuple(s.get("exclude_held_out", ())))
+        for s in settings
+    }
     if len(split_of) != 1 or any(m["vocab"] != first["vocab"] for _, m, _ in loaded):
-        raise ValueError("members must share the vocabulary and the split (--seed and fractions)")
-    seed, val_fraction, test_fraction = split_of.pop()
+        raise ValueError(
+            "members must share the vocabulary and the split (--seed, fractions and --exclude-held-out)"
+        )
+    seed, val_fraction, test_fraction, excluded = split_of.pop()
     ensemble = Ensemble(members).eval()
 
     stoi = {c: i for i, c in enumerate(first["vocab"])}
-    split = split_items(items_in_corpus, val_fraction, test_fraction, seed)
+    # the split the members trained on: their training loss is measured on what they trained on
+    held, train_only = excluded_held_out(corpus, excluded, val_fraction, test_fraction, seed)
+    kept = [s for s in items_in_corpus if s not in held]
+    split = split_items(kept, val_fraction, test_fraction, seed).without_in_training(train_only)
     ctx = ensemble.context_length
     metrics: dict[str, Any] = {
         part + "_loss": evaluate(ensemble, Encoded(getattr(split, part), stoi, ctx))

@@ -22,6 +22,8 @@ births (`--weighting`), and the metrics add the test loss by sex and decade.
 `--init CHECKPOINT` starts from a trained model's weights (fine-tuning); `--exclude-held-out
 CORPUS,...` leaves out of this corpus every item that those corpora's own runs (same seed and
 fractions) hold out for validation and test, so that pretraining on a larger corpus never sees them.
+When the run's own corpus is among them, its split stays as every run on it makes it and the other
+corpora's held-out items leave its training part only.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from training.data import (
     Encoded,
     Split,
     evaluate,
-    held_out_of,
+    excluded_held_out,
     item_losses,
     split_items,
 )
@@ -74,10 +76,15 @@ def make_optimizer(model: HierarchicalModel, cfg: TrainConfig) -> torch.optim.Ad
 
 
 def train_model(
-    cfg: TrainConfig, items: list[str] | Corpus, init: tuple[HierarchicalModel, list[str]] | None = None
+    cfg: TrainConfig,
+    items: list[str] | Corpus,
+    init: tuple[HierarchicalModel, list[str]] | None = None,
+    train_only: set[str] | None = None,
 ) -> TrainResult:
     """Train on `items` (already read and checked; a Corpus for a conditioned one) and return the
-    best-on-validation model. `init`: a trained model and its vocabulary, to start from."""
+    best-on-validation model. `init`: a trained model and its vocabulary, to start from;
+    `train_only`: names left out of the training part after the split (validation and test keep
+    theirs)."""
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -86,6 +93,9 @@ def train_model(
     # by name: for a conditioned corpus the same name stands in several items, all in one part
     split = split_items(list(dict.fromkeys(corpus.texts)), cfg.val_fraction, cfg.test_fraction, cfg.seed)
     vocab = [BOUNDARY, *sorted({c for s in corpus.texts for c in s})]
+    if train_only:
+        split = split.without_in_training(train_only)
+        corpus = corpus.without(train_only.difference(split.val, split.test))
     space = None
     if corpus.factors is not None and cfg.conditions != "none":
         space = ConditionSpace.build(cfg.conditions.split(","))
@@ -323,8 +333,10 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out must be a directory, got a file: {out}")
-    if cfg.exclude_held_out:
-        held = held_out_of(cfg.exclude_held_out, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    held, train_only = excluded_held_out(
+        corpus_path, cfg.exclude_held_out, cfg.val_fraction, cfg.test_fraction, cfg.seed
+    )
+    if held:
         items = items.without(held) if isinstance(items, Corpus) else [s for s in items if s not in held]
         names = [s for s in names if s not in held]
     init = pretrained = None
@@ -352,7 +364,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
                 "chain_wall_time_s", init_meta["training"]["wall_time_s"]
             ),
         }
-    result = train_model(cfg, items, init)
+    result = train_model(cfg, items, init, train_only)
     meta = build_meta(cfg, result, corpus_path, sha, n_items, pretrained)
     if neutral is not None:  # which real names /score and full names call gender-neutral
         meta["neutral"] = {"rule": NEUTRAL_RULE, "names": neutral}

@@ -76,6 +76,35 @@ def test_the_ensemble_is_the_mean_of_its_members_probabilities(
     assert loaded.incremental and loaded.meta["parameters"] == meta["parameters"]
 
 
+def test_members_trained_without_other_corpora_held_out_names_are_measured_on_what_they_trained_on(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    from training.data import held_out_of, read_items
+
+    items, _ = read_items(small_corpus)
+    other = tmp_path / "other.txt"  # a corpus that holds out some of this one's training names
+    other.write_text("\n".join(items[::2]) + "\n")
+    listed = f"{small_corpus},{other}"
+    paths = []
+    for seed in (1, 2):
+        args = ["train", "--corpus", str(small_corpus), "--name", f"m{seed}", "--out", str(tmp_path)]
+        assert main([*args, *TINY, "--train-seed", str(seed), "--exclude-held-out", listed]) == 0
+        paths.append(tmp_path / f"m{seed}.pt")
+    assert main(["ensemble", *map(str, paths), "--corpus", str(small_corpus), "--name", "pair",
+                 "--out", str(tmp_path)]) == 0  # fmt: skip
+    meta = load_parts(tmp_path / "pair.pt")[1]
+    own = split_items(items, 0.1, 0.1, TrainConfig().seed)
+    trained_on = own.without_in_training(held_out_of((str(other),), 0.1, 0.1, TrainConfig().seed)).train
+    assert 0 < len(trained_on) < len(own.train)
+    assert meta["metrics"]["split"]["sizes"] == [len(trained_on), len(own.val), len(own.test)]
+    model, _, _ = load_trained(tmp_path / "pair.pt")
+    stoi, ctx = {c: i for i, c in enumerate(meta["vocab"])}, meta["context_length"]
+    for part, names in (("train", trained_on), ("test", own.test)):
+        assert math.isclose(
+            meta["metrics"][f"{part}_loss"], evaluate(model, Encoded(names, stoi, ctx)), rel_tol=1e-6
+        )
+
+
 def test_bad_members_are_refused_with_one_line(
     members: list[Path], small_corpus: Path, tmp_path: Path
 ) -> None:

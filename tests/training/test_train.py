@@ -212,6 +212,32 @@ def test_exclude_held_out_keeps_another_runs_val_and_test_items_out(
     assert sum(meta["metrics"]["split"]["sizes"]) == 500 - 80
 
 
+def test_exclude_held_out_with_the_runs_own_corpus_keeps_its_split(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    from training.data import held_out_of, read_items, split_items
+    from training.train import run
+
+    # another corpus that holds out some of this corpus's training names
+    other = tmp_path / "other.txt"
+    items, _ = read_items(small_corpus)
+    other.write_text("\n".join([*items[::2], *(f"qq{chr(97 + i)}" for i in range(20))]) + "\n")
+    quick = {**TINY, "steps": 5, "eval_interval": 5}
+    both = (str(small_corpus), str(other))
+    cfg = TrainConfig(
+        corpus=str(small_corpus), name="own", out=str(tmp_path / "m"), exclude_held_out=both, **quick
+    )
+    own = split_items(items, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    dropped = held_out_of((str(other),), cfg.val_fraction, cfg.test_fraction, cfg.seed) & set(own.train)
+    assert dropped  # the case this covers: the other corpus holds out names this one trains on
+    meta = run(cfg)
+    # validation and test as every run on this corpus has them; training without the others' held-out
+    assert meta["metrics"]["split"]["sizes"] == [len(own.train) - len(dropped), len(own.val), len(own.test)]
+    plain = run(TrainConfig(corpus=str(small_corpus), name="plain", out=str(tmp_path / "m"), **quick))
+    assert meta["metrics"]["test_loss"] != plain["metrics"]["test_loss"]  # trained on other names
+    assert meta["metrics"]["split"]["sizes"][1:] == plain["metrics"]["split"]["sizes"][1:]
+
+
 def test_init_starts_from_a_checkpoints_weights(small_corpus: Path, tmp_path: Path) -> None:
     from training.train import run
 

@@ -6,9 +6,9 @@
 # Each model is an ensemble of two members of 32 / 224 x 4 (325,019 parameters each) that differ by
 # --train-seed. Each member is trained in three stages, each on the names of the model's sex (both
 # sexes for `names`): every year's (names-all*, 1880-2024), then the newest ten years'
-# (names-recent*, 2015-2024), then 2024's own. No stage sees the model's own validation or test
-# names; the first two leave out those of all three 2024 corpora (the last trains on its corpus's
-# training split, which holds some of the other two's). A sex model's first stage holds its own
+# (names-recent*, 2015-2024), then 2024's own. No stage sees a validation or test name of any of
+# the three 2024 corpora (--exclude-held-out): the last keeps its own corpus's split and leaves the
+# other two's held-out names out of its training part. A sex model's first stage holds its own
 # sex's names only: pretrained on both sexes, the 2017 boys' model gave girls' names more often
 # than a Markov chain of boys' names. The first stages run for about 24 passes over their training
 # names (15,000 steps of names-all, 6,000 of each sex's), the later two as in the 2017 recipe. The
@@ -33,7 +33,7 @@ chain() {  # chain SEED: one member of each model
             --steps 6000 --lr 1e-3 --min-lr 1e-4 --warmup-steps 100 --exclude-held-out "$HELD"
         $PY -m training train --corpus "resources/$model.txt" --name "$model-$seed" --out runs/2024 \
             --init "runs/recent/$model-recent-$seed.pt" "${ARCH[@]}" --train-seed "$seed" \
-            --steps 3000 --lr 5e-4 --min-lr 5e-5 --warmup-steps 100
+            --steps 3000 --lr 5e-4 --min-lr 5e-5 --warmup-steps 100 --exclude-held-out "$HELD"
     done
 }
 
