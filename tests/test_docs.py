@@ -4,7 +4,11 @@ after a change of outputs with `python -m tests.docs_examples --update`."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +51,14 @@ def test_every_curl_command_in_the_docs_is_an_example() -> None:
                 stray.append(f"{path.name}:{number}")
     assert not stray, stray
     assert len(EXAMPLES) >= 15
+
+
+def test_the_readmes_python_example_prints_what_the_readme_shows(server: str) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    found = re.search(r"```python\n(.*?)```\n\nprints\n\n```\n(.*?)```", readme, re.S)
+    assert found, "README.md: no Python example followed by what it prints"
+    code, shown = found.groups()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code.replace("http://localhost:8000", server), {})  # the README's example, as a reader runs it
+    assert out.getvalue() == shown
