@@ -78,14 +78,15 @@ def serve(
     ready_timeout: float = 60,
     repo: Path = REPO,
     prefix: list[str] | None = None,
+    poll_s: float = 0.05,
 ) -> Iterator[Server]:
-    """Run `uvicorn app.main:app` until the block ends; wait for /readyz before yielding. `repo`:
-    the checkout whose app/ and models/ to serve (this one by default); `prefix`: a command to run
-    it under (for example `taskset -c 0`)."""
+    """Run `uvicorn app.main:app` until the block ends; wait for /readyz (asked every `poll_s`)
+    before yielding. `repo`: the checkout whose app/ and models/ to serve (this one by default);
+    `prefix`: a command to run it under (for example `taskset -c 0`)."""
     port = free_port()
     command = [*(prefix or []), sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
                "--port", str(port), *protocol_args(repo), *(args or [])]  # fmt: skip
-    with launch(command, port, env, ready_timeout, repo) as server:
+    with launch(command, port, env, ready_timeout, repo, poll_s) as server:
         yield server
 
 
@@ -96,6 +97,7 @@ def launch(
     env: dict[str, str] | None = None,
     ready_timeout: float = 60,
     repo: Path = REPO,
+    poll_s: float = 0.05,
 ) -> Iterator[Server]:
     """Run `command`, which serves namegen on `port` (uvicorn, `namegen serve`, either under
     prlimit...), until the block ends, then SIGTERM it; wait for /readyz before yielding."""
@@ -108,7 +110,7 @@ def launch(
             proc = subprocess.Popen(command, cwd=repo, env=full_env, stdout=log, stderr=subprocess.STDOUT)
             server = Server(f"http://127.0.0.1:{port}", proc, log_path)
             try:
-                _wait_ready(server, ready_timeout)
+                _wait_ready(server, ready_timeout, poll_s)
                 yield server
             finally:
                 if proc.poll() is None:
@@ -120,7 +122,7 @@ def launch(
                         proc.wait()
 
 
-def _wait_ready(server: Server, timeout: float) -> None:
+def _wait_ready(server: Server, timeout: float, poll_s: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if server.proc.poll() is not None:
@@ -132,4 +134,4 @@ def _wait_ready(server: Server, timeout: float) -> None:
             pass
         if time.monotonic() > deadline:
             raise ServerError(f"uvicorn was not ready in {timeout} s:\n{server.log()}")
-        time.sleep(0.05)
+        time.sleep(poll_s)
