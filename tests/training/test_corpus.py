@@ -13,6 +13,7 @@ from training.corpus import (
     CorpusError,
     EraItem,
     build_corpora,
+    fetch_pinned,
     neutral_names,
     read_bytes,
     read_era,
@@ -57,6 +58,7 @@ def test_corpus_sizes_and_content(built: tuple[Path, Path]) -> None:
         "names-recent-female": 32724,
         "names-recent-male": 25553,
         "names-era": 410809,
+        "names-world": 789675,
     }
 
     def lines(stem: str) -> list[str]:
@@ -154,3 +156,23 @@ def test_the_resources_readme_lists_every_corpus_and_its_sha256() -> None:
     for entry in json.loads((RESOURCES / "corpora.json").read_text()).values():
         assert f"{entry['sha256']}  {entry['file']}" in readme
         assert f"`{entry['file']}`" in readme
+
+
+def test_a_source_that_does_not_match_its_pinned_sha256_is_refused_and_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NAMEGEN_CACHE", str(tmp_path))
+    good = b"the data"
+    pinned = sha256_bytes(good)
+    with pytest.raises(CorpusError, match=f"has sha256 {sha256_bytes(b'tampered')}, expected {pinned}"):
+        fetch_pinned("src.tgz", pinned, lambda: b"tampered", "the source")
+    assert not (tmp_path / "src.tgz").exists()
+
+    def unreachable() -> bytes:
+        raise OSError("no route to host")
+
+    with pytest.raises(CorpusError, match="cannot fetch the source: no route to host"):
+        fetch_pinned("src.tgz", pinned, unreachable, "the source")
+    assert fetch_pinned("src.tgz", pinned, lambda: good, "the source") == good
+    assert (tmp_path / "src.tgz").read_bytes() == good
+    assert fetch_pinned("src.tgz", pinned, unreachable, "the source") == good  # from the cache
