@@ -24,6 +24,14 @@ def era_sample(folder: Path, every: int) -> Path:
     return path
 
 
+def world_sample(folder: Path, every: int) -> Path:
+    """Every `every`-th line of the names-world corpus, as a corpus file of its own in `folder`."""
+    lines = gzip.decompress((RESOURCES / "names-world.tsv.gz").read_bytes()).splitlines(keepends=True)
+    path = folder / "world.tsv.gz"
+    path.write_bytes(gzip.compress(b"".join(lines[::every])))
+    return path
+
+
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 400 most popular names of 2024, as a corpus file of its own."""

@@ -67,7 +67,8 @@ HELP = {
     "train_seed": "seed for initialisation, batches and dropout (-1: --seed); the split stays --seed's",
     "threads": "torch intra-op threads (0 = torch default)",
     "progress": "show a progress bar (--no-progress to hide it)",
-    "conditions": "conditioned corpora: the factors the model is given (sex, decade), or 'none'",
+    "conditions": "conditioned corpora: the factors the model is given (names-era: sex, decade; "
+    "names-world: sex, country), or 'none'",
     "conditioning": "conditioned corpora: 'tokens' (condition tokens in the padding; exported) or "
     "'global' (a vector added at every level; metrics only)",
     "condition_dropout": "conditioned corpora: how often each factor is left out of an item's condition",

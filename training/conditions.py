@@ -1,6 +1,6 @@
 """
-Conditions of a conditioned model (for names-era: sex and decade of birth), and how they become
-tokens.
+Conditions of a conditioned model (for names-era: sex and decade of birth; for names-world: sex
+and country), and how they become tokens.
 
 Every combination of factor values, each factor either given or left out, is a condition of its
 own, except the one with every factor left out, which is the plain boundary token (no condition).
@@ -24,12 +24,16 @@ import torch
 from torch import Tensor
 
 from training.corpus import DECADES, LAST_YEAR, SEXES
+from training.countries import CODES
 
-FACTORS: dict[str, tuple[Any, ...]] = {"sex": SEXES, "decade": DECADES}
-# how a request's fields map onto the factors: sex as it is; a year onto its decade
+# every factor a corpus can give its items: names-era gives sex and decade, names-world sex and
+# country (ISO 3166-1 alpha-2)
+FACTORS: dict[str, tuple[Any, ...]] = {"sex": SEXES, "decade": DECADES, "country": CODES}
+# how a request's fields map onto the factors: sex and country as they are; a year onto its decade
 REQUEST_FIELDS: dict[str, dict[str, Any]] = {
     "sex": {"factor": "sex", "values": list(SEXES)},
     "year": {"factor": "decade", "min": DECADES[0], "max": LAST_YEAR, "bucket": 10},
+    "country": {"factor": "country", "values": list(CODES)},
 }
 
 

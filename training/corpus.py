@@ -514,6 +514,15 @@ def _world_item(fields: list[str]) -> tuple[Hashable, WorldItem]:
     return (name, country, sex), WorldItem(name, country, sex, count)
 
 
+def read_conditioned(path: Path) -> tuple[list[EraItem] | list[WorldItem], str]:
+    """read_era() or read_world(), by the file's first line: a sex in its second field (names-era)
+    or a country code (names-world)."""
+    head = read_bytes(path).split(b"\n", 1)[0].split(b"\t")
+    if len(head) > 1 and head[1].decode("ascii", "replace") in SEXES:
+        return read_era(path)
+    return read_world(path)
+
+
 def read_world(path: Path) -> tuple[list[WorldItem], str]:
     """Read names-world (name<TAB>country<TAB>sex<TAB>count per line, UTF-8); return the items and
     the sha256 of the uncompressed text. CorpusError names the file and the first bad line."""

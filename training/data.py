@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from training.conditions import ConditionSpace
-from training.corpus import EraItem, read_items
+from training.corpus import EraItem, WorldItem, read_items
 from training.model import IGNORE_INDEX, HierarchicalModel
 
 # how a conditioned corpus's items are drawn in training, as a function of (births, births of the
@@ -186,7 +186,7 @@ class Corpus:
 
     texts: list[str]
     factors: list[dict[str, Any]] | None = None  # per item, e.g. {"sex": "F", "decade": 1920}
-    births: list[int] | None = None
+    births: list[int] | None = None  # per item: births, or the office's count (names-world)
 
     @classmethod
     def of_era(cls, items: list[EraItem]) -> Corpus:
@@ -194,6 +194,14 @@ class Corpus:
             [it.name for it in items],
             [{"sex": it.sex, "decade": it.decade} for it in items],
             [it.births for it in items],
+        )
+
+    @classmethod
+    def of_world(cls, items: list[WorldItem]) -> Corpus:
+        return cls(
+            [it.name for it in items],
+            [{"sex": it.sex, "country": it.country} for it in items],
+            [it.count for it in items],
         )
 
     def without(self, held: set[str]) -> Corpus:

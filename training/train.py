@@ -41,7 +41,16 @@ import torch
 from checkpoint_format import BOUNDARY
 from training.conditions import ConditionSpace
 from training.config import TrainConfig
-from training.corpus import NEUTRAL_RULE, is_conditioned, neutral_names, read_era, read_items, sha256_bytes
+from training.corpus import (
+    NEUTRAL_RULE,
+    EraItem,
+    WorldItem,
+    is_conditioned,
+    neutral_names,
+    read_conditioned,
+    read_items,
+    sha256_bytes,
+)
 from training.data import (
     WEIGHTINGS,
     Conditioner,
@@ -99,6 +108,12 @@ def train_model(
     space = None
     if corpus.factors is not None and cfg.conditions != "none":
         space = ConditionSpace.build(cfg.conditions.split(","))
+        lacking = [f for f in space.factors if f not in corpus.factors[0]]
+        if lacking:
+            raise ValueError(
+                f"--conditions {cfg.conditions!r}: the corpus gives its items "
+                f"{', '.join(corpus.factors[0])}, not {', '.join(lacking)}"
+            )
 
     torch.manual_seed(cfg.init_seed)
     model = HierarchicalModel(cfg.model_config(len(vocab), len(space) if space else 0))
@@ -133,8 +148,8 @@ def encode_parts(
     rows_of = {
         k: [i for i, s in enumerate(corpus.texts) if part_of[s] == k] for k in ("train", "val", "test")
     }
-    cells: dict[tuple[Any, ...], float] = {}  # births by sex and decade, for "share" weighting
-    cell_of: list[tuple[Any, ...]] = []  # each item's sex and decade, as a key of `cells`
+    cells: dict[tuple[Any, ...], float] = {}  # births by sex and decade (country), for "share" weighting
+    cell_of: list[tuple[Any, ...]] = []  # each item's sex and decade (country), as a key of `cells`
     if corpus.factors is not None and corpus.births is not None:
         cell_of = [tuple(sorted(f.items())) for f in corpus.factors]
         for key, b in zip(cell_of, corpus.births, strict=True):
@@ -268,14 +283,15 @@ def _check_init(a: ModelConfig, init_vocab: list[str], b: ModelConfig, vocab: li
 def _by_condition(
     model: HierarchicalModel, test: Encoded, cond: Conditioner | None, corpus: Corpus, rows: list[int]
 ) -> dict[str, Any]:
-    """Test loss by sex and decade (each item given its own condition, when the model has
-    conditions), and over all items weighted by births."""
+    """Test loss by sex and by the corpus's other factor, decade or country (each item given its own
+    condition, when the model has conditions), and over all items weighted by births (counts)."""
     sums, counts = item_losses(model, test, cond)
     assert corpus.factors is not None and test.births is not None
     groups: dict[str, dict[str, list[float]]] = {}
     for j, i in enumerate(rows):
         f = corpus.factors[i]
-        cell = groups.setdefault(str(f["sex"]), {}).setdefault(str(f["decade"]), [0.0, 0.0])
+        other = f["decade"] if "decade" in f else f["country"]
+        cell = groups.setdefault(str(f["sex"]), {}).setdefault(str(other), [0.0, 0.0])
         cell[0] += float(sums[j])
         cell[1] += int(counts[j])
     w = test.births
@@ -320,11 +336,15 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     items: list[str] | Corpus
     neutral: list[str] | None = None
     if is_conditioned(corpus_path):
-        era, sha = read_era(corpus_path)
-        items = Corpus.of_era(era)
-        neutral = neutral_names(era)
+        conditioned, sha = read_conditioned(corpus_path)
+        if all(isinstance(it, EraItem) for it in conditioned):
+            era = [it for it in conditioned if isinstance(it, EraItem)]
+            items = Corpus.of_era(era)
+            neutral = neutral_names(era)
+        else:
+            items = Corpus.of_world([it for it in conditioned if isinstance(it, WorldItem)])
         names = list(dict.fromkeys(items.texts))  # the checkpoint's items: every distinct name
-        n_items = len(era)
+        n_items = len(conditioned)
     else:
         if cfg.conditioning == "global" or cfg.weighting != "none":
             raise ValueError("--conditioning global and --weighting apply to conditioned corpora (*.tsv.gz)")

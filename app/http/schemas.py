@@ -74,6 +74,15 @@ Year = Field(
     examples=[1925],
 )
 
+Country = Field(
+    None,
+    min_length=1,
+    max_length=32,
+    description="condition: a country, as its ISO 3166-1 alpha-2 code in any case (FR, ru), for models "
+    "that take it (GET /models lists each model's countries); left out, the model's names of any country",
+    examples=["FR"],
+)
+
 
 class RequestModel(BaseModel):
     """A request body: unknown fields refused, and JSON types taken as they are (strict): `true`
@@ -90,6 +99,7 @@ class ConditionFields(RequestModel):
 
     sex: str | None = Sex
     year: int | None = Year
+    country: str | None = Country
 
     def condition_values(self) -> dict[str, str | int]:
         """The condition fields the request sets, by name."""

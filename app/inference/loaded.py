@@ -22,8 +22,8 @@ NEUTRAL_SEX = "neutral"  # the sex value that asks for both sexes' conditions at
 @dataclass(frozen=True)
 class ConditionField:
     """A request field that conditions a model: `sex` (one of `values`, or with two of them,
-    "neutral": both at once) or `year` (min..max, mapped onto a factor value, its bucket: 1925 ->
-    1920)."""
+    "neutral": both at once), `country` (one of `values`, any case) or `year` (min..max, mapped onto
+    a factor value, its bucket: 1925 -> 1920)."""
 
     name: str
     factor: str
@@ -53,6 +53,8 @@ class ConditionField:
             return f"a year from {self.min} to {self.max}"
         if self.pair_of(NEUTRAL_SEX):
             return f"{', '.join(self.values)} or {NEUTRAL_SEX}"
+        if len(self.values) > 2:  # country: the codes the model was trained on
+            return f"one of {', '.join(self.values)}"
         return " or ".join(self.values)
 
     def factor_values(self) -> list[str | int]:

@@ -19,7 +19,7 @@ const state = {
   ncSeq: 0,
 };
 
-const GENERATE_SKIP = new Set(["model", "sex", "year"]);  // the model picker and the condition controls
+const GENERATE_SKIP = new Set(["model", "sex", "year", "country"]);  // the model picker and the condition controls
 const $ = (id) => document.getElementById(id);
 
 // -- talking to the API --------------------------------------------------------------------------
@@ -274,6 +274,7 @@ async function generate() {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "name";
+    button.dir = "auto";  // a Hebrew name reads right to left
     button.textContent = name;
     button.addEventListener("click", () => copy(name, "generate-status"));
     const meta = document.createElement("span");
@@ -418,6 +419,7 @@ function drawScores() {
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       td.textContent = text;
+      if (i === 0) td.dir = "auto";
       if (i >= 1 && i <= 3) td.className = "num";
       tr.append(td);
     });

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import era_sample
+from tests.conftest import era_sample, read_checkpoint, world_sample
 from training.__main__ import main
 from training.config import TrainConfig
 from training.corpus import read_items
+from training.countries import CODES
 from training.data import split_items
 from training.train import train_model
 
@@ -160,6 +161,41 @@ def test_a_conditioned_corpus_is_split_by_name_and_reports_by_condition(tmp_path
     assert set(by) == {"F", "M"} and "1920" in by["F"]
     assert result.space is not None and len(result.space) == 47  # 3 x 16 - 1 (decades 1880-2020)
     assert result.model.wte.num_embeddings == len(result.vocab) + 47
+
+
+def test_the_world_corpus_trains_a_model_conditioned_on_sex_and_country(tmp_path: Path) -> None:
+    from app.inference.checkpoint import load_checkpoint
+    from training.train import run
+
+    corpus = world_sample(tmp_path, 400)
+    quick = {**TINY, "steps": 20, "eval_interval": 10, "hidden": (16, 16, 16, 16)}
+    meta = run(
+        TrainConfig(
+            corpus=str(corpus), name="world", out=str(tmp_path / "m"), conditions="sex,country", **quick
+        )
+    )
+    assert {"א", "я", "ø", "é"} <= set(meta["vocab"])  # Hebrew, Cyrillic, Danish, French letters
+    conditions = meta["conditions"]
+    assert conditions["factors"]["country"] == list(CODES) and conditions["factors"]["sex"] == ["F", "M"]
+    assert conditions["fields"]["country"] == {"factor": "country", "values": list(CODES)}
+    assert len(conditions["tokens"]) == 3 * (len(CODES) + 1) - 1
+    by = meta["metrics"]["test_loss_by_condition"]
+    assert set(by) == {"F", "M"} and set(by["F"]) <= set(CODES) and "RU" in by["M"]
+    # the service loads it (its checks run every condition's steps against forward)
+    loaded = load_checkpoint(tmp_path / "m" / "world.pt")
+    assert loaded.conditions is not None and "country" in loaded.conditions.fields
+    _, extra = read_checkpoint(tmp_path / "m" / "world.pt")
+    items = extra["items.txt"].splitlines()
+    assert any("а" <= name[0] <= "я" for name in items) and any("א" <= name[0] <= "ת" for name in items)
+
+
+def test_conditions_the_corpus_does_not_give_are_refused(tmp_path: Path) -> None:
+    from training.train import run
+
+    corpus = str(world_sample(tmp_path, 400))
+    with pytest.raises(ValueError, match="gives its items sex, country, not decade"):
+        run(TrainConfig(corpus=corpus, name="world", out=str(tmp_path / "m"), **{**TINY, "steps": 1}))
+    assert not (tmp_path / "m").exists()
 
 
 def test_share_weighting_gives_every_sex_and_decade_the_same_weight(tmp_path: Path) -> None:

@@ -163,6 +163,7 @@ class GenerateOptions(TypedDict, total=False):
     lowercase: bool
     sex: str
     year: int
+    country: str
 
 
 class FullNameOptions(GenerateOptions, total=False):
@@ -176,12 +177,14 @@ class NextCharOptions(TypedDict, total=False):
     top_k: int
     sex: str
     year: int
+    country: str
 
 
 class ScoreOptions(TypedDict, total=False):
     model: str
     sex: str
     year: int
+    country: str
 
 
 class Options(TypedDict, total=False):
