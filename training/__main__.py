@@ -12,6 +12,7 @@ namegen's training command line.
     python -m training sexes --female models/names-female.pt --male models/names-male.pt \
         --era models/names-era.pt                # other-sex share, neutral names
     python -m training ensemble a.pt b.pt --corpus resources/names.txt --name names --out models
+    python -m training world models/names-world.pt --single runs/world-single   # per-country table
 
 Bad input (a missing or tiny corpus, a bad flag value) prints one line `error: ...` and exits 2,
 with nothing written to the output folder.
@@ -24,7 +25,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from training import ensemble, evaluate, score, sexes, wordlists
+from training import ensemble, evaluate, score, sexes, wordlists, world
 from training.config import TrainConfig
 from training.corpus import CorpusError, build_corpora
 from training.export import reexport
@@ -43,6 +44,10 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def _paths(text: str) -> tuple[str, ...]:
     return tuple(p for p in text.split(",") if p)
+
+
+def _codes(text: str) -> tuple[str, ...]:
+    return tuple(c.strip().upper() for c in text.split(",") if c.strip())
 
 
 HELP = {
@@ -76,6 +81,8 @@ HELP = {
     "by share (births within the item's sex and decade), or share-sqrt (births within it, and each sex "
     "and decade by the square root of its births)",
     "init": "a checkpoint to start from (fine-tuning); same architecture",
+    "countries": "names-world only: train on these countries' names alone (comma-separated ISO codes); "
+    "the split stays the whole corpus's, so the held-out names are the shared model's",
     "exclude_held_out": "comma-separated corpora whose own validation and test items (same seed and "
     "fractions) are left out of this corpus; if this corpus is among them, out of its training part only",
 }
@@ -108,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(python -m training sexes -h)",
     )
     sub.add_parser(
+        "world",
+        add_help=False,
+        help="per-country test loss against one-country models and Markov chains, and country fit, of a "
+        "model conditioned on country (python -m training world -h)",
+    )
+    sub.add_parser(
         "score",
         add_help=False,
         help="test loss of a checkpoint on a corpus's test split (python -m training score -h)",
@@ -129,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
         elif f.name == "exclude_held_out":
             train.add_argument(flag, type=_paths, default=default, metavar="CORPUS,...", help=HELP[f.name])
+        elif f.name == "countries":
+            train.add_argument(flag, type=_codes, default=default, metavar="CC,...", help=HELP[f.name])
         elif f.name == "hidden":
             train.add_argument(
                 flag,
@@ -154,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return sexes.main(argv[1:])
     if argv[:1] == ["ensemble"]:
         return ensemble.main(argv[1:])
+    if argv[:1] == ["world"]:
+        return world.main(argv[1:])
     if argv[:1] == ["wordlists"]:
         for path in wordlists.build():
             print(f"{path}: written")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from checkpoint_format import MODEL_NAME_RE
 from training.conditions import ConditionSpace
+from training.countries import CODES
 from training.data import WEIGHTINGS
 from training.model import ModelConfig
 
@@ -46,6 +47,9 @@ class TrainConfig:
     conditioning: str = "tokens"  # "tokens" (exported) or "global" (compared in training only)
     condition_dropout: float = 0.1  # each factor is left out of an item's condition this often
     weighting: str = "none"  # how items are drawn ("none": alike; see WEIGHTINGS)
+    # names-world only: train on these countries' items alone. The split stays the whole corpus's
+    # (by name), so a one-country model is tested on the same held-out names as the shared one
+    countries: tuple[str, ...] = ()
     # fine-tuning and pretraining
     init: str = ""  # checkpoint to start from (same architecture and vocabulary)
     exclude_held_out: tuple[str, ...] = ()  # corpora whose own val/test items are left out of this one
@@ -85,6 +89,11 @@ class TrainConfig:
             raise ValueError(f"--condition-dropout must be in [0, 1), got {self.condition_dropout}")
         if self.conditions != "none":
             ConditionSpace.build(self.conditions.split(","))
+        unknown = [c for c in self.countries if c not in CODES]
+        if unknown or len(set(self.countries)) != len(self.countries):
+            raise ValueError(
+                f"--countries must be distinct codes of {', '.join(CODES)}, got {','.join(self.countries)!r}"
+            )
         self.model_config(2, 0).validate()
 
     @property

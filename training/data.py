@@ -41,6 +41,16 @@ class Split:
     val: list[str]
     test: list[str]
 
+    def only(self, names: set[str]) -> Split:
+        """The same split, each part keeping only `names`; every part must keep one."""
+        kept = Split(*([s for s in part if s in names] for part in (self.train, self.val, self.test)))
+        if not (kept.train and kept.val and kept.test):
+            raise ValueError(
+                f"the corpus's split leaves {len(kept.train)}/{len(kept.val)}/{len(kept.test)} "
+                "train/val/test names to these items; every part needs one"
+            )
+        return kept
+
     def without_in_training(self, names: set[str]) -> Split:
         """The same split with `names` left out of its training part (validation and test keep theirs)."""
         return Split([s for s in self.train if s not in names], self.val, self.test)
@@ -204,8 +214,17 @@ class Corpus:
             [it.count for it in items],
         )
 
+    def of_countries(self, codes: tuple[str, ...]) -> Corpus:
+        """The items of these countries alone (a names-world corpus); ValueError for another corpus."""
+        if not self.factors or "country" not in self.factors[0]:
+            raise ValueError("--countries applies to a corpus whose items have a country (names-world)")
+        keep = [i for i, f in enumerate(self.factors) if f["country"] in codes]
+        return self.subset(keep)
+
     def without(self, held: set[str]) -> Corpus:
-        keep = [i for i, s in enumerate(self.texts) if s not in held]
+        return self.subset([i for i, s in enumerate(self.texts) if s not in held])
+
+    def subset(self, keep: list[int]) -> Corpus:
         return Corpus(
             [self.texts[i] for i in keep],
             None if self.factors is None else [self.factors[i] for i in keep],

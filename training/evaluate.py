@@ -46,14 +46,17 @@ class Checkpoint:
         self.path = path
         self.meta: dict[str, Any] = json.loads(extra[META_FILE])
         self.vocab: list[str] = self.meta["vocab"]
+        conditions = self.meta.get("conditions", {})
+        self.factors: list[str] = list(conditions.get("factors", {}))
         self.tokens = {
-            (t.get("sex"), t.get("decade")): t["token"]
-            for t in self.meta.get("conditions", {}).get("tokens", [])
+            tuple(t.get(f) for f in self.factors): t["token"] for t in conditions.get("tokens", [])
         }
 
-    def token(self, sex: str | None, decade: int | None) -> int:
-        """The start token for a condition; the boundary (0) for a model without conditions."""
-        return self.tokens.get((sex, decade), 0) if self.tokens else 0
+    def token(self, **values: Any) -> int:
+        """The start token for a condition (factor=value; a factor left out or None: not given);
+        the boundary (0) for a model without conditions or with every factor left out."""
+        key = tuple(values.get(f) for f in self.factors)
+        return self.tokens.get(key, 0) if self.tokens else 0
 
     @torch.inference_mode()
     def sample(self, start: int, n: int, seed: int) -> list[str]:
@@ -106,7 +109,7 @@ def period_fit(
     fit: dict[str, dict[int, dict[str, Any]]] = {s: {} for s in SEXES}
     for i, sex in enumerate(SEXES):
         for j, decade in enumerate(DECADES):
-            names = model.sample(model.token(sex, decade), samples, seed + 1000 * i + j)
+            names = model.sample(model.token(sex=sex, decade=decade), samples, seed + 1000 * i + j)
             real = [peaks[sex][n] for n in names if n in peaks[sex]]
             counts = {d: real.count(d) for d in DECADES}
             share = sum(near(p, decade) for p in real) / len(real) if real else 0.0

@@ -154,11 +154,11 @@ def neutral_shares(
     what the mean of the two distributions proposes, and what the service's keep rule keeps (a real
     name the model's data calls neutral; an invented one with a gap under log 2)."""
     ckpt = Checkpoint(path)
-    f, m = ckpt.token("F", decade), ckpt.token("M", decade)
+    f, m = ckpt.token(sex="F", decade=decade), ckpt.token(sex="M", decade=decade)
     if decade is not None and (f == 0 or m == 0):
         raise ValueError(f"{path} has no condition for the {decade}s")
     proposed = sample_pair(ckpt, f, m, samples, seed)
-    either = ckpt.sample(ckpt.token(None, decade), samples, seed)
+    either = ckpt.sample(ckpt.token(decade=decade), samples, seed)
     listed = set(ckpt.meta.get("neutral", {}).get("names", ()))
 
     def gaps(names: list[str]) -> list[float]:

@@ -101,6 +101,9 @@ def train_model(
     corpus = items if isinstance(items, Corpus) else Corpus(list(items))
     # by name: for a conditioned corpus the same name stands in several items, all in one part
     split = split_items(list(dict.fromkeys(corpus.texts)), cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    if cfg.countries:  # after the split, which stays the whole corpus's
+        corpus = corpus.of_countries(cfg.countries)
+        split = split.only(set(corpus.texts))
     vocab = [BOUNDARY, *sorted({c for s in corpus.texts for c in s})]
     if train_only:
         split = split.without_in_training(train_only)

@@ -189,6 +189,27 @@ def test_the_world_corpus_trains_a_model_conditioned_on_sex_and_country(tmp_path
     assert any("а" <= name[0] <= "я" for name in items) and any("א" <= name[0] <= "ת" for name in items)
 
 
+def test_a_one_country_model_keeps_the_whole_corpus_split(tmp_path: Path) -> None:
+    """--countries trains on one country's names, tested on the names the shared model holds out."""
+    from training.corpus import read_world
+    from training.data import Corpus
+
+    items, _ = read_world(world_sample(tmp_path, 50))
+    quick = {**TINY, "steps": 10, "eval_interval": 10, "hidden": (16, 16, 16, 16)}
+    shared = train_model(TrainConfig(name="world", conditions="sex,country", **quick), Corpus.of_world(items))
+    french = train_model(
+        TrainConfig(name="fr", conditions="sex", countries=("FR",), **quick), Corpus.of_world(items)
+    )
+    names_fr = {it.name for it in items if it.country == "FR"}
+    for part in ("train", "val", "test"):
+        assert set(getattr(french.split, part)) == set(getattr(shared.split, part)) & names_fr
+    assert set(french.vocab) < set(shared.vocab) and "я" not in french.vocab
+    with pytest.raises(ValueError, match="--countries must be distinct codes of AT, AU"):
+        TrainConfig(name="x", countries=("FR", "XX")).validate()
+    with pytest.raises(ValueError, match="applies to a corpus whose items have a country"):
+        train_model(TrainConfig(name="x", countries=("FR",), **quick), [f"name{c}" for c in "abcdefghijkl"])
+
+
 def test_conditions_the_corpus_does_not_give_are_refused(tmp_path: Path) -> None:
     from training.train import run
 
