@@ -187,6 +187,18 @@ def loss_table(models: dict[str, Checkpoint]) -> list[str]:
     return lines
 
 
+def parse_sampling(parser: argparse.ArgumentParser, argv: list[str] | None, per: str) -> argparse.Namespace:
+    """Add the sampling flags (--samples per `per`, --seed, --threads) a sampling tool shares, parse
+    argv, and set torch's threads."""
+    parser.add_argument("--samples", type=int, default=1000, help=f"names generated per {per}")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training evaluate", description=__doc__.split("\n")[1])
     parser.add_argument(
@@ -196,12 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--corpus", type=Path, default=Path("resources/names-era.tsv.gz"), help="the era corpus"
     )
-    parser.add_argument("--samples", type=int, default=1000, help="names generated per sex and decade")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_sampling(parser, argv, "sex and decade")
     model = Checkpoint(args.model)
     if not model.tokens:
         parser.error(f"{args.model} declares no conditions")

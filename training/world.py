@@ -31,12 +31,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from training.config import TrainConfig
 from training.corpus import CorpusError, WorldItem, read_world
 from training.data import split_items
-from training.evaluate import Checkpoint
+from training.evaluate import Checkpoint, parse_sampling
 from training.markov import Markov
 from training.score import score_names
 
@@ -148,12 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "--corpus", type=Path, default=Path("resources/names-world.tsv.gz"), help="the names-world corpus"
     )
     parser.add_argument("--single", type=Path, help="a folder of one-country models, world-<cc>.pt")
-    parser.add_argument("--samples", type=int, default=1000, help="names generated per country")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_sampling(parser, argv, "country")
     try:
         if args.samples < 1:
             raise ValueError(f"--samples must be a positive integer, got {args.samples}")
