@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,14 @@ def _check_meta(path: Path, raw: bytes | None) -> dict[str, Any]:
     ):
         raise CheckpointError(
             f"{path}: vocab must be distinct single characters with the boundary {BOUNDARY!r} first"
+        )
+    # any script's letters, each as NFC writes it: requests are normalised to NFC before they are
+    # matched against the vocabulary, so a character NFC rewrites could never be asked for
+    odd = [c for c in vocab[1:] if not c.isprintable() or unicodedata.normalize("NFC", c) != c]
+    if odd:
+        raise CheckpointError(
+            f"{path}: vocab characters must be printable and in NFC; these are not: "
+            f"{', '.join(f'U+{ord(c):04X}' for c in odd)}"
         )
     if meta["context_length"] < 1:
         raise CheckpointError(f"{path}: context_length must be positive")

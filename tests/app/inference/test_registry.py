@@ -73,6 +73,12 @@ def wrong_vocab_size(d: Path) -> Path:
     return resave(SOURCE, d / "vocab3.pt", meta, "anna\n")
 
 
+def vocab_not_nfc(d: Path) -> Path:
+    meta = good_meta()
+    meta["vocab"][5] = "\u212b"  # ANGSTROM SIGN, which NFC writes as Å
+    return resave(SOURCE, d / "nfc.pt", {**meta, "name": "nfc"}, "anna\n")
+
+
 def no_items(d: Path) -> Path:
     return resave(SOURCE, d / "noitems.pt", good_meta(), None)
 
@@ -101,6 +107,7 @@ FAULTS = [
     (bad_json, "meta.json is not valid JSON"),
     (meta_lacking_vocab, "lacks vocab"),
     (wrong_vocab_size, "forward must return (B, 3) logits"),
+    (vocab_not_nfc, "vocab characters must be printable and in NFC; these are not: U+212B"),
     (no_items, "no items.txt"),
     (digests_missing, "format 2 needs digests.json"),
     (renamed, "holds model 'names-male'; a checkpoint is named after its model"),
