@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,21 @@ def era_sample(folder: Path, every: int) -> Path:
 
 
 def world_sample(folder: Path, every: int) -> Path:
-    """Every `every`-th line of the names-world corpus, as a corpus file of its own in `folder`."""
+    """Every `every`-th line of the names-world corpus, as a corpus file of its own in `folder`, with
+    a corpora.json beside it that describes it as resources/corpora.json does the whole corpus (each
+    country's office and licence, and its girls' and boys' names counted in the sample)."""
     lines = gzip.decompress((RESOURCES / "names-world.tsv.gz").read_bytes()).splitlines(keepends=True)
+    kept = lines[::every]
     path = folder / "world.tsv.gz"
-    path.write_bytes(gzip.compress(b"".join(lines[::every])))
+    path.write_bytes(gzip.compress(b"".join(kept)))
+    entry = json.loads((RESOURCES / "corpora.json").read_text())["names-world"]
+    countries = {code: {**c, "female": 0, "male": 0} for code, c in entry["countries"].items()}
+    for line in kept:
+        _, code, sex, _ = line.decode().split("\t")
+        countries[code]["female" if sex == "F" else "male"] += 1
+    sample = {**entry, "sha256": hashlib.sha256(b"".join(kept)).hexdigest(), "items": len(kept)}
+    sample["countries"] = {code: c for code, c in countries.items() if c["female"] + c["male"]}
+    (folder / "corpora.json").write_text(json.dumps({"world": sample}))
     return path
 
 

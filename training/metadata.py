@@ -74,6 +74,8 @@ def build_meta(
         "torch_version": torch.__version__,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    if isinstance(prov.get("countries"), dict):
+        meta["corpus"]["countries"] = _countries(prov["countries"], cfg.countries)
     if result.space is not None:
         meta["architecture"]["conditions"] = len(result.space)
         meta["conditions"] = result.space.meta(len(result.vocab), cfg.condition_dropout)
@@ -82,6 +84,21 @@ def build_meta(
         meta["training"]["pretrained"] = pretrained
         meta["training"]["chain_wall_time_s"] = round(result.wall_time_s + pretrained["chain_wall_time_s"], 1)
     return meta
+
+
+# what /models shows of each country of a names-world corpus (corpora.json has more: how its lines
+# were read and which were left out)
+COUNTRY_FIELDS = ("country", "office", "counts", "licence", "female", "male")
+
+
+def _countries(entries: dict[str, dict[str, Any]], only: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Each country the model was trained on: its name, office, what a count is, licence, and its
+    girls' and boys' names in the corpus."""
+    return {
+        code: {k: entry[k] for k in COUNTRY_FIELDS if k in entry}
+        for code, entry in sorted(entries.items())
+        if not only or code in only
+    }
 
 
 def _flags(cfg: TrainConfig) -> list[str]:

@@ -122,6 +122,15 @@ class ModelMetrics(BaseModel):
     test_loss: float = Field(description="nats per character on the held-out test split")
 
 
+class CountryInfo(BaseModel):
+    country: str = Field(description="the country's name, in English")
+    office: str = Field(description="the statistics office or civil register that publishes the counts")
+    counts: str = Field(description="what a count is: births in which years, or people living when")
+    licence: str = Field(description="the licence the office publishes the counts under")
+    female: int = Field(description="girls' names of the country in the corpus")
+    male: int = Field(description="boys' names of the country in the corpus")
+
+
 class CorpusInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -130,6 +139,11 @@ class CorpusInfo(BaseModel):
     licence: str = Field(description="the data's and the package's licences")
     items: int = Field(description="items (lines) in the corpus")
     sha256: str = Field(description="sha256 of the corpus file (uncompressed)")
+    countries: dict[str, CountryInfo] | None = Field(
+        None,
+        description="a corpus of several countries (names-world): each country the model was trained "
+        "on, by ISO 3166-1 alpha-2 code, with its office, counts, licence and names; null: one country",
+    )
 
 
 class IntegrityInfo(BaseModel):

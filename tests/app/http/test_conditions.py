@@ -7,20 +7,15 @@ place the condition token alike."""
 from __future__ import annotations
 
 import math
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from checkpoint_format import sha256_hex, write_manifest
-from tests.app.conftest import REPO_MODELS, app_client
+from tests.app.conftest import REPO_MODELS, tiny_models
 from tests.conftest import era_sample
-from training.config import TrainConfig
 from training.corpus import read_era
 from training.data import Conditioner, Corpus, Encoded, item_losses
-from training.train import run
 
 pytestmark = pytest.mark.anyio
 ERA = REPO_MODELS.parent / "resources" / "names-era.tsv.gz"
@@ -31,67 +26,47 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with `names` and a tiny conditioned model, `era`, trained on every 40th line of
     the names-era corpus."""
     work = tmp_path_factory.mktemp("era")
-    corpus = era_sample(work, 40)
-    out = work / "models"
-    cfg = TrainConfig(
-        corpus=str(corpus), name="era", out=str(out), n_embd=8, hidden=(16, 16, 16, 16), steps=60,
-        batch_size=64, eval_interval=30, progress=False, threads=1,
-    )  # fmt: skip
-    run(cfg)
-    shutil.copy(REPO_MODELS / "names.pt", out / "names.pt")
-    write_manifest(out, {"names.pt": sha256_hex((out / "names.pt").read_bytes())})  # beside era's line
-    return out
+    return tiny_models(work, era_sample(work, 40), "era")
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def client(models: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(models_dir=models) as c:
-        yield c
-
-
-async def test_models_list_the_conditions(client: httpx.AsyncClient) -> None:
-    era = (await client.get("/models/era")).json()["conditions"]
+async def test_models_list_the_conditions(served: httpx.AsyncClient) -> None:
+    era = (await served.get("/models/era")).json()["conditions"]
     assert era["fields"]["sex"]["values"] == ["F", "M"]
     assert era["fields"]["sex"]["pairs"] == {"neutral": ["F", "M"]}
     assert (era["fields"]["year"]["min"], era["fields"]["year"]["max"]) == (1880, 2024)
     assert era["factors"]["decade"][0] == 1880 and "left out" in era["absent"]
-    assert (await client.get("/models/names")).json()["conditions"] is None
+    assert (await served.get("/models/names")).json()["conditions"] is None
 
 
-async def test_generate_with_a_condition_reproduces_and_echoes_it(client: httpx.AsyncClient) -> None:
+async def test_generate_with_a_condition_reproduces_and_echoes_it(served: httpx.AsyncClient) -> None:
     body = {"model": "era", "n": 20, "seed": 5, "sex": "f", "year": 1925}
-    a = (await client.post("/generate", json=body)).json()
-    b = (await client.get("/generate", params=body)).json()
-    again = (await client.post("/generate", json=body)).json()
+    a = (await served.post("/generate", json=body)).json()
+    b = (await served.get("/generate", params=body)).json()
+    again = (await served.post("/generate", json=body)).json()
     assert a == b == again and a["count"] == 20
     assert a["condition"] == {"sex": "F", "decade": 1920}
-    boys = (await client.post("/generate", json={**body, "sex": "M"})).json()
-    plain = (await client.post("/generate", json={"model": "era", "n": 20, "seed": 5})).json()
+    boys = (await served.post("/generate", json={**body, "sex": "M"})).json()
+    plain = (await served.post("/generate", json={"model": "era", "n": 20, "seed": 5})).json()
     assert boys["names"] != a["names"] and plain["names"] != a["names"] and plain["condition"] is None
-    sex_only = (await client.post("/generate", json={"model": "era", "n": 3, "seed": 5, "sex": "M"})).json()
+    sex_only = (await served.post("/generate", json={"model": "era", "n": 3, "seed": 5, "sex": "M"})).json()
     assert sex_only["condition"] == {"sex": "M"}
-    same_decade = (await client.post("/generate", json={**body, "year": 1929})).json()
+    same_decade = (await served.post("/generate", json={**body, "year": 1929})).json()
     assert same_decade["names"] == a["names"]  # a year is used as its decade
 
 
-async def test_next_char_and_score_take_conditions(client: httpx.AsyncClient) -> None:
+async def test_next_char_and_score_take_conditions(served: httpx.AsyncClient) -> None:
     fields = {"model": "era", "sex": "F", "year": 1950}
-    dist = (await client.post("/next-char", json={**fields, "prefix": "ma"})).json()
+    dist = (await served.post("/next-char", json={**fields, "prefix": "ma"})).json()
     assert dist["condition"] == {"sex": "F", "decade": 1950}
     assert math.isclose(sum(d["prob"] for d in dist["distribution"]), 1.0)
-    other = (await client.get("/next-char", params={**fields, "prefix": "ma", "year": 2010})).json()
+    other = (await served.get("/next-char", params={**fields, "prefix": "ma", "year": 2010})).json()
     assert other["distribution"] != dist["distribution"]
-    scores = (await client.post("/score", json={**fields, "names": ["linda"]})).json()
+    scores = (await served.post("/score", json={**fields, "names": ["linda"]})).json()
     assert scores["condition"] == {"sex": "F", "decade": 1950} and scores["scores"][0]["logprob"] < 0
 
 
 async def test_score_equals_the_trainings_loss_for_the_same_item(
-    client: httpx.AsyncClient, models: Path
+    served: httpx.AsyncClient, models: Path
 ) -> None:
     """The service primes a row with the condition token filling the context, the trainer pads
     with it: the same log-probability either way."""
@@ -109,18 +84,18 @@ async def test_score_equals_the_trainings_loss_for_the_same_item(
     sums, _ = item_losses(model, data, cond)
     for it, nats in zip(picked, sums.tolist(), strict=True):
         body = {"model": "era", "names": [it.name], "sex": it.sex, "year": it.decade}
-        served = (await client.post("/score", json=body)).json()["scores"][0]["logprob"]
-        assert math.isclose(-served, nats, rel_tol=1e-4), (it, served, nats)
+        logprob = (await served.post("/score", json=body)).json()["scores"][0]["logprob"]
+        assert math.isclose(-logprob, nats, rel_tol=1e-4), (it, logprob, nats)
 
 
-async def test_neutral_is_both_sexes_at_once(client: httpx.AsyncClient) -> None:
+async def test_neutral_is_both_sexes_at_once(served: httpx.AsyncClient) -> None:
     """sex neutral: the next-character distribution is the normalised geometric mean of the girl's
     and the boy's (same year), a name's score adds up its logarithms, and seeded names reproduce,
     alone or beside other requests."""
     fields = {"model": "era", "year": 1995, "prefix": "ja"}
     dist = {}
     for sex in ("F", "M", "neutral"):
-        body = (await client.post("/next-char", json={**fields, "sex": sex})).json()
+        body = (await served.post("/next-char", json={**fields, "sex": sex})).json()
         dist[sex] = {d["char"]: d["prob"] for d in body["distribution"]}
     assert body["condition"] == {"sex": "neutral", "decade": 1990}
     geo = {c: math.sqrt(dist["F"][c] * dist["M"][c]) for c in dist["F"]}
@@ -133,31 +108,31 @@ async def test_neutral_is_both_sexes_at_once(client: httpx.AsyncClient) -> None:
     name, logprob = "jan", 0.0
     for i in range(len(name) + 1):
         body = {"model": "era", "year": 1995, "sex": "neutral", "prefix": name[:i]}
-        step = (await client.post("/next-char", json=body)).json()["distribution"]
+        step = (await served.post("/next-char", json=body)).json()["distribution"]
         want = name[i] if i < len(name) else "<end>"
         logprob += math.log(next(d["prob"] for d in step if d["char"] == want))
-    scored = await client.post(
+    scored = await served.post(
         "/score", json={"model": "era", "year": 1995, "sex": "NEUTRAL", "names": [name]}
     )
     assert scored.json()["condition"] == {"sex": "neutral", "decade": 1990}
     assert math.isclose(scored.json()["scores"][0]["logprob"], logprob, rel_tol=1e-5)
 
     gen = {"model": "era", "n": 12, "seed": 3, "sex": "neutral", "year": 2005}
-    a = (await client.post("/generate", json=gen)).json()
-    b = (await client.get("/generate", params=gen)).json()
+    a = (await served.post("/generate", json=gen)).json()
+    b = (await served.get("/generate", params=gen)).json()
     assert a == b and a["count"] == 12 and a["condition"] == {"sex": "neutral", "decade": 2000}
-    girls = (await client.post("/generate", json={**gen, "sex": "F"})).json()
+    girls = (await served.post("/generate", json={**gen, "sex": "F"})).json()
     assert girls["names"] != a["names"]
-    full = (await client.post("/generate", json={**gen, "full": True, "family_model": "names"})).json()
+    full = (await served.post("/generate", json={**gen, "full": True, "family_model": "names"})).json()
     assert full["count"] == 12 and full["condition"] == {"sex": "neutral", "decade": 2000}
 
 
 async def test_score_and_full_names_say_whether_a_real_name_is_neutral(
-    client: httpx.AsyncClient, models: Path
+    served: httpx.AsyncClient, models: Path
 ) -> None:
     """A model whose data names a gender-neutral rule says, for a name, whether it meets it; one
     that names none says nothing (null)."""
-    info = (await client.get("/models/era")).json()
+    info = (await served.get("/models/era")).json()
     assert "a third" in info["neutral_rule"] and info["neutral_names"] > 0
     from training.export import load_trained
 
@@ -165,15 +140,15 @@ async def test_score_and_full_names_say_whether_a_real_name_is_neutral(
     neutral = meta["neutral"]["names"]
     plain = [n for n in ("mary", "john", "james", "linda") if n not in neutral]
     body = {"model": "era", "names": [neutral[0], *plain]}
-    scores = (await client.post("/score", json=body)).json()["scores"]
+    scores = (await served.post("/score", json=body)).json()["scores"]
     assert [s["neutral"] for s in scores] == [True] + [False] * len(plain)
-    on_names = (await client.post("/score", json={"model": "names", "names": ["riley"]})).json()
+    on_names = (await served.post("/score", json={"model": "names", "names": ["riley"]})).json()
     assert (
         on_names["scores"][0]["neutral"] is None
-        and (await client.get("/models/names")).json()["neutral_rule"] is None
+        and (await served.get("/models/names")).json()["neutral_rule"] is None
     )
     body = {"model": "era", "n": 30, "seed": 1, "full": True, "family_model": "names", "lowercase": True}
-    full = (await client.post("/generate", json=body)).json()
+    full = (await served.post("/generate", json=body)).json()
     parts = full["full_names"]
     assert len(parts) == 30 and [f["neutral"] for f in parts] == [f["given"] in neutral for f in parts]
 
@@ -202,13 +177,13 @@ async def test_score_and_full_names_say_whether_a_real_name_is_neutral(
     ],
 )
 async def test_bad_conditions_are_422_naming_the_field(
-    client: httpx.AsyncClient, path: str, params: dict[str, object], field: str, message: str
+    served: httpx.AsyncClient, path: str, params: dict[str, object], field: str, message: str
 ) -> None:
-    for resp in (await client.get(path, params=params), await client.post(path, json=params)):
+    for resp in (await served.get(path, params=params), await served.post(path, json=params)):
         assert resp.status_code == 422, resp.text
         detail = resp.json()["detail"]
         assert detail[0]["loc"][-1] == field and message in detail[0]["msg"], detail
-    scored = await client.post("/score", json={"model": "names", "names": ["anna"], "year": 1950})
+    scored = await served.post("/score", json={"model": "names", "names": ["anna"], "year": 1950})
     assert scored.status_code == 422 and scored.json()["detail"][0]["loc"] == ["body", "year"]
-    scored = await client.post("/score", json={"model": "era", "names": ["ann"], "sex": "nonbinary"})
+    scored = await served.post("/score", json={"model": "era", "names": ["ann"], "sex": "nonbinary"})
     assert scored.status_code == 422 and "F, M or neutral" in scored.json()["detail"][0]["msg"]

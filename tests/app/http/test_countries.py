@@ -5,20 +5,16 @@ that lists the ones it does. The model is a tiny one trained on every 40th line 
 
 from __future__ import annotations
 
+import gzip
 import math
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from checkpoint_format import sha256_hex, write_manifest
-from tests.app.conftest import REPO_MODELS, app_client
+from tests.app.conftest import tiny_models
 from tests.conftest import world_sample
-from training.config import TrainConfig
 from training.countries import CODES
-from training.train import run
 
 pytestmark = pytest.mark.anyio
 
@@ -26,60 +22,51 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("world")
-    out = work / "models"
-    cfg = TrainConfig(
-        corpus=str(world_sample(work, 40)), name="world", out=str(out), conditions="sex,country",
-        n_embd=8, hidden=(16, 16, 16, 16), steps=60, batch_size=64, eval_interval=30, progress=False,
-        threads=1,
-    )  # fmt: skip
-    run(cfg)
-    shutil.copy(REPO_MODELS / "names.pt", out / "names.pt")
-    write_manifest(out, {"names.pt": sha256_hex((out / "names.pt").read_bytes())})
-    return out
+    return tiny_models(work, world_sample(work, 40), "world", conditions="sex,country")
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def client(models: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(models_dir=models) as c:
-        yield c
-
-
-async def test_models_list_the_countries(client: httpx.AsyncClient) -> None:
-    conditions = (await client.get("/models/world")).json()["conditions"]
+async def test_models_list_the_countries(served: httpx.AsyncClient) -> None:
+    conditions = (await served.get("/models/world")).json()["conditions"]
     assert conditions["fields"]["country"]["values"] == list(CODES)
     assert conditions["fields"]["sex"]["values"] == ["F", "M"]
 
 
-async def test_generate_takes_a_country_in_any_case_and_reproduces(client: httpx.AsyncClient) -> None:
+async def test_models_give_each_countrys_source_and_names(models: Path, served: httpx.AsyncClient) -> None:
+    countries = (await served.get("/models/world")).json()["corpus"]["countries"]
+    assert sorted(countries) == list(CODES)
+    france, israel = countries["FR"], countries["IL"]
+    assert france["office"].startswith("INSEE") and france["licence"].startswith("Licence Ouverte")
+    assert "1900-2019" in france["counts"] and israel["licence"] == "CC0 1.0"
+    lines = gzip.decompress((models.parent / "world.tsv.gz").read_bytes()).decode().splitlines()
+    assert france["female"] == sum(line.split("\t")[1:3] == ["FR", "F"] for line in lines) > 0
+    assert (await served.get("/models/names")).json()["corpus"]["countries"] is None
+
+
+async def test_generate_takes_a_country_in_any_case_and_reproduces(served: httpx.AsyncClient) -> None:
     body = {"model": "world", "n": 8, "seed": 4, "sex": "F", "country": "fr"}
-    a = (await client.post("/generate", json=body)).json()
-    b = (await client.get("/generate", params={**body, "country": "FR"})).json()
+    a = (await served.post("/generate", json=body)).json()
+    b = (await served.get("/generate", params={**body, "country": "FR"})).json()
     assert a == b and a["count"] == 8 and a["condition"] == {"sex": "F", "country": "FR"}
-    russian = (await client.post("/generate", json={**body, "country": "RU"})).json()
+    russian = (await served.post("/generate", json={**body, "country": "RU"})).json()
     assert russian["names"] != a["names"] and russian["condition"]["country"] == "RU"
 
 
-async def test_names_keep_their_script_and_case(client: httpx.AsyncClient) -> None:
+async def test_names_keep_their_script_and_case(served: httpx.AsyncClient) -> None:
     body = {"model": "world", "n": 5, "seed": 2, "country": "RU", "prefix": "АЛЕ"}
-    cyrillic = (await client.post("/generate", json=body)).json()
+    cyrillic = (await served.post("/generate", json=body)).json()
     assert cyrillic["count"] == 5
     for name in cyrillic["names"]:  # capitalised as Cyrillic is, the prefix taken in any case
         assert name.startswith("Але") and name[1:] == name[1:].lower()
-    lower = (await client.post("/generate", json={**body, "lowercase": True})).json()
+    lower = (await served.post("/generate", json={**body, "lowercase": True})).json()
     assert lower["names"] == [name.lower() for name in cyrillic["names"]]
-    hebrew = (await client.post("/generate", json={**body, "country": "IL", "prefix": "מ"})).json()
+    hebrew = (await served.post("/generate", json={**body, "country": "IL", "prefix": "מ"})).json()
     assert hebrew["count"] == 5 and all(name.startswith("מ") for name in hebrew["names"])
-    dist = (await client.post("/next-char", json={"model": "world", "country": "il", "prefix": "מ"})).json()
+    dist = (await served.post("/next-char", json={"model": "world", "country": "il", "prefix": "מ"})).json()
     assert dist["condition"] == {"country": "IL"}
     assert math.isclose(sum(d["prob"] for d in dist["distribution"]), 1.0)
     assert {d["char"] for d in dist["distribution"]} >= {"ר", "ש", "<end>"}
     scored = (
-        await client.post("/score", json={"model": "world", "country": "Ru", "names": ["Сергей"]})
+        await served.post("/score", json={"model": "world", "country": "Ru", "names": ["Сергей"]})
     ).json()
     assert scored["condition"] == {"country": "RU"} and scored["scores"][0]["logprob"] < 0
 
@@ -95,8 +82,8 @@ async def test_names_keep_their_script_and_case(client: httpx.AsyncClient) -> No
     ],
 )
 async def test_a_country_the_model_does_not_take_is_a_422_listing_those_it_does(
-    client: httpx.AsyncClient, path: str, params: dict[str, object], message: str
+    served: httpx.AsyncClient, path: str, params: dict[str, object], message: str
 ) -> None:
-    response = await client.post(path, json=params)
+    response = await served.post(path, json=params)
     assert response.status_code == 422, response.text
     assert message in response.text and "country" in response.text

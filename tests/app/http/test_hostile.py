@@ -49,11 +49,6 @@ def fs_events() -> Iterator[list[tuple[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with app_client() as c:
         yield c
