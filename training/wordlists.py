@@ -5,9 +5,10 @@ Build the safe filter's word lists that come from npm packages, into app/inferen
 
 The LDNOOBW list (List of Dirty, Naughty, Obscene and Otherwise Bad Words, CC BY 4.0) as the npm
 package naughty-words ships it: the package is fetched with `npm pack` at the pinned version, its
-tarball checked against the pinned sha256, and its English list written as one lowercase entry per
-line, sorted, with a header naming the source and licence. The service reads the written file
-(app/inference/safety.py); it never fetches anything.
+tarball checked against the pinned sha256, and its lists for English and the languages of the
+countries names-world holds written as one lowercase entry (NFC) per line, sorted, with a header
+naming the source and licence. The package has no list for Hebrew or Icelandic. The service reads
+the written files (app/inference/safety.py); it never fetches anything.
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ import json
 import subprocess
 import tarfile
 import tempfile
+import unicodedata
 from pathlib import Path
 
 PACKAGE = "naughty-words"
 VERSION = "1.2.0"
 SHA256 = "c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b217e"
-LANGUAGES = {"en": "ldnoobw-en.txt"}
+# English, and the languages of names-world's countries that the package has a list for: Danish,
+# Dutch (Belgium), Finnish, French (France, Belgium, Switzerland), German (Austria, Germany,
+# Switzerland), Italian (Switzerland), Norwegian, Russian, Spanish (Spain, Uruguay), Swedish (Sweden,
+# Finland)
+LANGUAGES = {
+    code: f"ldnoobw-{code}.txt" for code in ("en", "da", "de", "es", "fi", "fr", "it", "nl", "no", "ru", "sv")
+}
 OUT = Path(__file__).resolve().parent.parent / "app" / "inference" / "words"
 
 
@@ -41,13 +49,13 @@ def fetch_tarball() -> bytes:
 
 
 def word_list(tarball: bytes, language: str) -> list[str]:
-    """The package's list for `language` (package/<language>.json), lowercased, sorted, unique."""
+    """The package's list for `language` (package/<language>.json), in NFC, lowercased, sorted, unique."""
     with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
         member = tar.extractfile(f"package/{language}.json")
         if member is None:
             raise RuntimeError(f"{PACKAGE}-{VERSION} has no {language}.json")
         words = json.loads(member.read().decode("utf-8"))
-    return sorted({w.strip().lower() for w in words if w.strip()})
+    return sorted({unicodedata.normalize("NFC", w.strip().lower()) for w in words if w.strip()})
 
 
 def render(words: list[str], language: str) -> str:

@@ -3,10 +3,13 @@ Which generated names are not safe to show: those that are, or contain, an obsce
 and full names that are one when read together.
 
 The words come from maintained lists: `wordfilter`'s (PyPI, MIT; Darius Kazemi's list for text
-generators: slurs and obscenities), `better-profanity`'s (PyPI, MIT; swear words), LDNOOBW's English
-list (npm naughty-words 1.2.0, CC BY 4.0; written into words/ by `python -m training wordlists`),
-and namegen's own additions (words/namegen-en.txt: slurs all three miss). The lists are English:
-names in other languages are checked against them only. Three rules:
+generators: slurs and obscenities), `better-profanity`'s (PyPI, MIT; swear words), LDNOOBW's lists
+(npm naughty-words 1.2.0, CC BY 4.0; written into words/ by `python -m training wordlists`) for
+English and the languages of names-world's countries that it covers (LANGUAGES: Danish, Dutch,
+Finnish, French, German, Italian, Norwegian, Russian, Spanish, Swedish), and namegen's own additions
+(words/namegen-en.txt: English slurs the lists miss). No maintained list covers Hebrew or Icelandic:
+names of Israel and Iceland are checked against the others only. Every name is checked against
+every language, whatever its country. Three rules:
 
 - A name that *is* a listed word (case-insensitive) is refused, even when it is a real name: Coon,
   Wigger or Polack are US surnames, and still slurs. NAMES_FIRST lists the few listed words that
@@ -20,18 +23,19 @@ names in other languages are checked against them only. Three rules:
   Jass).
 
 Two cuts keep the lists to what is offensive inside a name. Entries of fewer than 4 letters (ass,
-cum, len, rum, ...) and those with other characters than letters (leetspeak, phrases; a name has
-letters only) are left out. And EVERYDAY words, which the lists carry but which are ordinary English
-or real given names and turn up inside ordinary invented names (hell, kill, organ, escort, lolita),
-are refused only as the whole name, and a real name that is one of them is allowed. bench/safety.py
-measures what the filter refuses on each model's samples and on the real names (docs/models.md has
-the figures).
+cum, len, rum, ...; in Latin letters: хуй stays) and those with other characters than letters
+(leetspeak, phrases; a name has letters only) are left out. And EVERYDAY words, which the lists
+carry but which are ordinary words or real given names and turn up inside ordinary invented names
+(hell, kill, organ, escort, lolita; Anita, Regina, trio), are refused only as the whole name, and a
+real name that is one of them is allowed. bench/safety.py measures what the filter refuses on each
+model's samples and on the real names (docs/models.md has the figures).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -55,12 +59,37 @@ EVERYDAY = frozenset([
     "panties", "panty", "playboy", "poof", "poon", "rectum", "sadism", "santorum", "scat", "semen",
     "sexual", "sexuality", "sexually", "sexy", "smut", "snatch", "suck", "sucks", "swinger", "topless",
     "tosser", "tushy", "twink", "twinkie", "undressing", "vibrator", "voyeur", "voyuer",
+    # the other languages' lists: ordinary words, and real names somewhere in names-world (Anita,
+    # Regina, Mona, Pippa, Péter, Palle, Reet, Olla, Concha), which are common inside other names
+    # (Italian surnames of the US census too: Pesce, Fava, Vacca, Martillo)
+    "anale", "anita", "arrusa", "asno", "balen", "balle", "bander", "belino", "biga", "bite", "bitte",
+    "casci", "concha", "cozza", "fava", "folle", "gerbe", "gerber", "griet", "ische", "johny", "kanen",
+    "kusta", "lutka", "martillo", "matje", "molo", "mona", "monta", "moona", "mufti", "muna", "mussa",
+    "muts", "mutta", "naida", "olla", "orina", "paal", "palen", "palle", "palli", "panna", "pano",
+    "perse", "pesce", "péter", "picio", "pipi", "pippa", "piru", "pitt", "pompa", "poppen", "porco",
+    "regina", "reet", "reva", "rosette", "satan", "sega", "sorca", "spagnola", "stake", "subba",
+    "tavara", "tette", "topa", "trio", "tusan", "vacca", "zizi", "манда", "мент", "муда", "фига",
 ])
 # fmt: on
 # listed words that are, first of all, real names (Wang, Aryan, Cumming, Guido, Pollock): a real
 # name that is one of these is allowed; every other listed word is refused even as a real name
 NAMES_FIRST = frozenset(
     [
+        # surnames of the US census first, crude words in another language's list second
+        "bocchino",
+        "checca",
+        "fick",
+        "ficken",
+        "figone",
+        "hoerig",
+        "kimme",
+        "kuker",
+        "kukene",
+        "marica",
+        "padlo",
+        "poot",
+        "prutt",
+        "schiesser",
         "aryan",
         "cumming",
         "dick",
@@ -100,7 +129,10 @@ NAMES_FIRST = frozenset(
         "yury",
     ]
 )
-MIN_LETTERS = 4  # better-profanity's shorter entries are too common inside names to match anywhere
+MIN_LETTERS = 4  # shorter entries in Latin letters are too common inside names to match anywhere
+# the LDNOOBW lists written into words/ (python -m training wordlists): English and the languages of
+# names-world's countries that the package has a list for
+LANGUAGES = ("en", "da", "de", "es", "fi", "fr", "it", "nl", "no", "ru", "sv")
 
 
 WORDS = Path(__file__).resolve().parent / "words"  # the lists kept in this repository
@@ -117,10 +149,12 @@ def package_words() -> tuple[frozenset[str], frozenset[str]]:
     raw = json.loads(resources.files("wordfilter").joinpath("badwords.json").read_text(encoding="utf-8"))
     words = {w.lower().replace("-", "") for w in raw}  # "half-breed": a name has no hyphen
     text = resources.files("better_profanity").joinpath("profanity_wordlist.txt").read_text(encoding="utf-8")
-    words |= {w for w in (line.strip().lower() for line in text.splitlines()) if len(w) >= MIN_LETTERS}
-    words |= {w for w in _listed(WORDS / "ldnoobw-en.txt") if len(w) >= MIN_LETTERS}
+    listed = {line.strip().lower() for line in text.splitlines()}
+    for language in LANGUAGES:
+        listed |= _listed(WORDS / f"ldnoobw-{language}.txt")
+    words |= {w for w in listed if len(w) >= MIN_LETTERS or not w.isascii()}
     words |= _listed(WORDS / "namegen-en.txt")
-    words = {w for w in words if w.isascii() and w.isalpha()}
+    words = {unicodedata.normalize("NFC", w) for w in words if w.isalpha()}
     return frozenset(words - EVERYDAY), frozenset(words & EVERYDAY)
 
 
@@ -183,9 +217,15 @@ class SafetyFilter:
     @classmethod
     def from_packages(cls, real: Iterable[Collection[str]] = ()) -> SafetyFilter:
         """The packages' words, with sets of real names that are never refused for a word inside
-        them (the models' item sets: read in place when all lowercase, as the shipped ones are)."""
+        them (the models' item sets: read in place when they are sets and all lowercase, as the
+        shipped ones are; any other collection is made a set, for lookups in constant time)."""
         anywhere, whole = package_words()
-        lowered = [s if all(n.islower() for n in s) else frozenset(n.lower() for n in s) for s in real]
+        lowered = [
+            s
+            if isinstance(s, (set, frozenset)) and all(n.islower() for n in s)
+            else frozenset(n.lower() for n in s)
+            for s in real
+        ]
         return cls(anywhere, whole, NameSets(lowered), prank_names())
 
     def __post_init__(self) -> None:

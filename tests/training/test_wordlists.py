@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import unicodedata
+
+import pytest
 
 from training import wordlists
 from training.wordlists import render, word_list
@@ -23,15 +26,20 @@ def tarball(files: dict[str, object]) -> bytes:
 
 
 def test_a_language_list_is_read_lowercased_sorted_and_unique() -> None:
-    data = tarball({"en.json": ["Zebra", "apple", " apple ", "", "Two Words"], "fr.json": ["merde"]})
+    decomposed = unicodedata.normalize("NFD", "Bourré")
+    data = tarball(
+        {"en.json": ["Zebra", "apple", " apple ", "", "Two Words"], "fr.json": [decomposed, "zut"]}
+    )
     assert word_list(data, "en") == ["apple", "two words", "zebra"]
-    assert word_list(data, "fr") == ["merde"]
+    assert word_list(data, "fr") == ["bourré", "zut"]  # composed: as names and requests are
 
 
-def test_the_committed_list_is_what_the_command_writes() -> None:
-    path = wordlists.OUT / wordlists.LANGUAGES["en"]
+@pytest.mark.parametrize("language", sorted(wordlists.LANGUAGES))
+def test_the_committed_lists_are_what_the_command_writes(language: str) -> None:
+    path = wordlists.OUT / wordlists.LANGUAGES[language]
     lines = path.read_text(encoding="utf-8").splitlines()
     entries = [line for line in lines if not line.startswith("#")]
     assert entries == sorted(set(entries)) and all(e == e.lower() and e.strip() == e for e in entries)
-    assert path.read_text(encoding="utf-8") == render(entries, "en")
-    assert wordlists.SHA256 in lines[0] and "CC BY 4.0" in lines[1]
+    assert all(unicodedata.is_normalized("NFC", e) for e in entries)
+    assert path.read_text(encoding="utf-8") == render(entries, language)
+    assert wordlists.SHA256 in lines[0] and f"package/{language}.json" in lines[0] and "CC BY 4.0" in lines[1]

@@ -4,6 +4,9 @@ the packages' and the repository's (what bench/safety.py measures on samples).""
 
 from __future__ import annotations
 
+import gzip
+import unicodedata
+
 import pytest
 
 from app.inference.registry import Registry
@@ -15,6 +18,12 @@ REAL = [
     for corpus in ("names-all.txt", "surnames.txt")
     for line in (RESOURCES / corpus).read_text().splitlines()
 ]
+
+
+WORLD = frozenset(
+    line.split("\t")[0]
+    for line in gzip.decompress((RESOURCES / "names-world.tsv.gz").read_bytes()).decode().splitlines()
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +97,25 @@ def test_ordinary_full_names_pass(safety: SafetyFilter) -> None:
         assert not safety.refuses_full(given, family), (given, family)
 
 
+@pytest.mark.parametrize(
+    "name", ["Arschlochina", "Enculéa", "Coñolina", "Vittuliina", "Fittany", "Klootzakia", "Хуйлана",
+             "Жопалина", "Troiabella", "Kusipääla"],
+)  # fmt: skip
+def test_invented_names_with_a_word_of_another_language_are_refused(safety: SafetyFilter, name: str) -> None:
+    assert safety.refuses(name) and safety.refuses(name.upper())
+
+
+@pytest.mark.parametrize(
+    "name", ["Anita", "Regina", "Mona", "Pippa", "Péter", "Palle", "Reet", "Concha", "Margareeta",
+             "Ramona", "Amanda", "Аманда", "Клемент", "Olla"],
+)  # fmt: skip
+def test_names_that_another_languages_list_holds_are_allowed(safety: SafetyFilter, name: str) -> None:
+    """Real names somewhere in names-world, or names with such a word inside (Margareeta: reet,
+    Аманда: манда), which are ordinary in the languages the names come from."""
+    world = SafetyFilter.from_packages([REAL, WORLD])
+    assert not world.refuses(name)
+
+
 def test_everyday_words_count_only_as_the_whole_name(safety: SafetyFilter) -> None:
     """hell, kill or organ inside an invented name (Shellany, Akillia) is not an obscenity."""
     assert not safety.refuses("Shellany") and not safety.refuses("Akillia") and not safety.refuses("Korganne")
@@ -98,8 +126,12 @@ def test_the_lists_are_the_packages_letters_only() -> None:
     anywhere, whole = package_words()
     assert {"fuck", "shit", "cunt", "nigger", "kike", "faggot", "twat"} <= anywhere
     assert whole <= EVERYDAY and not anywhere & EVERYDAY
-    assert all(w.isascii() and w.isalpha() and w == w.lower() for w in anywhere | whole)
+    assert all(
+        w.isalpha() and w == w.lower() and unicodedata.is_normalized("NFC", w) for w in anywhere | whole
+    )
     assert "ass" not in anywhere and "len" not in anywhere  # too short to match anywhere
+    # the languages of names-world's countries: their own letters, short words in other scripts kept
+    assert {"arschloch", "enculé", "coño", "kusipää", "fitta", "klootzak", "хуй", "блядь"} <= anywhere
 
 
 def test_the_trie_finds_exactly_what_a_plain_search_finds() -> None:
