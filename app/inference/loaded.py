@@ -7,6 +7,7 @@ and small lookups; nothing here reads a file.
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -163,6 +164,19 @@ class LoadedModel:
         """The model's real names that are gender-neutral by the rule its meta.json names (empty when
         it names none). Made once: neutral sampling asks it of every name it draws."""
         return frozenset(self.meta.get("neutral", {}).get("names", ()))
+
+    @cached_property
+    def scripts(self) -> dict[str, str] | None:
+        """Each letter of the vocabulary with its script (LATIN, CYRILLIC, HEBREW: the first word of
+        its Unicode name), when the letters are of more than one script; None when of one. A real
+        name keeps to one script (the corpora refuse the others), so a sampled name that mixes two
+        is the model's slip, which sampling rejects."""
+        letters = {c: unicodedata.name(c, "?").split(" ")[0] for c in self.vocab[1:] if c.isalpha()}
+        return letters if len(set(letters.values())) > 1 else None
+
+    def mixes_scripts(self, name: str) -> bool:
+        scripts = self.scripts
+        return scripts is not None and len({scripts[c] for c in name if c in scripts}) > 1
 
     def start_of(self, values: dict[str, Any]) -> int:
         """The begin-table row of a condition given as factor values (absent ones left out);

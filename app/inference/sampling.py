@@ -165,7 +165,9 @@ class SampleTask(Task):
         self.sampling = spec.sampling
         self.names: list[str] = []
         self.seen: set[str] = set()
-        self.rejected = {"too_long": 0, "duplicate": 0, "in_corpus": 0, "not_neutral": 0, "unsafe": 0}
+        self.rejected = {
+            "too_long": 0, "mixed_script": 0, "duplicate": 0, "in_corpus": 0, "not_neutral": 0, "unsafe": 0
+        }  # fmt: skip
         self.rounds = self.sampled = 0
         self.steps = 0  # steps its rows have taken so far (characters and ends), every round counted
         self.stopped: str | None = None
@@ -224,6 +226,8 @@ class SampleTask(Task):
             self.sampled += 1
             if name is None:
                 self.rejected["too_long"] += 1
+            elif self.model.mixes_scripts(name):
+                self.rejected["mixed_script"] += 1
             elif spec.unique and name in self.seen:
                 self.rejected["duplicate"] += 1
             elif spec.novel and name in self.model.items:

@@ -31,7 +31,8 @@ class GenerateResponse(BaseModel):
     rounds: int = Field(description="sampling batches used")
     sampled: int = Field(description="sequences sampled in all batches")
     rejected: dict[str, int] = Field(
-        description="samples dropped, by reason: too_long, duplicate, in_corpus, not_neutral (sex "
+        description="samples dropped, by reason: too_long, mixed_script (letters of two scripts), "
+        "duplicate, in_corpus, not_neutral (sex "
         "neutral: a real name the data does not call neutral, or an invented one far likelier for one "
         "sex), unsafe; missing = n - count "
         "(with full: both parts' together)"

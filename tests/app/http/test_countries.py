@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import unicodedata
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,17 @@ async def test_generate_takes_a_country_in_any_case_and_reproduces(served: httpx
     assert a == b and a["count"] == 8 and a["condition"] == {"sex": "F", "country": "FR"}
     russian = (await served.post("/generate", json={**body, "country": "RU"})).json()
     assert russian["names"] != a["names"] and russian["condition"]["country"] == "RU"
+
+
+async def test_a_name_that_mixes_scripts_is_rejected(served: httpx.AsyncClient) -> None:
+    """No real name mixes Cyrillic and Latin letters: a sampled one that does is rejected and
+    replaced (the tiny model, trained for 60 steps, mixes them often)."""
+    body = {"model": "world", "n": 200, "seed": 3, "country": "RU", "safe": False, "lowercase": True}
+    got = (await served.post("/generate", json=body)).json()
+    assert got["rejected"]["mixed_script"] > 0 and got["count"] > 0
+    for name in got["names"]:
+        scripts = {unicodedata.name(c).split()[0] for c in name if c.isalpha()}
+        assert len(scripts) <= 1, name
 
 
 async def test_names_keep_their_script_and_case(served: httpx.AsyncClient) -> None:
