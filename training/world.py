@@ -68,12 +68,13 @@ def parts_by_country(
     """Per country: its distinct training and test names under the corpus's split (training's)."""
     split = split_items(list(dict.fromkeys(it.name for it in items)), val_fraction, test_fraction, seed)
     train, test = set(split.train), set(split.test)
-    out: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"train": [], "test": []})
+    # dicts as ordered sets: a name stands once per country and part, in corpus order
+    out: dict[str, dict[str, dict[str, None]]] = defaultdict(lambda: {"train": {}, "test": {}})
     for it in items:
         for part, names in (("train", train), ("test", test)):
-            if it.name in names and it.name not in out[it.country][part]:
-                out[it.country][part].append(it.name)
-    return dict(out)
+            if it.name in names:
+                out[it.country][part][it.name] = None
+    return {country: {part: list(names) for part, names in parts.items()} for country, parts in out.items()}
 
 
 def country_fit(
