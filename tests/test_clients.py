@@ -192,8 +192,10 @@ def test_requests_whose_clients_go_away_are_cancelled_and_memory_stays_flat() ->
 
     with serve(env={"NAMEGEN_BATCH_THREADS": "1"}) as srv:
         counts = asyncio.run(scenario(srv.url, srv.proc.pid))
-    assert counts["queued"] == 5 and counts["rows"] >= 5 * 900 * 0.5
-    assert counts["later"] == 3
+    # the five behind the long batch go while queued; each heavy one goes wherever it stands when
+    # its client leaves (still queued, when the long batch ran late): every one of the eight is cancelled
+    assert counts["queued"] >= 5 and counts["rows"] >= 5 * 900 * 0.5
+    assert counts["queued"] + counts["later"] == 8
     assert counts["growth"] < 1.10
 
 
