@@ -5,7 +5,7 @@ and full names that are one when read together.
 The words come from maintained lists: `wordfilter`'s (PyPI, MIT; Darius Kazemi's list for text
 generators: slurs and obscenities), `better-profanity`'s (PyPI, MIT; swear words), LDNOOBW's lists
 (npm naughty-words 1.2.0, CC BY 4.0; written into words/ by `python -m training wordlists`) for
-English and the languages of names-world's countries that it covers (LANGUAGES: Danish, Dutch,
+English and the languages of names-world's countries that it covers (Danish, Dutch,
 Finnish, French, German, Italian, Norwegian, Russian, Spanish, Swedish), and namegen's own additions
 (words/namegen-en.txt: English slurs the lists miss). No maintained list covers Hebrew or Icelandic:
 names of Israel and Iceland are checked against the others only. Every name is checked against
@@ -130,9 +130,6 @@ NAMES_FIRST = frozenset(
     ]
 )
 MIN_LETTERS = 4  # shorter entries in Latin letters are too common inside names to match anywhere
-# the LDNOOBW lists written into words/ (python -m training wordlists): English and the languages of
-# names-world's countries that the package has a list for
-LANGUAGES = ("en", "da", "de", "es", "fi", "fr", "it", "nl", "no", "ru", "sv")
 
 
 WORDS = Path(__file__).resolve().parent / "words"  # the lists kept in this repository
@@ -150,8 +147,8 @@ def package_words() -> tuple[frozenset[str], frozenset[str]]:
     words = {w.lower().replace("-", "") for w in raw}  # "half-breed": a name has no hyphen
     text = resources.files("better_profanity").joinpath("profanity_wordlist.txt").read_text(encoding="utf-8")
     listed = {line.strip().lower() for line in text.splitlines()}
-    for language in LANGUAGES:
-        listed |= _listed(WORDS / f"ldnoobw-{language}.txt")
+    for path in sorted(WORDS.glob("ldnoobw-*.txt")):  # one per language: training/wordlists.py LANGUAGES
+        listed |= _listed(path)
     words |= {w for w in listed if len(w) >= MIN_LETTERS or not w.isascii()}
     words |= _listed(WORDS / "namegen-en.txt")
     words = {unicodedata.normalize("NFC", w) for w in words if w.isalpha()}
