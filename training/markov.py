@@ -5,6 +5,7 @@ are compared with (docs/models.md).
     from training.markov import Markov
     chain = Markov(train_names, order=4)
     chain.loss(test_names)                # nats per character, the end counted
+    Markov(train_names, 4, weights=births).loss(test_names, test_births)   # names counted by births
     chain.sample(random.Random(0), 1000)  # names drawn at temperature 1
 
 The probability of the next character given the last `order` characters is Witten-Bell
@@ -24,18 +25,23 @@ END = "\n"  # the boundary: pads the start of a name and ends it (no name holds 
 
 
 class Markov:
-    def __init__(self, names: list[str], order: int) -> None:
+    def __init__(self, names: list[str], order: int, weights: list[float] | None = None) -> None:
+        """The chain of `order` over `names`, each counted once, or `weights[i]` times (births:
+        the chain then learns names as they are given, not as a list)."""
         if order < 0:
             raise ValueError(f"order must be 0 or more, got {order}")
+        if weights is not None and len(weights) != len(names):
+            raise ValueError(f"{len(weights)} weights for {len(names)} names")
         self.order = order
         self.symbols = [*sorted({c for name in names for c in name}), END]
         # counts[k][context of k characters][next character]
         self.counts: list[dict[str, Counter[str]]] = [defaultdict(Counter) for _ in range(order + 1)]
-        for name in names:
+        for j, name in enumerate(names):
             padded = END * order + name + END
+            w = 1 if weights is None else weights[j]
             for i in range(order, len(padded)):
                 for k in range(order + 1):
-                    self.counts[k][padded[i - k : i]][padded[i]] += 1
+                    self.counts[k][padded[i - k : i]][padded[i]] += w
         self._cache: dict[str, list[float]] = {}
 
     def distribution(self, context: str) -> list[float]:
@@ -67,9 +73,13 @@ class Markov:
             total += math.log(probs[index[c]] if c in index else 1e-12)
         return total
 
-    def loss(self, names: list[str]) -> float:
-        """Nats per character over `names`, each name's end counted, as the models' test loss."""
-        return -sum(self.logprob(s) for s in names) / sum(len(s) + 1 for s in names)
+    def loss(self, names: list[str], weights: list[float] | None = None) -> float:
+        """Nats per character over `names`, each name's end counted, as the models' test loss;
+        with `weights`, each name's characters count `weights[i]` times."""
+        w = [1.0] * len(names) if weights is None else weights
+        return -sum(wi * self.logprob(s) for s, wi in zip(names, w, strict=True)) / sum(
+            wi * (len(s) + 1) for s, wi in zip(names, w, strict=True)
+        )
 
     def sample(self, rng: random.Random, n: int, max_length: int = 32) -> list[str]:
         """n names drawn at temperature 1 (duplicates kept); a draw longer than max_length is

@@ -24,6 +24,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from training.conditions import ConditionSpace
 from training.config import TrainConfig
 from training.corpus import CorpusError, read_items
@@ -32,17 +34,23 @@ from training.export import load_trained
 from training.markov import Markov
 
 
-def score_names(path: Path, names: list[str], condition: dict[str, Any]) -> float:
+def score_names(
+    path: Path, names: list[str], condition: dict[str, Any], weights: list[float] | None = None
+) -> float:
     """Mean nats per character (end included) of `names` under the checkpoint at `path`, every
-    name given `condition` (factor -> value; empty: none)."""
+    name given `condition` (factor -> value; empty: none); with `weights`, each name's characters
+    count `weights[i]` times."""
     model, meta, _ = load_trained(path)
     stoi = {c: i for i, c in enumerate(meta["vocab"])}
     unknown = sorted({c for n in names for c in n if c not in stoi})
     if unknown:
         raise ValueError(f"characters {''.join(unknown)!r} are not in the vocabulary of {path}")
     ctx = int(meta["context_length"])
+    w = None if weights is None else torch.tensor(weights, dtype=torch.float64)
     if not condition:
-        return evaluate(model, Encoded(names, stoi, ctx))
+        data = Encoded(names, stoi, ctx)
+        data.weights = w
+        return evaluate(model, data, weighted=w is not None)
     if "conditions" not in meta:
         raise ValueError(f"{path} declares no conditions; drop --sex and --year")
     space = ConditionSpace.build(list(meta["conditions"]["factors"]))
@@ -50,7 +58,9 @@ def score_names(path: Path, names: list[str], condition: dict[str, Any]) -> floa
         raise ValueError(f"{path} has no condition token for {condition}")
     factors = space.value_indices([condition]).expand(len(names), -1)  # (N, F)
     cond = Conditioner(space, len(stoi), ctx, "tokens", dropout=0.0)
-    return evaluate(model, Encoded(names, stoi, ctx, factors=factors), cond)
+    data = Encoded(names, stoi, ctx, factors=factors)
+    data.weights = w
+    return evaluate(model, data, cond, weighted=w is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,9 @@ For each country of names-world (resources/names-world.tsv.gz):
 - a one-country model's loss on them, when `--single DIR` holds `world-<cc>.pt` (trained with
   `--countries CC`, which keeps the same split);
 - Markov chains of order 3 and 4 trained on that country's training names;
+- each of these losses twice: every test name counted once (by name), and each counted by its
+  births in the country, the Markov chains then trained on names counted by births too (by births:
+  the distribution the model is trained on, names as they are given);
 - country fit: of `--samples` names the shared model gives for the country (temperature 1, sex left
   out) that are real names somewhere in the corpus, the share whose home is the country (the country
   where the name takes the largest share of the counts), as a fraction of the same share among the
@@ -64,17 +67,18 @@ def ceilings(items: list[WorldItem], home: dict[str, str]) -> dict[str, float]:
 
 def parts_by_country(
     items: list[WorldItem], val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, dict[str, list[str]]]:
-    """Per country: its distinct training and test names under the corpus's split (training's)."""
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Per country: its distinct training and test names under the corpus's split (training's),
+    each with its count in that country (both sexes), in corpus order."""
     split = split_items(list(dict.fromkeys(it.name for it in items)), val_fraction, test_fraction, seed)
-    train, test = set(split.train), set(split.test)
-    # dicts as ordered sets: a name stands once per country and part, in corpus order
-    out: dict[str, dict[str, dict[str, None]]] = defaultdict(lambda: {"train": {}, "test": {}})
+    part_of = dict.fromkeys(split.train, "train") | dict.fromkeys(split.test, "test")
+    out: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: {"train": {}, "test": {}})
     for it in items:
-        for part, names in (("train", train), ("test", test)):
-            if it.name in names:
-                out[it.country][part][it.name] = None
-    return {country: {part: list(names) for part, names in parts.items()} for country, parts in out.items()}
+        part = part_of.get(it.name)
+        if part is not None:
+            names = out[it.country][part]
+            names[it.name] = names.get(it.name, 0) + it.count
+    return dict(out)
 
 
 def country_fit(
@@ -106,32 +110,44 @@ def measure(
             "test_names": len(test),
         }
         one = single / f"world-{country.lower()}.pt" if single else None
-        # a country without a test name (only in a small sample of the corpus) has no losses
-        row["shared"] = score_names(model_path, test, {"country": country}) if test else None
-        row["single"] = score_names(one, test, {}) if test and one is not None and one.is_file() else None
-        for order in ORDERS:
-            row[f"markov{order}"] = Markov(train, order).loss(test) if test else None
+        # each loss twice: every test name once ("by name"), and each counted by its births
+        # ("births", as the model is trained); a country without a test name (only in a small
+        # sample of the corpus) has none
+        for key, weights, train_weights in (
+            ("", None, None),
+            ("births_", list(map(float, test.values())), list(map(float, train.values()))),
+        ):
+            names, here = list(test), {"country": country}
+            row[f"{key}shared"] = score_names(model_path, names, here, weights) if test else None
+            row[f"{key}single"] = (
+                score_names(one, names, {}, weights) if test and one is not None and one.is_file() else None
+            )
+            for order in ORDERS:
+                chain = Markov(list(train), order, train_weights)
+                row[f"{key}markov{order}"] = chain.loss(names, weights) if test else None
         fit = country_fit(model, home, country, samples, seed + k)
         row["fit"] = {**fit, "ceiling": ceiling[country], "of_ceiling": fit["share"] / ceiling[country]}
         table[country] = row
     return table
 
 
+LOSSES = ("shared", "single", "markov3", "markov4")
+
+
 def markdown(table: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "| country | girls' names | boys' names | test names | shared | one-country | Markov-3 | Markov-4 "
-        "| country fit | of ceiling |",
-        "| --- |" + " ---: |" * 9,
+        "| by births: shared | one-country | Markov-3 | Markov-4 | country fit | of ceiling |",
+        "| --- |" + " ---: |" * 13,
     ]
     for country, r in table.items():
-        shared, single, m3, m4 = (
-            "" if r[k] is None else f"{r[k]:.4f}" for k in ("shared", "single", "markov3", "markov4")
+        losses = " | ".join(
+            "" if r[k] is None else f"{r[k]:.4f}" for k in (*LOSSES, *(f"births_{k}" for k in LOSSES))
         )
         fit = r["fit"]
         lines.append(
-            f"| {country} | {r['female']:,} | {r['male']:,} | {r['test_names']:,} | {shared} | {single} | "
-            f"{m3} | {m4} | {fit['share']:.1%} of {fit['real']} (ceiling {fit['ceiling']:.1%}) | "
-            f"{fit['of_ceiling']:.0%} |"
+            f"| {country} | {r['female']:,} | {r['male']:,} | {r['test_names']:,} | {losses} | "
+            f"{fit['share']:.1%} of {fit['real']} (ceiling {fit['ceiling']:.1%}) | {fit['of_ceiling']:.0%} |"
         )
     fits = [r["fit"]["of_ceiling"] for r in table.values()]
     worst = min(table, key=lambda c: table[c]["fit"]["of_ceiling"])

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support import REPO as ROOT
 from training.__main__ import main
+from training.score import score_names
 
 
 def score(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -81,3 +82,12 @@ def test_a_condition_the_model_lacks_is_an_error_naming_it(
         capsys, str(ROOT / "models" / model), "--corpus", str(ROOT / "resources/names.txt"), *extra
     )
     assert code == 2 and out.startswith("error:") and message in out
+
+
+def test_names_counted_by_weight_score_as_if_repeated() -> None:
+    model, names = ROOT / "models/names-male.pt", ["liam", "noah", "oliver"]
+    alike = score_names(model, names, {})
+    assert score_names(model, names, {}, [2.0, 2.0, 2.0]) == pytest.approx(alike)
+    assert score_names(model, names, {}, [3.0, 1.0, 0.0]) == pytest.approx(
+        score_names(model, ["liam"] * 3 + ["noah"], {})
+    )
