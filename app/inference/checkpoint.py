@@ -58,6 +58,7 @@ REQUIRED_META: dict[str, type | tuple[type, ...]] = {
     "created_at": str,
 }
 STEP_TOLERANCE = 1e-4  # largest |step - forward| logit difference accepted
+CHECK_WINDOWS = 256  # windows of the probe that one forward call of the step check takes, at most
 
 
 class CheckpointError(Exception):
@@ -168,10 +169,14 @@ def _check_module(
             stepped.append(logits)
             if t < L:
                 logits, state = module.step(history[:, ctx + t], state)
-        # forward over every position's window at once: (L + 1) * B rows of the last ctx tokens
-        windows = torch.stack([history[:, t : t + ctx] for t in range(L + 1)]).reshape(-1, ctx)
-        expected = module(windows).reshape(L + 1, B, V)
-        worst = float((torch.stack(stepped) - expected).abs().max())
+        # forward over every position's window: (L + 1) windows of the last ctx tokens per row, a
+        # few rows per call, so that a model with many start tokens (31 for names-era) does not
+        # hold the activations of a thousand windows at once (the heap keeps what they took)
+        windows = history.unfold(1, ctx, 1)  # (B, L + 1, ctx)
+        per_call = max(1, CHECK_WINDOWS // (L + 1))
+        calls = [module(windows[i : i + per_call].reshape(-1, ctx)) for i in range(0, B, per_call)]
+        expected = torch.cat(calls)  # (B * (L + 1), V)
+        worst = float((torch.stack(stepped, dim=1).reshape(-1, V) - expected).abs().max())
     except CheckpointError:
         raise
     except Exception as e:
@@ -313,10 +318,14 @@ def load_checkpoint(
             raise CheckpointError(f"{path}: {META_FILE} field 'conditions' is malformed ({e})") from None
     starts = [0, *sorted(conditions.tokens.values())] if conditions else [0]
     module = _load_module(path, data)
-    incremental = _check_module(path, module, meta, starts)
     vocab = list(meta["vocab"])
     labels = [END_LABEL, *vocab[1:]]
-    loop = build_loop(path, module, incremental, int(meta["context_length"]), labels, starts)
+    # the checks and the loop's start run once: TorchScript's profiling executor would spend more
+    # profiling and optimising their graphs than it saves. The switch is per thread: batches, on
+    # torch's inter-op pool, run the loop optimised as before
+    with torch.jit.optimized_execution(False):  # type: ignore[attr-defined]  # public, not in __all__
+        incremental = _check_module(path, module, meta, starts)
+        loop = build_loop(path, module, incremental, int(meta["context_length"]), labels, starts)
     return LoadedModel(
         name=meta["name"],
         path=path,
