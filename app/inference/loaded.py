@@ -178,6 +178,19 @@ class LoadedModel:
         scripts = self.scripts
         return scripts is not None and len({scripts[c] for c in name if c in scripts}) > 1
 
+    @cached_property
+    def separators(self) -> frozenset[str]:
+        """The characters of the vocabulary that are neither letters nor marks (space, hyphen,
+        apostrophe in names-world; none in the US models)."""
+        return frozenset(c for c in self.vocab[1:] if unicodedata.category(c)[0] not in "LM")
+
+    def misshapen(self, name: str) -> bool:
+        """Whether a name breaks the shape every name of the corpora has (their normaliser refuses
+        the others): it begins with a letter, and ends with a letter or an apostrophe (the Hebrew
+        geresh, as in ג'). A sampled name that does not is the model's slip."""
+        seps = self.separators
+        return bool(seps) and (not name or name[0] in seps or (name[-1] in seps and name[-1] != "'"))
+
     def start_of(self, values: dict[str, Any]) -> int:
         """The begin-table row of a condition given as factor values (absent ones left out);
         0, the boundary, when nothing is given."""

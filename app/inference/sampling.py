@@ -166,7 +166,8 @@ class SampleTask(Task):
         self.names: list[str] = []
         self.seen: set[str] = set()
         self.rejected = {
-            "too_long": 0, "mixed_script": 0, "duplicate": 0, "in_corpus": 0, "not_neutral": 0, "unsafe": 0
+            "too_long": 0, "mixed_script": 0, "misshapen": 0, "duplicate": 0, "in_corpus": 0,
+            "not_neutral": 0, "unsafe": 0,
         }  # fmt: skip
         self.rounds = self.sampled = 0
         self.steps = 0  # steps its rows have taken so far (characters and ends), every round counted
@@ -228,6 +229,8 @@ class SampleTask(Task):
                 self.rejected["too_long"] += 1
             elif self.model.mixes_scripts(name):
                 self.rejected["mixed_script"] += 1
+            elif self.model.misshapen(name):
+                self.rejected["misshapen"] += 1
             elif spec.unique and name in self.seen:
                 self.rejected["duplicate"] += 1
             elif spec.novel and name in self.model.items:

@@ -32,6 +32,7 @@ class GenerateResponse(BaseModel):
     sampled: int = Field(description="sequences sampled in all batches")
     rejected: dict[str, int] = Field(
         description="samples dropped, by reason: too_long, mixed_script (letters of two scripts), "
+        "misshapen (begins with a space, hyphen or apostrophe, or ends with a space or hyphen), "
         "duplicate, in_corpus, not_neutral (sex "
         "neutral: a real name the data does not call neutral, or an invented one far likelier for one "
         "sex), unsafe; missing = n - count "

@@ -63,6 +63,16 @@ async def test_a_name_that_mixes_scripts_is_rejected(served: httpx.AsyncClient) 
         assert len(scripts) <= 1, name
 
 
+async def test_a_name_that_begins_or_ends_with_a_separator_is_rejected(served: httpx.AsyncClient) -> None:
+    """Every name of the corpora begins with a letter and ends with a letter or an apostrophe: a
+    sampled " anna" or "anna-" is rejected and replaced (the tiny model slips often)."""
+    body = {"model": "world", "n": 200, "seed": 3, "country": "ES", "safe": False, "lowercase": True}
+    got = (await served.post("/generate", json=body)).json()
+    assert got["rejected"]["misshapen"] > 0 and got["count"] > 0
+    for name in got["names"]:
+        assert name[0].isalpha() and (name[-1].isalpha() or name[-1] == "'"), name
+
+
 async def test_names_keep_their_script_and_case(served: httpx.AsyncClient) -> None:
     body = {"model": "world", "n": 5, "seed": 2, "country": "RU", "prefix": "АЛЕ"}
     cyrillic = (await served.post("/generate", json=body)).json()
