@@ -75,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             manifest_path=settings.manifest,
             allow_unverified=settings.allow_unverified,
             max_bytes=settings.max_checkpoint_bytes,
+            threads=settings.batch_threads,
         )
     except CheckpointError as e:
         app.state.startup_failure = f"cannot start: {e}"  # for hosts that run the lifespan themselves

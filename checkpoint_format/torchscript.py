@@ -11,6 +11,7 @@ the package root (checkpoint_format) stays standard library only.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,11 +19,18 @@ from pathlib import Path
 
 import torch
 
+# one block at a time in a process: catch_warnings swaps the process's warning filters (a second
+# thread leaving its block would restore them under the first), and TorchScript's compiler reads
+# Python source with the ast module, which two threads may not run at once (CPython: "AST
+# constructor recursion depth mismatch"). The service loads checkpoints side by side
+# (app/inference/registry.py), and their checks, outside these blocks, still run together
+_ONE_AT_A_TIME = threading.RLock()
+
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Silence torch's TorchScript deprecation notices inside the block."""
-    with warnings.catch_warnings():
+    """Silence torch's TorchScript deprecation notices inside the block, one thread at a time."""
+    with _ONE_AT_A_TIME, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.")
         yield
 

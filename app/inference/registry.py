@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.config import MAX_CHECKPOINT_BYTES
 from app.inference.checkpoint import CheckpointError, load_checkpoint
+from app.inference.items import ItemSet
 from app.inference.loaded import LoadedModel
 from app.inference.safety import SafetyFilter
 from checkpoint_format import MANIFEST, ArchiveError, read_manifest, read_manifest_file
@@ -92,10 +94,12 @@ def load_registry(
     manifest_path: Path | None = None,
     allow_unverified: bool = False,
     max_bytes: int = MAX_CHECKPOINT_BYTES,
+    threads: int = 1,
 ) -> Registry:
-    """Load every *.pt in `models_dir`, each checked against the manifest (find_manifest). Bad
-    checkpoints raise CheckpointError, or with `skip_bad` are logged and left out. Raises too when
-    nothing loads or `default` is absent."""
+    """Load every *.pt in `models_dir`, each checked against the manifest (find_manifest), up to
+    `threads` files at once. Bad checkpoints raise CheckpointError (the first bad one in file
+    order), or with `skip_bad` are logged and left out. Raises too when nothing loads or `default`
+    is absent."""
     paths = list_checkpoints(models_dir)
     manifest = find_manifest(models_dir, manifest_path, allow_unverified)
     if manifest is not None:
@@ -105,23 +109,27 @@ def load_registry(
     models: dict[str, LoadedModel] = {}
     skipped: dict[str, str] = {}
     # one set of training items for every model with the same items (the US given-name models all
-    # hold every name of every year), and one string for a name in several sets (a given name that
-    # is a surname too): the copies are freed
-    item_sets: dict[frozenset[str], frozenset[str]] = {}
-    strings: dict[str, str] = {}
-    for path in paths:
+    # hold every name of every year): the copies are freed
+    item_sets: dict[ItemSet, ItemSet] = {}
+
+    def load(path: Path) -> LoadedModel | CheckpointError:
         try:
-            model = load_checkpoint(path, manifest, allow_unverified=allow_unverified, max_bytes=max_bytes)
+            return load_checkpoint(path, manifest, allow_unverified=allow_unverified, max_bytes=max_bytes)
         except CheckpointError as e:
+            return e
+
+    # the checks and the loop's start run in TorchScript without the GIL, so files load side by
+    # side on several cores; what each yields is then taken in file order, as one at a time would
+    with ThreadPoolExecutor(max(1, min(threads, len(paths))), thread_name_prefix="load") as pool:
+        loaded = list(pool.map(load, paths))
+    for path, model in zip(paths, loaded, strict=True):
+        if isinstance(model, CheckpointError):
             if not skip_bad:
-                raise
-            logger.warning("skipping checkpoint: %s", e)
-            skipped[path.name] = str(e).removeprefix(f"{path}: ")  # the file's name only, no path
+                raise model
+            logger.warning("skipping checkpoint: %s", model)
+            skipped[path.name] = str(model).removeprefix(f"{path}: ")  # the file's name only, no path
             continue
-        items = item_sets.get(model.items)
-        if items is None:
-            items = frozenset(strings.setdefault(s, s) for s in model.items)
-            item_sets[items] = items
+        items = item_sets.setdefault(model.items, model.items)
         if items is not model.items:
             model = replace(model, items=items)
         models[model.name] = model
