@@ -28,6 +28,7 @@ from torch import Tensor
 
 from app.config import MAX_CHECKPOINT_BYTES
 from app.inference.engine import MIN_ROWS, BatchLoop, StepAdapter
+from app.inference.items import ItemSet
 from app.inference.loaded import Conditions, Integrity, LoadedModel
 from checkpoint_format import (
     BOUNDARY,
@@ -305,9 +306,7 @@ def load_checkpoint(
             "checked; write it again with `python -m training export`, or set "
             "NAMEGEN_ALLOW_UNVERIFIED=true to load it as it is"
         )
-    items = frozenset(
-        s for s in entries.get(f"extra/{ITEMS_FILE}", b"").decode("utf-8", "replace").splitlines() if s
-    )
+    items = ItemSet(entries.get(f"extra/{ITEMS_FILE}", b"").decode("utf-8", "replace").splitlines())
     if not items:
         raise CheckpointError(f"{path}: no {ITEMS_FILE} (the training items) in the archive")
     conditions = None

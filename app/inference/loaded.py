@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from app.inference.items import ItemSet
 from checkpoint_format import BOUNDARY
 
 NEUTRAL_SEX = "neutral"  # the sex value that asks for both sexes' conditions at once
@@ -128,7 +129,7 @@ class LoadedModel:
     stoi: dict[str, int]
     alphabet: str  # every character a prefix or name may use
     labels: list[str]  # each token as next-char reports it: the boundary as END_LABEL
-    items: frozenset[str]
+    items: ItemSet  # the training items (app/inference/items.py)
     sha256: str
     size_bytes: int
     load_seconds: float

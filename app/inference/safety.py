@@ -42,6 +42,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from app.inference.items import ItemSet
+
 # ordinary English words of the lists, refused only as the whole name
 # fmt: off
 EVERYDAY = frozenset([
@@ -214,11 +216,14 @@ class SafetyFilter:
     @classmethod
     def from_packages(cls, real: Iterable[Collection[str]] = ()) -> SafetyFilter:
         """The packages' words, with sets of real names that are never refused for a word inside
-        them (the models' item sets: read in place when they are sets and all lowercase, as the
-        shipped ones are; any other collection is made a set, for lookups in constant time)."""
+        them (the models' item sets, read in place, lowercased where they are not; a set of
+        lowercase names is read in place too, and any other collection is made one, for lookups in
+        constant time)."""
         anywhere, whole = package_words()
         lowered = [
-            s
+            s.lowered
+            if isinstance(s, ItemSet)
+            else s
             if isinstance(s, (set, frozenset)) and all(n.islower() for n in s)
             else frozenset(n.lower() for n in s)
             for s in real
