@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from app.inference.batches import sample_names
 from app.inference.checkpoint import build_loop, load_checkpoint
-from app.inference.engine import Sampling
+from app.inference.engine import MIN_ROWS, Sampling
 from app.inference.loaded import LoadedModel
 from app.inference.sampling import SampleSpec
 from tests.support import MODELS
@@ -117,16 +117,33 @@ def main() -> None:
             f"| {service / batched:>10.1f}x |"
         )
 
-    print("\nevery shipped model, service sampler, n = 1000:\n")
-    print(f"| {'model':<13} | {'parameters':>10} | {'test loss':>9} | {'names/s':>9} |")
-    print(f"|{'-' * 15}|{'-' * 12}|{'-' * 11}|{'-' * 11}|")
+    print("\nevery model in --models-dir, service sampler: names/s at n = 1000; a lone n = 1 request's")
+    print(f"median ms; one step of the checkpoint at {MIN_ROWS} rows (what a lone request computes), µs:\n")
+    print(f"| {'model':<13} | {'parameters':>10} | {'test loss':>9} | {'names/s':>9} | n = 1 ms | step µs |")
+    print(f"|{'-' * 15}|{'-' * 12}|{'-' * 11}|{'-' * 11}|{'-' * 10}|{'-' * 9}|")
     for path in sorted(args.models_dir.glob("*.pt")):
         m = load_checkpoint(path)
         r = rate(service_sampler(m), 1000, args.repeats)
+        lone = 1000 / rate(service_sampler(m), 1, 200 * args.repeats)
         print(
             f"| {m.name:<13} | {m.meta['parameters']:>10,} "
-            f"| {m.meta['metrics']['test_loss']:>9.4f} | {r:>9,.0f} |"
+            f"| {m.meta['metrics']['test_loss']:>9.4f} | {r:>9,.0f} | {lone:>8.2f} "
+            f"| {f'{step_us(m):.0f}' if m.incremental else '-':>7} |"
         )
+
+
+@torch.inference_mode()
+def step_us(model: LoadedModel, steps: int = 2000) -> float:
+    """Median µs of one call of the checkpoint's step on MIN_ROWS rows (of five timed runs)."""
+    idx = torch.zeros(MIN_ROWS, dtype=torch.long)
+    state = model.module.init_state(MIN_ROWS)
+    times = []
+    for _ in range(6):  # the first run warms up
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            _, state = model.module.step(idx, state)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:]) / steps * 1e6
 
 
 if __name__ == "__main__":
