@@ -306,7 +306,8 @@ def load_checkpoint(
             "checked; write it again with `python -m training export`, or set "
             "NAMEGEN_ALLOW_UNVERIFIED=true to load it as it is"
         )
-    items = ItemSet(entries.get(f"extra/{ITEMS_FILE}", b"").decode("utf-8", "replace").splitlines())
+    items_text = entries.get(f"extra/{ITEMS_FILE}", b"").decode("utf-8", "replace")
+    items = ItemSet.of_lines(items_text.replace("\r", ""))
     if not items:
         raise CheckpointError(f"{path}: no {ITEMS_FILE} (the training items) in the archive")
     conditions = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+
+from app.inference import items as items_module
 from app.inference.items import ItemSet
 
 
@@ -25,3 +28,14 @@ def test_the_lowered_set_is_itself_when_every_name_is_lowercase() -> None:
     mixed = ItemSet(["Emma", "O'Neil", "emma"])
     assert "emma" in mixed.lowered and "o'neil" in mixed.lowered and "O'Neil" not in mixed.lowered
     assert len(mixed.lowered) == 2 and "Emma" in mixed and "emma" in mixed
+
+
+def test_the_same_lines_in_another_order_share_one_set_while_it_lives() -> None:
+    a = ItemSet.of_lines("emma\nliam\nnoah")
+    assert ItemSet.of_lines("noah\nemma\nliam") is a  # the four US models' item lists, in brief
+    assert ItemSet.of_lines("noah\nemma") is not a and ItemSet.of_lines("noah\nemma\nliam\nliam") == a
+    key = (3, sum(map(hash, ["emma", "liam", "noah"])))
+    assert items_module._BY_LINES[key] is a
+    del a
+    gc.collect()
+    assert key not in items_module._BY_LINES  # a set no model holds any more is let go
