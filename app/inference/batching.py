@@ -43,6 +43,7 @@ from app.inference.sampling import NextCharTask, Piece, SampleSpec, SampleTask, 
 logger = logging.getLogger("namegen.batching")
 
 CancelHook = Callable[[str, int], None]  # (stage, rows never run) for each cancelled request
+WARM_UP_RUNS = 3  # small batches every model runs at start-up (BatchRunner)
 
 
 class ServiceClosing(RuntimeError):
@@ -195,20 +196,21 @@ class ModelBatcher:
         job.task.slot = 0
         self.free_slots.append(slot)
 
-    def warm_up(self, runs: int = 3) -> None:
-        """Run a small batch of every kind through `launch` a few times, blocking. TorchScript
-        profiles and optimises a method on its first calls, running them slowly and in the calling
-        thread; done here, at start-up, instead of in the first requests' event loop."""
+    def warm_up(self) -> Callable[[], None]:
+        """Launch a small batch of every kind through `launch`; returns what waits for it and
+        reads it. TorchScript profiles and optimises a method on its first calls, running them
+        slowly; BatchRunner does this a few times for every model at start-up, instead of in the
+        first requests' event loop."""
         m = self.model
-        for _ in range(runs):
-            tasks: list[Task] = [
-                SampleTask(m, SampleSpec(n=2, sampling=Sampling(min_length=1, max_length=8)), seed=0),
-                NextCharTask(m, "", Sampling(top_k=2)),
-                ScoreTask(m, [m.vocab[1]]),
-            ]
-            plan = plan_batch([Piece.whole(t) for t in tasks])
-            with torch.inference_mode():
-                finish_batch(m, plan, m.loop.launch(*plan.args).wait())
+        tasks: list[Task] = [
+            SampleTask(m, SampleSpec(n=2, sampling=Sampling(min_length=1, max_length=8)), seed=0),
+            NextCharTask(m, "", Sampling(top_k=2)),
+            ScoreTask(m, [m.vocab[1]]),
+        ]
+        plan = plan_batch([Piece.whole(t) for t in tasks])
+        with torch.inference_mode():
+            handle = m.loop.launch(*plan.args)
+        return lambda: finish_batch(m, plan, handle.wait())
 
     # -- the queue -------------------------------------------------------------------------------
 
@@ -421,8 +423,12 @@ class BatchRunner:
             )
             for name, m in registry.models.items()
         }
-        for batcher in self.batchers.values():
-            batcher.warm_up()
+        # the first three calls of a batch loop are the slow ones (without this, the first three
+        # requests took 36-48 ms each); every model's warm-up batch is launched before any is
+        # waited for, so they run side by side on torch's inter-op pool, a core each
+        for _ in range(WARM_UP_RUNS):
+            for finish in [batcher.warm_up() for batcher in self.batchers.values()]:
+                finish()
 
     async def run(
         self,
