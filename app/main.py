@@ -62,6 +62,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings.log_format, settings.log_level)
     torch.set_num_threads(settings.torch_threads)
     set_interop_threads(settings.batch_threads)
+    # TorchScript optimises a graph on its first call rather than after a profiling call: the
+    # warm-up (BatchRunner) then costs a third less, and the loops run as fast (docs/performance.md)
+    torch._C._jit_set_num_profiled_runs(0)  # type: ignore[arg-type]  # the stub says a size; it is a count
     # the callback that hands a batch started on an idle model back (on a torch pool thread) needs
     # the GIL briefly; with Python's default 5 ms switch interval it could wait that long for a
     # busy event loop (docs/performance.md: what each setting changes)

@@ -43,7 +43,7 @@ from app.inference.sampling import NextCharTask, Piece, SampleSpec, SampleTask, 
 logger = logging.getLogger("namegen.batching")
 
 CancelHook = Callable[[str, int], None]  # (stage, rows never run) for each cancelled request
-WARM_UP_RUNS = 3  # small batches every model runs at start-up (BatchRunner)
+WARM_UP_RUNS = 2  # small batches every model runs at start-up (BatchRunner)
 
 
 class ServiceClosing(RuntimeError):
@@ -423,9 +423,10 @@ class BatchRunner:
             )
             for name, m in registry.models.items()
         }
-        # the first three calls of a batch loop are the slow ones (without this, the first three
-        # requests took 36-48 ms each); every model's warm-up batch is launched before any is
-        # waited for, so they run side by side on torch's inter-op pool, a core each
+        # a batch loop's first calls are slow, TorchScript optimising it (without this, the first
+        # requests took 36-48 ms each): the first call with no profiling call before it (as the
+        # lifespan sets), the first three with one. Every model's warm-up batch is launched
+        # before any is waited for, so they run side by side on torch's inter-op pool
         for _ in range(WARM_UP_RUNS):
             for finish in [batcher.warm_up() for batcher in self.batchers.values()]:
                 finish()
