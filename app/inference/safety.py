@@ -237,12 +237,14 @@ class SafetyFilter:
     def match(self, name: str) -> str | None:
         """The word that makes `name` unsafe, or None."""
         text = name.lower()
+        found = self._pattern.search(text)  # type: ignore[attr-defined]
+        if found is None and text not in self.whole:
+            return None  # nearly every name: no listed word (and, so, not one as the whole name)
         if text in self.allowed:  # a slur is one whether or not somebody bears it
             return text if text in self.anywhere and text not in NAMES_FIRST else None
         if text in self.whole:
             return text
-        found = self._pattern.search(text)  # type: ignore[attr-defined]
-        return found.group(0) if found else None
+        return str(found.group(0))
 
     def refuses(self, name: str) -> bool:
         return self.match(name) is not None

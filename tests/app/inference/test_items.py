@@ -39,3 +39,11 @@ def test_the_same_lines_in_another_order_share_one_set_while_it_lives() -> None:
     del a
     gc.collect()
     assert key not in items_module._BY_LINES  # a set no model holds any more is let go
+
+
+def test_every_name_of_a_large_set_is_found_and_no_other() -> None:
+    """Thousands of names spread over every range of hashes: each is found in its own range."""
+    names = [f"name{i}" for i in range(20_000)]
+    held = ItemSet(names[::2])
+    assert len(held) == 10_000
+    assert all(name in held for name in names[::2]) and not any(name in held for name in names[1::2])
