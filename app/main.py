@@ -9,7 +9,6 @@ checked, and the service refuses to start, naming the bad file, if one fails.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import sys
@@ -102,7 +101,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.freeze()
     young_threshold, *older = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
-    release_free_heap()
     logger.info(
         "ready: %d models (%s), default %s, loaded in %.0f ms",
         len(registry.models),
@@ -117,18 +115,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner.close()
         gc.set_threshold(young_threshold, *older)
         gc.unfreeze()
-
-
-def release_free_heap() -> None:
-    """Hand the pages the C heap holds free back to the system (glibc's malloc_trim). Loading
-    frees tens of MB that the heap would otherwise keep for the life of the process, counted in
-    its resident memory: the checks' activations, TorchScript's compiling, the warm-up batches.
-    Where the C library has no malloc_trim (musl, macOS), nothing."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols, the C library's among them
-    except (OSError, AttributeError):
-        return
-    trim(0)
 
 
 def set_interop_threads(n: int) -> None:
