@@ -184,8 +184,14 @@ def evaluate(
     """Mean nats per predicted character over every item of `data`; `weighted`: each item's
     characters count by the item's weight, as the items are drawn in training."""
     sums, counts = item_losses(model, data, cond)
-    if weighted and data.weights is not None:
-        return float((sums * data.weights).sum() / (counts.double() * data.weights).sum())
+    return mean_nats(sums, counts, data.weights if weighted else None)
+
+
+def mean_nats(sums: Tensor, counts: Tensor, weights: Tensor | None = None) -> float:
+    """Nats per character from each item's summed nats and its characters (N,), (N,): every item
+    alike, or each counted `weights` (N,) times."""
+    if weights is not None:
+        return float((sums * weights).sum() / (counts.double() * weights).sum())
     return float(sums.sum()) / int(counts.sum())
 
 

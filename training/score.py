@@ -7,15 +7,15 @@ A conditioned checkpoint may be given a condition first.
     python -m training score models/names.pt --corpus resources/names.txt --markov 3,4
 
 The split is the one `python -m training train` makes (same seed and fractions by default), and the
-loss is training's own (`data.evaluate` over the model rebuilt from the checkpoint), so a
-checkpoint scored on its own corpus gives the test loss on its card, and any other checkpoint scored
-on that corpus is measured on the same held-out names: the way to compare routes to a better
-model (trained on one year alone, pretrained on every year and fine-tuned, or the era model asked
-for the year's decade). A condition token fills the whole context before the first character, as in training.
-Prints one line: checkpoint, corpus, condition, names scored and nats per character (the end of
-each name counted, as on the cards). `--markov 3,4` adds the baselines: a character Markov chain of
-each order (training/markov.py) trained on the same split's training names and scored on its test
-names (then the checkpoint may be left out).
+loss is training's own (`data.item_losses` and `mean_nats`, as `data.evaluate`, over the model
+rebuilt from the checkpoint), so a checkpoint scored on its own corpus gives the test loss on its
+card, and any other checkpoint scored on that corpus is measured on the same held-out names: the way
+to compare routes to a better model (trained on one year alone, pretrained on every year and
+fine-tuned, or the era model asked for the year's decade). A condition token fills the whole context
+before the first character, as in training. Prints one line: checkpoint, corpus, condition, names
+scored and nats per character (the end of each name counted, as on the cards). `--markov 3,4` adds
+the baselines: a character Markov chain of each order (training/markov.py) trained on the same
+split's training names and scored on its test names (then the checkpoint may be left out).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from training.conditions import ConditionSpace
 from training.config import TrainConfig
 from training.corpus import CorpusError, read_items
-from training.data import Conditioner, Encoded, evaluate, split_items
+from training.data import Conditioner, Encoded, item_losses, mean_nats, split_items
 from training.export import load_trained
 from training.markov import Markov
 
@@ -40,17 +41,22 @@ def score_names(
     """Mean nats per character (end included) of `names` under the checkpoint at `path`, every
     name given `condition` (factor -> value; empty: none); with `weights`, each name's characters
     count `weights[i]` times."""
+    w = None if weights is None else torch.tensor(weights, dtype=torch.float64)
+    return mean_nats(*name_losses(path, names, condition), w)
+
+
+def name_losses(path: Path, names: list[str], condition: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """Each name's nats summed over its characters (end included), and how many there are: (N,),
+    (N,), under the checkpoint at `path`, every name given `condition` (empty: none). What any mean
+    of them (mean_nats, by name or by weight) is made from."""
     model, meta, _ = load_trained(path)
     stoi = {c: i for i, c in enumerate(meta["vocab"])}
     unknown = sorted({c for n in names for c in n if c not in stoi})
     if unknown:
         raise ValueError(f"characters {''.join(unknown)!r} are not in the vocabulary of {path}")
     ctx = int(meta["context_length"])
-    w = None if weights is None else torch.tensor(weights, dtype=torch.float64)
     if not condition:
-        data = Encoded(names, stoi, ctx)
-        data.weights = w
-        return evaluate(model, data, weighted=w is not None)
+        return item_losses(model, Encoded(names, stoi, ctx))
     if "conditions" not in meta:
         raise ValueError(f"{path} declares no conditions; drop --sex and --year")
     space = ConditionSpace.build(list(meta["conditions"]["factors"]))
@@ -58,9 +64,7 @@ def score_names(
         raise ValueError(f"{path} has no condition token for {condition}")
     factors = space.value_indices([condition]).expand(len(names), -1)  # (N, F)
     cond = Conditioner(space, len(stoi), ctx, "tokens", dropout=0.0)
-    data = Encoded(names, stoi, ctx, factors=factors)
-    data.weights = w
-    return evaluate(model, data, cond, weighted=w is not None)
+    return item_losses(model, Encoded(names, stoi, ctx, factors=factors), cond)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,12 +34,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from training.config import TrainConfig
 from training.corpus import CorpusError, WorldItem, read_world
-from training.data import split_items
+from training.data import mean_nats, split_items
 from training.evaluate import Checkpoint, parse_sampling
 from training.markov import Markov
-from training.score import score_names
+from training.score import name_losses
 
 ORDERS = (3, 4)
 
@@ -110,18 +112,21 @@ def measure(
             "test_names": len(test),
         }
         one = single / f"world-{country.lower()}.pt" if single else None
-        # each loss twice: every test name once ("by name"), and each counted by its births
-        # ("births", as the model is trained); a country without a test name (only in a small
-        # sample of the corpus) has none
+        names, births = list(test), torch.tensor(list(test.values()), dtype=torch.float64)
+        # each model scores the test names once; its loss is read twice from that: every test name
+        # once ("by name"), and each counted by its births ("births_", as the model is trained). A
+        # country without a test name (only in a small sample of the corpus) has none
+        losses = {
+            "shared": name_losses(model_path, names, {"country": country}) if test else None,
+            "single": name_losses(one, names, {}) if test and one is not None and one.is_file() else None,
+        }
+        for key, weights in (("", None), ("births_", births)):
+            for label, scored in losses.items():
+                row[f"{key}{label}"] = None if scored is None else mean_nats(*scored, weights)
         for key, weights, train_weights in (
             ("", None, None),
-            ("births_", list(map(float, test.values())), list(map(float, train.values()))),
+            ("births_", births.tolist(), list(map(float, train.values()))),
         ):
-            names, here = list(test), {"country": country}
-            row[f"{key}shared"] = score_names(model_path, names, here, weights) if test else None
-            row[f"{key}single"] = (
-                score_names(one, names, {}, weights) if test and one is not None and one.is_file() else None
-            )
             for order in ORDERS:
                 chain = Markov(list(train), order, train_weights)
                 row[f"{key}markov{order}"] = chain.loss(names, weights) if test else None
