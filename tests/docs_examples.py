@@ -4,7 +4,7 @@ The curl examples of README.md, CONTRIBUTING.md and docs/*.md, run against a rea
 An example is a fenced code block whose first line starts with `$ curl`: each `$ ` line is a shell
 command, the lines after it (to the next `$ ` line or the end of the block) its expected output.
 Commands address `localhost:8000`; they are run with bash against a real uvicorn process serving the
-repository's models instead, and the output is compared with each float within a relative 1e-5
+repository's models instead, and the output is compared with each float within a relative 1e-6
 of the page's (see `same`). tests/test_docs.py runs them all.
 
     python -m tests.docs_examples            # check, print the differences
@@ -26,7 +26,7 @@ from tests.support import REPO
 
 HOST = "localhost:8000"
 FLOAT = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?")
-REL_TOLERANCE = 1e-5  # how far a printed float may be from the page's, relatively
+REL_TOLERANCE = 1e-6  # how far a printed float may be from the page's, relatively
 FENCE = "```"
 
 
