@@ -138,6 +138,17 @@ class Settings(BaseSettings):
         "event loop, which then spins while one runs, rather than every millisecond (0: never); "
         "default: 64 with one worker, 0 with several",
     )
+    pool_size: int = Field(
+        1024,
+        ge=0,
+        le=100_000,
+        description="a /generate of at most 16 names without a seed is answered from results sampled ahead "
+        "in large batches, each with its own seed (the same seed gives the same names); results kept "
+        "ahead for each kind of request at most (0: none, every request samples its own)",
+    )
+    pool_kinds: int = Field(
+        16, ge=1, le=10_000, description="kinds of request (model and fields) kept results for, at most"
+    )
     max_in_flight: int = Field(
         256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"
     )

@@ -32,6 +32,7 @@ from app.http.openapi import install_openapi
 from app.http.routes import docs, generate, health, metrics, models, next_char, playground, score
 from app.inference.batching import BatchRunner
 from app.inference.checkpoint import CheckpointError
+from app.inference.pool import SamplePool
 from app.inference.registry import load_registry
 
 logger = logging.getLogger("namegen.main")
@@ -94,7 +95,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_cancel=app.state.metrics.count_cancelled,
         spin_rows=spin_rows(settings),
     )
-    app.state.service = Service(registry, runner, settings, app.state.metrics)
+    pool = SamplePool(runner, settings.pool_size, settings.pool_kinds)
+    app.state.service = Service(registry, runner, pool, settings, app.state.metrics)
     # what is loaded lives as long as the process: out of the collector's reach, and young
     # collections rarer (docs/performance.md, "The garbage collector", has why and what it saves)
     gc.collect()
@@ -112,6 +114,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.service = None
+        pool.close()
         runner.close()
         gc.set_threshold(young_threshold, *older)
         gc.unfreeze()

@@ -37,6 +37,9 @@ ENDPOINTS: list[tuple[str, str, str, dict[str, object] | None]] = [
     ("GET /healthz", "GET", "/healthz", None),
     ("GET /next-char", "GET", "/next-char?prefix=emm", None),
     ("GET /generate n=1", "GET", "/generate?n=1", None),
+    # a fresh random seed per request ({seed}): what a client that brings seeds costs, sampled as
+    # it comes; one fixed seed would give a batch of identical rows, all ending at the same step
+    ("GET /generate n=1 seeded", "GET", "/generate?n=1&seed={seed}", None),
     ("POST /generate n=100", "POST", "/generate", {"n": 100}),
 ]
 
@@ -84,6 +87,13 @@ def _ms(value: str, unit: str) -> float:
 def run_wrk(url: str, method: str, body: dict[str, object] | None, duration: int, connections: int,
             threads: int) -> tuple[float, float, float, int, int]:  # fmt: skip
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if "{seed}" in url:
+            base, _, path = url.partition("://")[2].partition("/")
+            url = url[: url.index(base) + len(base)] + "/"
+            script.write(f"local path = {json.dumps('/' + path)}\n")
+            script.write("request = function()\n")
+            script.write('  local p = path:gsub("{seed}", tostring(math.random(0, 2147483647)))\n')
+            script.write("  return wrk.format(nil, p)\nend\n")
         if body is not None:
             script.write(f'wrk.method = "{method}"\n')
             script.write(f"wrk.body = {json.dumps(json.dumps(body))}\n")
@@ -182,15 +192,15 @@ def print_table(rounds: list[list[Result]], args: argparse.Namespace) -> None:
         print(f"{args.rounds} rounds, each endpoint in turn; medians, and the range of the ratio to the "
               f"round's own /healthz")  # fmt: skip
     range_head = " range      |" if args.rounds > 1 else ""
-    print(f"\n| {'endpoint':<22} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'requests':>8} | "
+    print(f"\n| {'endpoint':<24} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'requests':>8} | "
           f"{'errors':>6} | {'vs ceiling':>10} |{range_head} loop us/req | server us/req |")  # fmt: skip
-    print(f"|{'-' * 24}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 12}|"
+    print(f"|{'-' * 26}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 8}|{'-' * 12}|"
           f"{'-' * 12 + '|' if args.rounds > 1 else ''}{'-' * 13}|{'-' * 15}|")  # fmt: skip
     for i, (label, *_) in enumerate(ENDPOINTS):
         runs = [results[i] for results in rounds]
         ratios = [results[i].requests_per_s / results[0].requests_per_s for results in rounds]
         spread = f" {min(ratios):.2f}-{max(ratios):.2f} |" if args.rounds > 1 else ""
-        print(f"| {label:<22} | {median(r.requests_per_s for r in runs):>8,.0f} | "
+        print(f"| {label:<24} | {median(r.requests_per_s for r in runs):>8,.0f} | "
               f"{median(r.p50_ms for r in runs):>7.2f} | {median(r.p99_ms for r in runs):>7.2f} | "
               f"{sum(r.requests for r in runs):>8,} | {sum(r.errors for r in runs):>6} | "
               f"{median(ratios):>10.2f} |{spread} {median(r.loop_us for r in runs):>11,.0f} | "

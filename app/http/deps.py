@@ -18,6 +18,7 @@ from app.config import Settings
 from app.http.metrics import Metrics
 from app.http.schemas import ErrorResponse
 from app.inference.batching import BatchRunner
+from app.inference.pool import SamplePool
 from app.inference.registry import Registry
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,6 +30,7 @@ class Service:
 
     registry: Registry
     runner: BatchRunner
+    pool: SamplePool
     settings: Settings
     metrics: Metrics
 

@@ -44,6 +44,10 @@ class Metrics:
             "namegen_names_generated", "Names returned by /generate, by model", ["model"],
             registry=self.registry,
         )  # fmt: skip
+        self.pooled = Counter(
+            "namegen_generate_pooled", "/generate requests without a seed answered from results sampled "
+            "ahead (NAMEGEN_POOL_SIZE), by model", ["model"], registry=self.registry,
+        )  # fmt: skip
         self.bodies_reading = Gauge(
             "namegen_request_bodies_reading", "Requests whose body is still arriving (not yet in flight)",
             registry=self.registry,
@@ -57,6 +61,7 @@ class Metrics:
         # the labelled children, looked up once per label set: labels() costs more than inc()
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._names_children: dict[str, Counter] = {}
+        self._pooled_children: dict[str, Counter] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         children = self._request_children.get((route, method, status))
@@ -75,6 +80,12 @@ class Metrics:
         if child is None:
             child = self._names_children[model] = self.names.labels(model)
         child.inc(n)
+
+    def count_pooled(self, model: str) -> None:
+        child = self._pooled_children.get(model)
+        if child is None:
+            child = self._pooled_children[model] = self.pooled.labels(model)
+        child.inc()
 
     def set_models(self, models: Iterable[tuple[str, int, int, float, str]]) -> None:
         self.model_info.clear()

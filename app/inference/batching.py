@@ -147,14 +147,42 @@ class ModelBatcher:
             if job.running == 0:
                 self._release_slot(job)
 
-    async def _run(self, job: Job, loop: asyncio.AbstractEventLoop, gone: Awaitable[object] | None) -> Task:
-        self._enqueue(job)
+    async def run_all(self, tasks: list[Task]) -> list[Task | BaseException]:
+        """Run every task to completion, queued at once so that they share batches from the
+        first, without a deadline or a client to watch (work the service gives itself: SamplePool);
+        returns each task, or what it failed with (ServiceClosing on shutdown)."""
+        if self.closed:
+            raise ServiceClosing("the service is shutting down")
+        loop = asyncio.get_running_loop()
+        jobs = [Job(t, loop.create_future(), math.inf) for t in tasks]
+        for job in jobs:
+            if job.task.rows == 0:
+                job.task.end_round()
+                job.fut.set_result(job.task)
+            else:
+                self._enqueue(job)
+        self._arrived(loop)
+        try:
+            return await asyncio.gather(*(j.fut for j in jobs), return_exceptions=True)
+        except asyncio.CancelledError:  # no longer wanted: what has not started never will
+            for job in jobs:
+                job.cancelled = True
+                self._drop(job)
+            raise
+
+    def _arrived(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Work has been queued: start a batch now, or once the event loop has read what has just
+        arrived, as the policy says."""
         self._collect()  # a polled batch that has ended: hand it out, freeing its core
         start = self.policy.on_arrival(self.timer is not None, len(self.running), loop.time() - self.last_end)
         if start is Start.AFTER_READS:
             self._start_soon(loop, self.wait_s, back_to_back=True)
         elif start is Start.NOW:
             self._start(back_to_back=bool(self.running))
+
+    async def _run(self, job: Job, loop: asyncio.AbstractEventLoop, gone: Awaitable[object] | None) -> Task:
+        self._enqueue(job)
+        self._arrived(loop)
         if gone is None:
             return await job.fut
         watcher = asyncio.ensure_future(gone)
@@ -439,6 +467,9 @@ class BatchRunner:
         gone: Awaitable[object] | None = None,
     ) -> Task:
         return await self.batchers[model.name].run(task, timeout_s, gone)
+
+    async def run_all(self, model: LoadedModel, tasks: list[Task]) -> list[Task | BaseException]:
+        return await self.batchers[model.name].run_all(tasks)
 
     def close(self) -> None:
         for batcher in self.batchers.values():

@@ -64,19 +64,31 @@ def note_for(result: SampleResult, n: int, count: int) -> str | None:
 async def generate(req: GenerateRequest, service: Service, request: Request) -> GenerateResponse:
     settings = service.settings
     plan = generate_plan(req, service.registry, settings)
-    seed = req.seed if req.seed is not None else _seeds.getrandbits(32)
     safe = req.safe or settings.force_safe  # an operator may refuse to turn the filter off
     safety = service.registry.safety if safe else None
     full: list[FullName] | None = None
+    # a small request without a seed: a result sampled ahead, with its own seed (app/inference/pool.py)
+    pooled: tuple[int, SampleResult] | None = None
+    if req.seed is not None:
+        seed = req.seed
+    elif plan.family_model is None and (pooled := service.pool.take(plan.model, plan.spec, safety)):
+        seed = pooled[0]
+    else:
+        seed = _seeds.getrandbits(32)
     if plan.family_model is not None:
         full, result, stopped = await generate_full(req, service, request, plan, seed, safety)
         names = [f.name for f in full]
         service.metrics.count_names(plan.family_model.name, len(names))
     else:
-        task = SampleTask(plan.model, plan.spec, seed, safety)
-        gone = client_gone(request) if watch_client(plan.spec) else None
-        await service.runner.run(plan.model, task, settings.generate_timeout_s, gone)
-        result = stopped = task.result()
+        if pooled is not None:
+            result = pooled[1]
+            service.metrics.count_pooled(plan.model.name)
+        else:
+            task = SampleTask(plan.model, plan.spec, seed, safety)
+            gone = client_gone(request) if watch_client(plan.spec) else None
+            await service.runner.run(plan.model, task, settings.generate_timeout_s, gone)
+            result = task.result()
+        stopped = result
         names = result.names if req.lowercase else [s.capitalize() for s in result.names]
     service.metrics.count_names(plan.model.name, len(names))
     return GenerateResponse(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -31,9 +33,28 @@ async def test_post_and_get_agree_and_seed_reproduces(client: httpx.AsyncClient)
 
 
 async def test_echoed_seed_reproduces_a_seedless_request(client: httpx.AsyncClient) -> None:
-    first = (await client.get("/generate", params={"n": 8})).json()
-    again = (await client.get("/generate", params={"n": 8, "seed": first["seed"]})).json()
-    assert again["names"] == first["names"]
+    # the first request of its kind samples its own; the later ones are answered from results
+    # sampled ahead (app/inference/pool.py), and each must be what its seed gives
+    seen: set[int] = set()
+    for params in [{"n": 8}] * 12 + [{"n": 1, "model": "names-male", "lowercase": True}] * 12:
+        first = (await client.get("/generate", params=params)).json()
+        again = (await client.get("/generate", params={**params, "seed": first["seed"]})).json()
+        assert again == first
+        seen.add(first["seed"])
+        await asyncio.sleep(0.01)  # time for a refill
+    assert len(seen) == 24
+    metrics = (await client.get("/metrics")).text
+    assert 'namegen_generate_pooled_total{model="names"}' in metrics
+    assert 'namegen_generate_pooled_total{model="names-male"}' in metrics
+
+
+async def test_with_no_pool_a_seedless_request_samples_its_own() -> None:
+    async with app_client(pool_size=0) as client:
+        for _ in range(3):
+            first = (await client.get("/generate", params={"n": 2})).json()
+            again = (await client.get("/generate", params={"n": 2, "seed": first["seed"]})).json()
+            assert again == first
+        assert "namegen_generate_pooled_total{" not in (await client.get("/metrics")).text
 
 
 async def test_defaults_unique_capitalized_default_model(client: httpx.AsyncClient) -> None:
