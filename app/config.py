@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     pool_kinds: int = Field(
         16, ge=1, le=10_000, description="kinds of request (model and fields) kept results for, at most"
     )
+    next_char_cache: int = Field(
+        2048,
+        ge=0,
+        le=1_000_000,
+        description="/next-char answers kept by request (model, prefix, condition, temperature, top_k), the "
+        "least recently used dropped first (0: none; each is computed)",
+    )
     max_in_flight: int = Field(
         256, ge=1, le=100_000, description="requests served at once; past it: 503 with Retry-After"
     )

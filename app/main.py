@@ -23,6 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings, get_settings, spin_rows
+from app.http.cache import ResponseCache
 from app.http.deps import Service
 from app.http.errors import install_error_handlers
 from app.http.logs import configure_logging
@@ -96,7 +97,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         spin_rows=spin_rows(settings),
     )
     pool = SamplePool(runner, settings.pool_size, settings.pool_kinds)
-    app.state.service = Service(registry, runner, pool, settings, app.state.metrics)
+    next_chars = ResponseCache(settings.next_char_cache)
+    app.state.service = Service(registry, runner, pool, next_chars, settings, app.state.metrics)
     # what is loaded lives as long as the process: out of the collector's reach, and young
     # collections rarer (docs/performance.md, "The garbage collector", has why and what it saves)
     gc.collect()

@@ -35,7 +35,9 @@ from tests.support.server import REPO, serve, worker_pids
 ENDPOINTS: list[tuple[str, str, str, dict[str, object] | None]] = [
     # label, method, path, JSON body
     ("GET /healthz", "GET", "/healthz", None),
-    ("GET /next-char", "GET", "/next-char?prefix=emm", None),
+    ("GET /next-char", "GET", "/next-char?prefix=emm", None),  # one prefix: answered from the cache
+    # a random three-letter prefix per request ({prefix}: 17,576 of them), most computed
+    ("GET /next-char varied", "GET", "/next-char?prefix={prefix}", None),
     ("GET /generate n=1", "GET", "/generate?n=1", None),
     # a fresh random seed per request ({seed}): what a client that brings seeds costs, sampled as
     # it comes; one fixed seed would give a batch of identical rows, all ending at the same step
@@ -87,12 +89,14 @@ def _ms(value: str, unit: str) -> float:
 def run_wrk(url: str, method: str, body: dict[str, object] | None, duration: int, connections: int,
             threads: int) -> tuple[float, float, float, int, int]:  # fmt: skip
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        if "{seed}" in url:
+        if "{seed}" in url or "{prefix}" in url:  # a fresh value per request
             base, _, path = url.partition("://")[2].partition("/")
             url = url[: url.index(base) + len(base)] + "/"
             script.write(f"local path = {json.dumps('/' + path)}\n")
+            script.write("local function letter() return string.char(96 + math.random(26)) end\n")
             script.write("request = function()\n")
             script.write('  local p = path:gsub("{seed}", tostring(math.random(0, 2147483647)))\n')
+            script.write('  p = p:gsub("{prefix}", letter() .. letter() .. letter())\n')
             script.write("  return wrk.format(nil, p)\nend\n")
         if body is not None:
             script.write(f'wrk.method = "{method}"\n')

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from app.config import Settings
+from app.http.cache import ResponseCache
 from app.http.metrics import Metrics
 from app.http.schemas import ErrorResponse
 from app.inference.batching import BatchRunner
@@ -31,6 +32,7 @@ class Service:
     registry: Registry
     runner: BatchRunner
     pool: SamplePool
+    next_chars: ResponseCache  # /next-char's bodies by request
     settings: Settings
     metrics: Metrics
 

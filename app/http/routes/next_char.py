@@ -25,14 +25,21 @@ async def next_char(req: NextCharRequest, service: Service) -> Response:
     model = model_of(service.registry, req.model)
     prefix = prefix_of(model, req.prefix, service.settings)
     start, condition = condition_of(service.registry, model, req)
+    # the answer depends on these alone: a prefix asked for before is answered from the cache
+    factors = tuple(condition.items()) if condition else ()
+    key = (model.name, prefix, start, req.temperature, req.top_k, factors)
+    if (cached := service.next_chars.get(key)) is not None:
+        return Response(cached, media_type="application/json")
     task = NextCharTask(model, prefix, Sampling(temperature=req.temperature, top_k=req.top_k or 0), start)
     await service.runner.run(model, task)
     # the one body written as a dict: a NextCharResponse holds a CharProb per character, and
     # building it took a fifth of this route's requests/s under load (docs/performance.md);
     # tests/app/http/routes/test_next_char.py checks the body against the model
     distribution = [{"char": c, "prob": p} for c, p in task.distribution()]
-    body = {"model": model.name, "prefix": prefix, "condition": condition, "distribution": distribution}
-    return Response(to_json(body), media_type="application/json")
+    fields = {"model": model.name, "prefix": prefix, "condition": condition, "distribution": distribution}
+    body = to_json(fields)
+    service.next_chars.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.post(

@@ -7,6 +7,8 @@ import math
 import httpx
 import pytest
 
+from tests.app.conftest import app_client
+
 pytestmark = pytest.mark.anyio
 
 
@@ -90,3 +92,32 @@ async def test_body_is_exactly_the_declared_response_model(client: httpx.AsyncCl
     assert NextCharResponse.model_validate(data, strict=True).model_dump(mode="json") == data
     assert [list(d) for d in data["distribution"]] == [["char", "prob"]] * len(data["distribution"])
     assert sum(d["prob"] > 0 for d in data["distribution"]) == 3
+
+
+async def test_answers_kept_by_request_are_the_computed_ones(client: httpx.AsyncClient) -> None:
+    """A prefix asked for again is answered from the cache (NAMEGEN_NEXT_CHAR_CACHE): each answer is
+    the one an app without the cache computes, for every field that the key holds."""
+    asks = [
+        {"prefix": "ma"},
+        {"prefix": "MA"},  # the same key: the checked prefix is lowercase
+        {"prefix": "ma", "temperature": 0.5},
+        {"prefix": "ma", "top_k": 3},
+        {"prefix": "ma", "model": "names-male"},
+        {"prefix": "mil", "model": "names-era", "sex": "F", "year": 1925},
+        {"prefix": "mil", "model": "names-era", "sex": "F", "year": 1985},
+        {"prefix": "mil", "model": "names-era", "sex": "M", "year": 1925},
+        {"prefix": "mil", "model": "names-era", "sex": "F", "year": 1926},  # 1925's decade
+    ]
+    first = [(await client.get("/next-char", params=p)).json() for p in asks]
+    again = [(await client.get("/next-char", params=p)).json() for p in asks]
+    assert again == first
+    async with app_client(next_char_cache=0) as uncached:
+        computed = [(await uncached.get("/next-char", params=p)).json() for p in asks]
+    assert computed == first
+    assert first[0] == first[1] and first[5] == first[8]
+    assert len({str(a) for a in first[1:8]}) == 7  # no two keys share an answer
+    assert [a["condition"] for a in first[5:8]] == [
+        {"sex": "F", "decade": 1920},
+        {"sex": "F", "decade": 1980},
+        {"sex": "M", "decade": 1920},
+    ]
