@@ -143,8 +143,8 @@ class Settings(BaseSettings):
         ge=0,
         le=100_000,
         description="a /generate of at most 16 names without a seed is answered from results sampled ahead "
-        "in large batches, each with its own seed (the same seed gives the same names); results kept "
-        "ahead for each kind of request at most (0: none, every request samples its own)",
+        "in large batches, each with its own seed (the same seed gives the same names); names kept ahead "
+        "for each kind of request at most (0: none, every request samples its own)",
     )
     pool_kinds: int = Field(
         16, ge=1, le=10_000, description="kinds of request (model and fields) kept results for, at most"

@@ -11,8 +11,9 @@ cost is shared by many rows, rather than the few rows that a small request's bat
 
 - What is sampled ahead is asked for: a kind's first request misses and starts a refill of
   FIRST_REFILL results; each later refill asks for twice as many as the last, up to the pool's
-  size, whenever the queue falls to half of what was last asked for. A kind asked for once costs
-  one small batch; a kind asked for steadily keeps a full queue. An idle service does no work.
+  size (in names: 1,024 results of one name, 64 of sixteen), whenever the queue falls to half of
+  what was last asked for. A kind asked for once costs one small batch; a kind asked for steadily
+  keeps a full queue. An idle service does no work.
 - At most `kinds` kinds are kept; the one used least recently goes first, with its results.
 - A result is served once and never again. Results come from the same tasks as a seeded request's
   (no deadline: nothing a clock decides), so every one is what its seed gives.
@@ -53,7 +54,7 @@ class Queue:
 
 class SamplePool:
     """Queues of results sampled ahead, one per kind of small seedless request; use from the event
-    loop. `size`: results a queue holds at most (0: no pool); `kinds`: queues kept at most."""
+    loop. `size`: names a queue holds at most (0: no pool); `kinds`: queues kept at most."""
 
     def __init__(self, runner: BatchRunner, size: int, kinds: int) -> None:
         self.runner = runner
@@ -80,7 +81,8 @@ class SamplePool:
             self.queues.move_to_end(kind)
         taken = queue.results.popleft() if queue.results else None
         if queue.refill is None and len(queue.results) <= queue.asked // 2:
-            want = min(self.size, max(FIRST_REFILL, 2 * queue.asked))
+            # the size counts names: a queue of larger requests holds fewer of them
+            want = min(max(1, self.size // spec.n), max(FIRST_REFILL, 2 * queue.asked))
             queue.asked = want
             queue.refill = asyncio.ensure_future(self._refill(queue, want - len(queue.results)))
         return taken

@@ -86,7 +86,7 @@ class SampleSpec:
     max_gap: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # slots: the pool keeps many (app/inference/pool.py)
 class SampleResult:
     names: list[str]  # lowercase, at most n
     rounds: int

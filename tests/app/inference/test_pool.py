@@ -78,6 +78,17 @@ async def test_refills_double_with_demand_up_to_the_size(registry: Registry, run
     assert len(pool.queues["names", SPEC, False].results) <= 40
 
 
+async def test_the_size_counts_names(registry: Registry, runner: BatchRunner) -> None:
+    model = registry.models["names"]
+    spec = SampleSpec(n=16, unique=False)
+    pool = SamplePool(runner, size=64, kinds=4)  # four results of sixteen names
+    for _ in range(12):
+        pool.take(model, spec, None)
+        await settled(pool)
+    queue = pool.queues["names", spec, False]
+    assert queue.asked == 4 and 0 < len(queue.results) <= 4
+
+
 async def test_a_refill_runs_as_one_batch(
     registry: Registry, runner: BatchRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
