@@ -31,7 +31,7 @@ from app.http.metrics import Metrics
 from app.http.middleware import ServiceMiddleware
 from app.http.openapi import install_openapi
 from app.http.routes import docs, generate, health, metrics, models, next_char, playground, score
-from app.inference.batching import BatchRunner
+from app.inference.batching import BatchRunner, warm_up
 from app.inference.checkpoint import CheckpointError
 from app.inference.pool import SamplePool
 from app.inference.registry import load_registry
@@ -80,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             allow_unverified=settings.allow_unverified,
             max_bytes=settings.max_checkpoint_bytes,
             threads=settings.batch_threads,
+            prepare=warm_up,  # each model's batch loop warmed in its loading thread, beside the others
         )
     except CheckpointError as e:
         app.state.startup_failure = f"cannot start: {e}"  # for hosts that run the lifespan themselves

@@ -43,7 +43,7 @@ from app.inference.sampling import NextCharTask, Piece, SampleSpec, SampleTask, 
 logger = logging.getLogger("namegen.batching")
 
 CancelHook = Callable[[str, int], None]  # (stage, rows never run) for each cancelled request
-WARM_UP_RUNS = 2  # small batches every model runs at start-up (BatchRunner)
+WARM_UP_RUNS = 2  # small batches every model runs at start-up (warm_up)
 
 
 class ServiceClosing(RuntimeError):
@@ -223,22 +223,6 @@ class ModelBatcher:
             job.slot_set = False
         job.task.slot = 0
         self.free_slots.append(slot)
-
-    def warm_up(self) -> Callable[[], None]:
-        """Launch a small batch of every kind through `launch`; returns what waits for it and
-        reads it. TorchScript profiles and optimises a method on its first calls, running them
-        slowly; BatchRunner does this a few times for every model at start-up, instead of in the
-        first requests' event loop."""
-        m = self.model
-        tasks: list[Task] = [
-            SampleTask(m, SampleSpec(n=2, sampling=Sampling(min_length=1, max_length=8)), seed=0),
-            NextCharTask(m, "", Sampling(top_k=2)),
-            ScoreTask(m, [m.vocab[1]]),
-        ]
-        plan = plan_batch([Piece.whole(t) for t in tasks])
-        with torch.inference_mode():
-            handle = m.loop.launch(*plan.args)
-        return lambda: finish_batch(m, plan, handle.wait())
 
     # -- the queue -------------------------------------------------------------------------------
 
@@ -427,6 +411,24 @@ class ModelBatcher:
                 job.fut.set_exception(ServiceClosing("the service is shutting down"))
 
 
+def warm_up(model: LoadedModel) -> None:
+    """Run WARM_UP_RUNS small batches of every kind through the model's loop as the batches run
+    (`launch`, optimised). A loop's first calls are slow while TorchScript optimises it (without
+    this, the first requests took 36-48 ms each): the first call with no profiling call before it
+    (as the lifespan sets), the first three with one. The service runs this in each model's
+    loading thread (load_registry's `prepare`), beside the other files' loading."""
+    for _ in range(WARM_UP_RUNS):
+        tasks: list[Task] = [
+            SampleTask(model, SampleSpec(n=2, sampling=Sampling(min_length=1, max_length=8)), seed=0),
+            NextCharTask(model, "", Sampling(top_k=2)),
+            ScoreTask(model, [model.vocab[1]]),
+        ]
+        plan = plan_batch([Piece.whole(t) for t in tasks])
+        with torch.inference_mode():
+            handle = model.loop.launch(*plan.args)
+        finish_batch(model, plan, handle.wait())
+
+
 class BatchRunner:
     """One ModelBatcher per loaded model; `await run(model, task)` from the event loop."""
 
@@ -451,13 +453,6 @@ class BatchRunner:
             )
             for name, m in registry.models.items()
         }
-        # a batch loop's first calls are slow, TorchScript optimising it (without this, the first
-        # requests took 36-48 ms each): the first call with no profiling call before it (as the
-        # lifespan sets), the first three with one. Every model's warm-up batch is launched
-        # before any is waited for, so they run side by side on torch's inter-op pool
-        for _ in range(WARM_UP_RUNS):
-            for finish in [batcher.warm_up() for batcher in self.batchers.values()]:
-                finish()
 
     async def run(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -95,11 +96,13 @@ def load_registry(
     allow_unverified: bool = False,
     max_bytes: int = MAX_CHECKPOINT_BYTES,
     threads: int = 1,
+    prepare: Callable[[LoadedModel], None] | None = None,
 ) -> Registry:
     """Load every *.pt in `models_dir`, each checked against the manifest (find_manifest), up to
     `threads` files at once. Bad checkpoints raise CheckpointError (the first bad one in file
     order), or with `skip_bad` are logged and left out. Raises too when nothing loads or `default`
-    is absent."""
+    is absent. `prepare` runs on each model that loads, in its loading thread (the service warms
+    its batch loop: batching.warm_up)."""
     paths = list_checkpoints(models_dir)
     manifest = find_manifest(models_dir, manifest_path, allow_unverified)
     if manifest is not None:
@@ -114,9 +117,12 @@ def load_registry(
 
     def load(path: Path) -> LoadedModel | CheckpointError:
         try:
-            return load_checkpoint(path, manifest, allow_unverified=allow_unverified, max_bytes=max_bytes)
+            model = load_checkpoint(path, manifest, allow_unverified=allow_unverified, max_bytes=max_bytes)
         except CheckpointError as e:
             return e
+        if prepare is not None:
+            prepare(model)
+        return model
 
     # the checks and the loop's start run in TorchScript without the GIL, so files load side by
     # side on several cores; what each yields is then taken in file order, as one at a time would

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,23 @@ def test_bad_checkpoint_is_skipped_when_asked(
     assert list(registry.skipped) == [bad.name] and message in registry.skipped[bad.name]
     assert str(bad.parent) not in registry.skipped[bad.name]  # no path: /models shows this
     assert any(str(bad) in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_prepare_runs_on_each_model_that_loads_in_its_loading_thread(tmp_path: Path) -> None:
+    """The service warms each batch loop as its model loads (app/main.py passes batching.warm_up):
+    on the loading threads, for the models that load and not for one that is skipped."""
+    shutil.copy(SOURCE, tmp_path / SOURCE.name)
+    bad = FAULTS[0][0](tmp_path)
+    seen: list[tuple[str, str]] = []
+    registry = load_registry(
+        tmp_path,
+        skip_bad=True,
+        allow_unverified=True,
+        threads=2,
+        prepare=lambda m: seen.append((m.name, threading.current_thread().name)),
+    )
+    assert [name for name, _ in seen] == registry.names() == ["names-male"]
+    assert all(thread.startswith("load") for _, thread in seen) and bad.name in registry.skipped
 
 
 def test_empty_or_missing_folder(tmp_path: Path) -> None:
