@@ -26,7 +26,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +147,7 @@ class ModelBatcher:
             if job.running == 0:
                 self._release_slot(job)
 
-    async def run_all(self, tasks: list[Task]) -> list[Task | BaseException]:
+    async def run_all(self, tasks: Sequence[Task]) -> list[Task | BaseException]:
         """Run every task to completion, queued at once so that they share batches from the
         first, without a deadline or a client to watch (work the service gives itself: SamplePool);
         returns each task, or what it failed with (ServiceClosing on shutdown)."""
@@ -463,7 +463,7 @@ class BatchRunner:
     ) -> Task:
         return await self.batchers[model.name].run(task, timeout_s, gone)
 
-    async def run_all(self, model: LoadedModel, tasks: list[Task]) -> list[Task | BaseException]:
+    async def run_all(self, model: LoadedModel, tasks: Sequence[Task]) -> list[Task | BaseException]:
         return await self.batchers[model.name].run_all(tasks)
 
     def close(self) -> None:

@@ -91,16 +91,15 @@ class SamplePool:
         seeds = [self.seeds.getrandbits(32) for _ in range(count)]
         tasks = [SampleTask(queue.model, queue.spec, seed, queue.safety) for seed in seeds]
         try:
-            done = await self.runner.run_all(queue.model, list(tasks))
+            outcomes = await self.runner.run_all(queue.model, tasks)
         except ServiceClosing:
             return
         finally:
             queue.refill = None
-        for seed, task in zip(seeds, done, strict=True):
-            if isinstance(task, BaseException):
-                logger.debug("a refill task of model %s failed: %r", queue.model.name, task)
+        for seed, task, outcome in zip(seeds, tasks, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                logger.debug("a refill task of model %s failed: %r", queue.model.name, outcome)
                 continue
-            assert isinstance(task, SampleTask)
             queue.results.append((seed, task.result()))
 
     def _drop(self, queue: Queue) -> None:
